@@ -1,0 +1,93 @@
+"""What every input resource has in common, and the typed validation error.
+
+Every model is a frozen dataclass with ``meta: ObjectMeta`` and a ``KIND``
+class attribute; ``key`` identifies it in the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ResourceKey:
+    """Identity of an input resource: kind, namespace ("" when cluster-scoped), name."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a resource was read from, for error messages (file and 1-based line)."""
+
+    file: str = ""
+    line: int = 0
+
+    def __str__(self) -> str:
+        if not self.file:
+            return ""
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field: ``path`` like ``spec.http[0].route[1].destination.host``."""
+
+    path: str
+    message: str
+    severity: str = "error"  # "error" or "warning"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ValidationError(ValueError):
+    """A resource (or document) that cannot be accepted; carries every field error found."""
+
+    def __init__(
+        self,
+        errors: list[FieldError],
+        *,
+        key: ResourceKey | None = None,
+        origin: Origin | None = None,
+    ) -> None:
+        self.errors = errors
+        self.key = key
+        self.origin = origin or Origin()
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """One line per error: ``file:line: Kind ns/name: field.path: message``."""
+        prefix = ""
+        if str(self.origin):
+            prefix += f"{self.origin}: "
+        if self.key is not None:
+            prefix += f"{self.key}: "
+        return "\n".join(f"{prefix}{e}" for e in self.errors)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    name: str
+    namespace: str = ""
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+    annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
+    resource_version: str = ""
+    origin: Origin = field(default_factory=Origin, compare=False)
+
+
+class Resource:
+    """Mixin for model dataclasses: ``KIND`` plus a ``meta`` field give ``key``."""
+
+    KIND: ClassVar[str]
+    meta: ObjectMeta
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(self.KIND, self.meta.namespace, self.meta.name)

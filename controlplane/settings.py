@@ -1,0 +1,30 @@
+"""The one settings object, built by the CLI and passed down; no module reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where input comes from.
+    config_dirs: tuple[Path, ...] = ()
+    kubernetes: bool = False
+    kubeconfig: Path | None = None
+    # Where we listen. Loopback only by default.
+    listen_host: str = "127.0.0.1"
+    xds_plaintext_port: int | None = None  # 15010, development only: off unless asked for
+    xds_tls_port: int | None = 15012
+    monitoring_port: int | None = 15014
+    # Mesh.
+    trust_domain: str = "cluster.local"
+    domain_suffix: str = "svc.cluster.local"
+    ca_dir: Path = field(default_factory=lambda: Path("certs"))
+    workload_cert_ttl_seconds: int = 24 * 3600
+    # Push debounce, as Istio's PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX.
+    debounce_after_seconds: float = 0.1
+    debounce_max_seconds: float = 10.0
+    # Logging.
+    log_level: str = "info"
+    log_format: str = "text"
