@@ -1,0 +1,93 @@
+"""Coalesce bursts of input changes into pushes, as Istio's PILOT_DEBOUNCE_AFTER/MAX do.
+
+A push happens once the input has been quiet for ``quiet`` seconds, or ``max_delay``
+seconds after the first change of a burst, whichever comes first, so a steady trickle
+of endpoint updates cannot starve pushes forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+log = logging.getLogger("controlplane.debounce")
+
+T = TypeVar("T")
+
+
+class Debouncer(Generic[T]):
+    """Collects items with ``submit`` and hands each burst to ``flush`` as one merged value.
+
+    ``merge(accumulated, item)`` folds an item into the pending value; ``flush`` runs
+    one burst at a time (a burst that arrives during a flush waits for the next one).
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[T, float], Awaitable[None]],
+        merge: Callable[[T | None, T], T],
+        *,
+        quiet: float,
+        max_delay: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._flush = flush
+        self._merge = merge
+        self._quiet = quiet
+        self._max_delay = max_delay
+        self._clock = clock
+        self._pending: T | None = None
+        self._first_at = 0.0
+        self._last_at = 0.0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="debouncer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    def submit(self, item: T) -> None:
+        """Record a change; must be called on the event loop's thread."""
+        now = self._clock()
+        if self._pending is None:
+            self._first_at = now
+        self._pending = self._merge(self._pending, item)
+        self._last_at = now
+        self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        return self._pending is None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            # Wait until the burst is quiet, or it has lasted max_delay.
+            while True:
+                now = self._clock()
+                quiet_at = self._last_at + self._quiet
+                deadline = self._first_at + self._max_delay
+                due = min(quiet_at, deadline)
+                if now >= due:
+                    break
+                await asyncio.sleep(due - now)
+            pending, self._pending = self._pending, None
+            if pending is None:
+                continue
+            debounce_seconds = self._clock() - self._first_at
+            try:
+                await self._flush(pending, debounce_seconds)
+            except Exception:  # one failed push must not stop later ones
+                log.exception("push failed")
