@@ -19,7 +19,7 @@ class Settings:
     monitoring_port: int | None = 15014
     # Mesh.
     trust_domain: str = "cluster.local"
-    domain_suffix: str = "svc.cluster.local"
+    domain_suffix: str = "cluster.local"  # services are <name>.<ns>.svc.<domain_suffix>
     ca_dir: Path = field(default_factory=lambda: Path("certs"))
     workload_cert_ttl_seconds: int = 24 * 3600
     # Push debounce, as Istio's PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX.
