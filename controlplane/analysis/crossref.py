@@ -1,0 +1,249 @@
+"""Cross-reference checks between resources, like ``istioctl analyze`` (all warnings).
+
+They read the validated documents in their API form (the dicts the model accepted),
+so field paths in messages are the ones users see in their YAML.
+
+- a VirtualService routes to a host no Service or ServiceEntry defines, or to a
+  subset no DestinationRule for that host defines;
+- a VirtualService names a Gateway that does not exist;
+- a Gateway no VirtualService references;
+- a DestinationRule subset that selects no workload of its service, checked only
+  when that service's workloads are known (Pods, WorkloadEntries, or the pod
+  templates of Deployments and the like in the same input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.analysis.inputs import Inputs
+from controlplane.model.base import Origin
+from controlplane.model.hosts import host_matches, resolve_short_name
+from controlplane.model.labels import selector_matches
+from controlplane.sources.diagnostics import WARNING, Diagnostic
+from controlplane.sources.parsing import Parsed
+
+WORKLOAD_TEMPLATES = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    namespace: str
+    labels: Mapping[str, str]
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _labels(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in _dict(value).items()}
+
+
+def _namespace(parsed: Parsed) -> str:
+    return parsed.key.namespace if parsed.key is not None else ""
+
+
+def _warn(parsed: Parsed, path: str, message: str) -> Diagnostic:
+    document = parsed.document
+    return Diagnostic(
+        Origin(document.origin.file, document.line_of(path)), parsed.key, path, message, WARNING
+    )
+
+
+class CrossReferences:
+    def __init__(self, inputs: Inputs, domain_suffix: str = "svc.cluster.local") -> None:
+        self.inputs = inputs
+        self.domain_suffix = domain_suffix
+        self.services = {
+            f"{p.key.name}.{p.key.namespace}.{domain_suffix}": p
+            for p in inputs.valid("Service")
+            if p.key
+        }
+        self.service_entries = inputs.valid("ServiceEntry")
+        self.destination_rules = inputs.valid("DestinationRule")
+        self.virtual_services = inputs.valid("VirtualService")
+        self.gateways = {(p.key.namespace, p.key.name): p for p in inputs.valid("Gateway") if p.key}
+        self.workloads = list(self._workloads())
+
+    # --- inputs ----------------------------------------------------------------------
+    def _workloads(self) -> Iterator[Workload]:
+        for parsed in self.inputs.valid("Pod"):
+            yield Workload(
+                _namespace(parsed),
+                _labels(_dict(parsed.document.body.get("metadata")).get("labels")),
+            )
+        for parsed in self.inputs.valid("WorkloadEntry"):
+            yield Workload(
+                _namespace(parsed), _labels(_dict(parsed.document.body.get("spec")).get("labels"))
+            )
+        for parsed in self.inputs.raw(WORKLOAD_TEMPLATES):
+            body = parsed.document.body
+            meta = _dict(body.get("metadata"))
+            namespace = str(
+                meta.get("namespace") or (parsed.key.namespace if parsed.key else "default")
+            )
+            template = _dict(_dict(body.get("spec")).get("template"))
+            yield Workload(namespace, _labels(_dict(template.get("metadata")).get("labels")))
+
+    def _resolve(self, host: str, namespace: str) -> str:
+        resolved = resolve_short_name(host, namespace, self.domain_suffix)
+        # "reviews.prod" and "reviews.prod.svc" name a Service too, for users if not for Istio.
+        for candidate in (resolved, f"{host}.{self.domain_suffix}", f"{host}.cluster.local"):
+            if candidate in self.services:
+                return candidate
+        return resolved
+
+    def _host_defined(self, host: str) -> bool:
+        if host in self.services:
+            return True
+        for entry in self.service_entries:
+            for pattern in _list(_dict(entry.document.body.get("spec")).get("hosts")):
+                if isinstance(pattern, str) and (
+                    host_matches(pattern, host) or pattern.lower() == host.lower()
+                ):
+                    return True
+        return False
+
+    def _rules_for(self, host: str) -> list[Parsed]:
+        out = []
+        for rule in self.destination_rules:
+            rule_host = _dict(rule.document.body.get("spec")).get("host")
+            if isinstance(rule_host, str) and host_matches(
+                self._resolve(rule_host, _namespace(rule)), host
+            ):
+                out.append(rule)
+        return out
+
+    # --- checks --------------------------------------------------------------------------
+    def check(self) -> list[Diagnostic]:
+        return [
+            *self.check_destinations(),
+            *self.check_gateway_references(),
+            *self.check_subsets_select_workloads(),
+        ]
+
+    def _destinations(self, spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        for section in ("http", "tcp", "tls"):
+            for i, route in enumerate(_list(spec.get(section))):
+                route = _dict(route)
+                for j, target in enumerate(_list(route.get("route"))):
+                    yield (
+                        f"spec.{section}[{i}].route[{j}].destination",
+                        _dict(_dict(target).get("destination")),
+                    )
+                if "mirror" in route:
+                    yield f"spec.{section}[{i}].mirror", _dict(route.get("mirror"))
+                for j, mirror in enumerate(_list(route.get("mirrors"))):
+                    yield (
+                        f"spec.{section}[{i}].mirrors[{j}].destination",
+                        _dict(_dict(mirror).get("destination")),
+                    )
+
+    def check_destinations(self) -> Iterator[Diagnostic]:
+        for vs in self.virtual_services:
+            namespace = _namespace(vs)
+            for path, destination in self._destinations(_dict(vs.document.body.get("spec"))):
+                raw_host = destination.get("host")
+                if not isinstance(raw_host, str) or not raw_host:
+                    continue
+                host = self._resolve(raw_host, namespace)
+                if not self._host_defined(host):
+                    yield _warn(
+                        vs,
+                        f"{path}.host",
+                        f'host "{raw_host}" ({host}) is not defined by any Service or ServiceEntry',
+                    )
+                subset = destination.get("subset")
+                if not isinstance(subset, str) or not subset:
+                    continue
+                rules = self._rules_for(host)
+                names = {
+                    _dict(s).get("name")
+                    for rule in rules
+                    for s in _list(_dict(rule.document.body.get("spec")).get("subsets"))
+                }
+                if not rules:
+                    yield _warn(
+                        vs,
+                        f"{path}.subset",
+                        f'subset "{subset}": no DestinationRule defines subsets for host {host}',
+                    )
+                elif subset not in names:
+                    owners = ", ".join(f"{r.key.namespace}/{r.key.name}" for r in rules if r.key)
+                    yield _warn(
+                        vs,
+                        f"{path}.subset",
+                        f'subset "{subset}" is not defined by DestinationRule {owners}',
+                    )
+
+    def _gateway_refs(self, vs: Parsed) -> Iterator[tuple[str, str]]:
+        spec = _dict(vs.document.body.get("spec"))
+        yield from (("spec.gateways", g) for g in _list(spec.get("gateways")))
+        for section in ("http", "tcp", "tls"):
+            for i, route in enumerate(_list(spec.get(section))):
+                for j, match in enumerate(_list(_dict(route).get("match"))):
+                    for g in _list(_dict(match).get("gateways")):
+                        yield f"spec.{section}[{i}].match[{j}].gateways", g
+
+    def _gateway_key(self, ref: str, namespace: str) -> tuple[str, str]:
+        if "/" in ref:
+            ns, _, name = ref.partition("/")
+            return ns, name
+        if "." in ref:  # legacy "name.namespace.svc.cluster.local"
+            name, _, rest = ref.partition(".")
+            return rest.split(".", 1)[0], name
+        return namespace, ref
+
+    def check_gateway_references(self) -> Iterator[Diagnostic]:
+        referenced: set[tuple[str, str]] = set()
+        for vs in self.virtual_services:
+            for path, ref in self._gateway_refs(vs):
+                if not isinstance(ref, str) or ref == "mesh":
+                    continue
+                key = self._gateway_key(ref, _namespace(vs))
+                referenced.add(key)
+                if key not in self.gateways:
+                    yield _warn(vs, path, f'gateway "{ref}" ({key[0]}/{key[1]}) is not defined')
+        for key, gateway in sorted(self.gateways.items()):
+            if key not in referenced:
+                yield _warn(
+                    gateway, "metadata.name", "the Gateway is not referenced by any VirtualService"
+                )
+
+    def check_subsets_select_workloads(self) -> Iterator[Diagnostic]:
+        if not self.workloads:
+            return
+        for rule in self.destination_rules:
+            spec = _dict(rule.document.body.get("spec"))
+            host = spec.get("host")
+            if not isinstance(host, str):
+                continue
+            service = self.services.get(self._resolve(host, _namespace(rule)))
+            if service is None:
+                continue
+            selector = _labels(_dict(service.document.body.get("spec")).get("selector"))
+            namespace = _namespace(service)
+            backing = [
+                w
+                for w in self.workloads
+                if w.namespace == namespace and selector and selector_matches(selector, w.labels)
+            ]
+            if not backing:
+                continue  # this service's workloads are not in the input: nothing to say
+            for i, subset in enumerate(_list(spec.get("subsets"))):
+                labels = _labels(_dict(subset).get("labels"))
+                if labels and not any(selector_matches(labels, w.labels) for w in backing):
+                    shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+                    name = _dict(subset).get("name")
+                    yield _warn(
+                        rule,
+                        f"spec.subsets[{i}].labels",
+                        f'subset "{name}" ({shown}) selects no workload of service {service.key.name if service.key else host}',
+                    )

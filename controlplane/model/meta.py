@@ -1,0 +1,109 @@
+"""Parse ``metadata`` into the shared ObjectMeta, checking names and labels as Kubernetes does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.model.base import FieldError, ObjectMeta, Origin
+from controlplane.model.checks import (
+    check_dns1123_label,
+    check_dns1123_subdomain,
+    check_label_key,
+    check_label_value,
+)
+from controlplane.model.frozen import FrozenDict
+
+# Every ObjectMeta field of the Kubernetes API; the mesh keeps only a few of them.
+_KEPT = {"name", "namespace", "labels", "annotations", "resourceVersion"}
+_IGNORED = {
+    "uid",
+    "generation",
+    "generateName",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+    "selfLink",
+    "clusterName",
+}
+
+
+def _string_map(value: Any, path: str, errors: list[FieldError]) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        errors.append(FieldError(path, "must be of type object"))
+        return {}
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            key = str(key)
+        if not isinstance(item, str):
+            errors.append(FieldError(f"{path}[{key}]", "must be of type string"))
+            continue
+        out[key] = item
+    return out
+
+
+def check_labels(labels: dict[str, str], path: str, errors: list[FieldError]) -> None:
+    for key, value in labels.items():
+        message = check_label_key(key) or check_label_value(value)
+        if message:
+            errors.append(FieldError(f"{path}[{key}]", message))
+
+
+def parse_meta(
+    value: Any,
+    errors: list[FieldError],
+    *,
+    origin: Origin,
+    default_namespace: str,
+    namespaced: bool,
+    name_check: Any = check_dns1123_subdomain,
+) -> ObjectMeta | None:
+    """``metadata`` of any kind; None (with errors recorded) when unusable."""
+    if value is None:
+        errors.append(FieldError("metadata", "Required value"))
+        return None
+    if not isinstance(value, dict):
+        errors.append(FieldError("metadata", "must be of type object"))
+        return None
+    for key in value:
+        if key not in _KEPT and key not in _IGNORED:
+            errors.append(FieldError(f"metadata.{key}", "unknown field"))
+    name = value.get("name")
+    if name is None or name == "":
+        errors.append(FieldError("metadata.name", "Required value"))
+        name = ""
+    elif not isinstance(name, str):
+        errors.append(FieldError("metadata.name", "must be of type string"))
+        name = ""
+    elif message := name_check(name):
+        errors.append(FieldError("metadata.name", message))
+    namespace = value.get("namespace")
+    if not namespaced:
+        namespace = ""
+    elif namespace is None or namespace == "":
+        namespace = default_namespace
+    elif not isinstance(namespace, str):
+        errors.append(FieldError("metadata.namespace", "must be of type string"))
+        namespace = default_namespace
+    elif message := check_dns1123_label(namespace):
+        errors.append(FieldError("metadata.namespace", message))
+    labels = _string_map(value.get("labels"), "metadata.labels", errors)
+    check_labels(labels, "metadata.labels", errors)
+    annotations = _string_map(value.get("annotations"), "metadata.annotations", errors)
+    resource_version = value.get("resourceVersion") or ""
+    if not isinstance(resource_version, str):
+        resource_version = str(resource_version)
+    meta = ObjectMeta(
+        name=name,
+        namespace=namespace,
+        labels=FrozenDict(labels),
+        annotations=FrozenDict(annotations),
+        resource_version=resource_version,
+        origin=origin,
+    )
+    return meta

@@ -1,0 +1,40 @@
+"""One problem found in the input, printed the way compilers and ``istioctl analyze`` do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controlplane.model.base import Origin, ResourceKey
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Diagnostic:
+    """``file:line: Kind namespace/name: field.path: severity: message``.
+
+    Ordered by file, then line, so that sorted lists read top to bottom.
+    """
+
+    origin: Origin
+    key: ResourceKey | None
+    path: str
+    message: str
+    severity: str = ERROR
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+    def __str__(self) -> str:
+        parts = [str(self.origin)] if str(self.origin) else []
+        if self.key is not None:
+            parts.append(str(self.key))
+        if self.path:
+            parts.append(self.path)
+        parts.append(f"{self.severity}: {self.message}")
+        return ": ".join(parts)
+
+    def sort_key(self) -> tuple[str, int, str, str]:
+        return (self.origin.file, self.origin.line, self.path, self.message)

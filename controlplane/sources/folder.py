@@ -1,0 +1,324 @@
+"""A folder (or files) of multi-document YAML, loaded into the store and watched.
+
+Rules users can rely on:
+- every ``*.yaml``/``*.yml`` below the given folders is read (hidden entries such as
+  ``..data`` of a ConfigMap mount and editor files are skipped);
+- a document that fails keeps the last valid version of the same resource, and a
+  file that cannot be read or has an unnamed broken document keeps all of its last
+  valid resources: a bad edit never removes good config. The problem is logged
+  once and listed in ``errors`` until fixed;
+- the good documents of a file are used even when another document of it is bad;
+- deleting a file removes its resources; a rename moves them;
+- the same resource in two files: the first in path order wins, the other is
+  reported, whatever order the files were created in.
+
+Changes are found with ``watchfiles`` (inotify) when it is installed, with a full
+stat scan every few seconds as a safety net, or by polling alone without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+from controlplane.model.base import Origin, Resource, ResourceKey
+from controlplane.sources.diagnostics import WARNING, Diagnostic
+from controlplane.sources.parsing import parse_document
+from controlplane.sources.yaml_loader import load_file
+from controlplane.store import ChangeSet, Store
+
+log = logging.getLogger(__name__)
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+Signature = tuple[int, int, int]  # mtime_ns, size, inode
+
+
+@dataclass(frozen=True)
+class _FileState:
+    signature: Signature | None
+    # What this file contributes, in document order, including kept last-valid versions.
+    resources: dict[ResourceKey, Resource] = field(default_factory=dict)
+    origins: dict[ResourceKey, Origin] = field(default_factory=dict)
+    diagnostics: tuple[Diagnostic, ...] = ()
+
+
+def find_yaml_files(paths: Iterable[Path]) -> list[Path]:
+    """Every YAML file named or found below ``paths``, sorted, without hidden entries."""
+    found: set[Path] = set()
+    for path in paths:
+        if path.is_file():
+            found.add(path)
+            continue
+        for root, dirs, files in os.walk(path, followlinks=True):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                if name.endswith(YAML_SUFFIXES) and not name.startswith("."):
+                    found.add(Path(root) / name)
+    return sorted(found)
+
+
+def _signature(path: Path) -> Signature | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def read_file(path: Path, previous: _FileState | None, default_namespace: str) -> _FileState:
+    """Parse one file, keeping the last valid version of whatever now fails."""
+    signature = _signature(path)
+    result = load_file(path)
+    resources: dict[ResourceKey, Resource] = {}
+    origins: dict[ResourceKey, Origin] = {}
+    diagnostics: list[Diagnostic] = [
+        Diagnostic(p.origin, None, "", p.message) for p in result.problems
+    ]
+    failed_keys: list[ResourceKey] = []
+    unnamed_failure = bool(result.problems)
+    for document in result.documents:
+        parsed = parse_document(document, default_namespace)
+        diagnostics.extend(parsed.diagnostics)
+        if parsed.unsupported:
+            continue
+        if parsed.resource is None:
+            if parsed.key is None:
+                unnamed_failure = True
+            else:
+                failed_keys.append(parsed.key)
+            continue
+        key = parsed.resource.key
+        if key in resources:
+            diagnostics.append(
+                Diagnostic(
+                    document.origin,
+                    key,
+                    "",
+                    f"duplicate of the resource at line {origins[key].line}; ignored",
+                    WARNING,
+                )
+            )
+            continue
+        resources[key] = parsed.resource
+        origins[key] = document.origin
+    if previous is not None:
+        kept = [k for k in failed_keys if k in previous.resources and k not in resources]
+        if unnamed_failure:
+            kept += [k for k in previous.resources if k not in resources and k not in kept]
+        for key in kept:
+            resources[key] = previous.resources[key]
+            origins[key] = previous.origins.get(key, Origin(str(path)))
+    return _FileState(signature, resources, origins, tuple(diagnostics))
+
+
+class FolderSource:
+    """Feeds ``store`` (as ``source_id``) from YAML files and folders, and keeps it current."""
+
+    def __init__(
+        self,
+        store: Store,
+        paths: Path | str | Sequence[Path | str],
+        *,
+        source_id: str = "folder",
+        default_namespace: str = "default",
+        force_polling: bool = False,
+        poll_interval: float = 0.5,
+        full_scan_interval: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.paths = tuple(Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths))
+        self.source_id = source_id
+        self.default_namespace = default_namespace
+        self.force_polling = force_polling
+        self.poll_interval = poll_interval
+        self.full_scan_interval = full_scan_interval
+        self._files: dict[Path, _FileState] = {}
+        self._missing: tuple[Path, ...] = ()
+        self._errors: tuple[Diagnostic, ...] = ()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self.mode = ""  # "watchfiles" or "polling" once started
+
+    # --- public ------------------------------------------------------------------
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        """Current problems (errors and warnings), sorted by file and line."""
+        return self._errors
+
+    def load(self) -> ChangeSet:
+        """Read everything now (the initial load); also what a full rescan does."""
+        return self.rescan()
+
+    def rescan(self, changed: Iterable[Path] = ()) -> ChangeSet:
+        """Reload files whose stat changed, plus ``changed``; drop files that are gone."""
+        forced = {Path(p).resolve() for p in changed}
+        with self._lock:
+            missing = tuple(p for p in self.paths if not p.exists())
+            present = find_yaml_files(p for p in self.paths if p not in missing)
+            files: dict[Path, _FileState] = {}
+            # A folder that vanished as a whole (unmounted, mistyped) is a problem to
+            # report, not a request to delete everything it held.
+            for path, state in self._files.items():
+                if any(path == root or root in path.parents for root in missing):
+                    files[path] = state
+            touched = missing != self._missing
+            self._missing = missing
+            for path in present:
+                previous = self._files.get(path)
+                is_forced = bool(forced) and path.resolve() in forced
+                if (
+                    previous is not None
+                    and not is_forced
+                    and previous.signature == _signature(path)
+                ):
+                    files[path] = previous
+                    continue
+                files[path] = read_file(path, previous, self.default_namespace)
+                touched = True
+            if not touched and files.keys() == self._files.keys():
+                return ChangeSet({}, self.store.snapshot, self.store.snapshot, self.source_id)
+            self._files = files
+            effective, errors = self._merge()
+            self._report(errors)
+            return self.store.replace(self.source_id, effective)
+
+    def start(self) -> None:
+        """Watch for changes in a background thread (after ``load``)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._ready.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"folder-source-{self.source_id}", daemon=True
+        )
+        self._thread.start()
+        # Return once changes are being watched, so that nothing written after
+        # start() can be missed (what was written before is caught by a rescan).
+        self._ready.wait(timeout=10)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        self.load()
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- internals ---------------------------------------------------------------
+    def _merge(self) -> tuple[list[Resource], tuple[Diagnostic, ...]]:
+        owners: dict[ResourceKey, Origin] = {}
+        effective: list[Resource] = []
+        diagnostics: list[Diagnostic] = [
+            Diagnostic(
+                Origin(str(root)), None, "", "not found; its last valid resources stay in effect"
+            )
+            for root in self._missing
+        ]
+        for path in sorted(self._files):
+            state = self._files[path]
+            diagnostics.extend(state.diagnostics)
+            for key, resource in state.resources.items():
+                origin = state.origins.get(key, Origin(str(path)))
+                first = owners.get(key)
+                if first is not None:
+                    diagnostics.append(
+                        Diagnostic(
+                            origin,
+                            key,
+                            "",
+                            f"duplicate of the resource at {first}; ignored",
+                            WARNING,
+                        )
+                    )
+                    continue
+                owners[key] = origin
+                effective.append(resource)
+        return effective, tuple(sorted(diagnostics, key=Diagnostic.sort_key))
+
+    def _report(self, errors: tuple[Diagnostic, ...]) -> None:
+        old = set(self._errors)
+        for diagnostic in errors:
+            if diagnostic not in old:
+                (log.error if diagnostic.is_error else log.warning)("%s", diagnostic)
+        fixed = len(old - set(errors))
+        if fixed:
+            log.info(
+                "%d earlier problem(s) in %s are fixed", fixed, ", ".join(map(str, self.paths))
+            )
+        self._errors = errors
+
+    def _watch_roots(self) -> list[Path]:
+        roots = {
+            p if p.is_dir() else p.parent for p in self.paths if p.exists() or p.parent.exists()
+        }
+        return sorted(roots)
+
+    def _run(self) -> None:
+        if not self.force_polling:
+            try:
+                self._watch_with_watchfiles()
+                return
+            except ImportError:
+                log.info("watchfiles is not installed; polling %s", ", ".join(map(str, self.paths)))
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception(
+                    "file watching failed; polling %s instead", ", ".join(map(str, self.paths))
+                )
+        self.mode = "polling"
+        self._rescan_logged()
+        self._ready.set()
+        while not self._stop.wait(self.poll_interval):
+            self._rescan_logged()
+
+    def _watch_with_watchfiles(self) -> None:
+        import watchfiles
+
+        roots = self._watch_roots()
+        if not roots:
+            raise FileNotFoundError(f"nothing to watch in {self.paths}")
+        self.mode = "watchfiles"
+        last_full_scan = 0.0
+        for changes in watchfiles.watch(
+            *roots,
+            watch_filter=None,
+            stop_event=self._stop,
+            debounce=100,
+            step=50,
+            rust_timeout=250,  # an empty yield this often: readiness and the safety-net scan
+            yield_on_timeout=True,
+            raise_interrupt=False,
+        ):
+            if self._stop.is_set():
+                return
+            if changes:
+                self._rescan_logged(Path(path) for _, path in changes)
+            elif (
+                not self._ready.is_set()
+                or time.monotonic() - last_full_scan > self.full_scan_interval
+            ):
+                self._rescan_logged()
+                last_full_scan = time.monotonic()
+                self._ready.set()  # the watcher exists once it has timed out once
+
+    def _rescan_logged(self, changed: Iterable[Path] = ()) -> None:
+        try:
+            self.rescan(changed)
+        except Exception:  # keep watching whatever happened to one scan
+            log.exception("rescanning %s failed", ", ".join(map(str, self.paths)))

@@ -1,0 +1,345 @@
+"""TEST DOUBLE of the Kubernetes API server — not a Kubernetes implementation.
+
+No kube-apiserver can run on these machines, so tests drive the official
+``kubernetes`` client against this small HTTP server on 127.0.0.1 (a free port).
+It speaks only the list/watch protocol of the collection paths the Kubernetes
+source uses (``/api/v1/services``, ``/apis/discovery.k8s.io/v1/endpointslices``,
+``/apis/networking.istio.io/v1/virtualservices``, ...):
+
+- list: ``{"kind": "<Kind>List", "metadata": {"resourceVersion"}, "items": [...]}``
+  (items without kind/apiVersion, as the real server sends built-in types);
+- watch (``?watch=true&resourceVersion=N``): a chunked stream of JSON event lines
+  (ADDED, MODIFIED, DELETED) replayed from N, then live; BOOKMARK on demand when
+  ``allowWatchBookmarks``; ``timeoutSeconds`` honoured;
+- an expired resourceVersion (older than ``compact()``) answers 410 Gone, either
+  as an ERROR event carrying a Status with code 410 (what a real server sends on
+  an open watch) or as HTTP 410 (``expire_mode="http"``);
+- collections never registered answer 404 (an Istio CRD that is not installed);
+- ``drop_watches()`` cuts every open watch mid-stream; ``refuse_watches`` makes new
+  watch requests fail at the connection level, i.e. the watch is down.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class _Event:
+    rv: int
+    type: str
+    obj: dict[str, Any]
+
+
+@dataclass
+class _Collection:
+    kind: str
+    api_version: str
+    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    events: list[_Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Request:
+    path: str
+    query: dict[str, str]
+
+    @property
+    def watch(self) -> bool:
+        return self.query.get("watch") in ("true", "1")
+
+
+class KubeApiDouble:
+    """Test double of the Kubernetes API server's list/watch protocol (see module doc)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._rv = 1000
+        self._collections: dict[str, _Collection] = {}
+        self.compacted_rv = 0
+        self.expire_mode = "event"  # or "http"
+        self.refuse_watches = False
+        self._drop_generation = 0
+        self._bookmark_generation = 0
+        self._open_watches = 0
+        self.requests: list[Request] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._sockets: set[socket.socket] = set()
+
+    # --- lifecycle -----------------------------------------------------------------
+    def start(self) -> KubeApiDouble:
+        double = self
+
+        class Handler(_Handler):
+            server_double = double
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self.drop_watches()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # --- data ---------------------------------------------------------------------
+    def serve(self, path: str, kind: str, api_version: str) -> None:
+        """Register a collection (e.g. "/api/v1/services", "Service", "v1")."""
+        with self._cond:
+            self._collections.setdefault(path, _Collection(kind, api_version))
+
+    def upsert(self, path: str, obj: dict[str, Any]) -> str:
+        """Create or update an object; returns its new resourceVersion."""
+        with self._cond:
+            coll = self._collections[path]
+            obj = copy.deepcopy(obj)
+            meta = obj.setdefault("metadata", {})
+            key = (meta.get("namespace", ""), meta["name"])
+            existed = key in coll.objects
+            self._rv += 1
+            meta["resourceVersion"] = str(self._rv)
+            meta.setdefault(
+                "uid", coll.objects.get(key, {}).get("metadata", {}).get("uid") or str(uuid.uuid4())
+            )
+            obj["kind"], obj["apiVersion"] = coll.kind, coll.api_version
+            coll.objects[key] = obj
+            coll.events.append(_Event(self._rv, "MODIFIED" if existed else "ADDED", obj))
+            self._cond.notify_all()
+            return str(self._rv)
+
+    def delete(self, path: str, namespace: str, name: str) -> None:
+        with self._cond:
+            coll = self._collections[path]
+            obj = coll.objects.pop((namespace, name))
+            self._rv += 1
+            obj = copy.deepcopy(obj)
+            obj["metadata"]["resourceVersion"] = str(self._rv)
+            coll.events.append(_Event(self._rv, "DELETED", obj))
+            self._cond.notify_all()
+
+    def compact(self) -> None:
+        """Forget history: watches from any resourceVersion before now get 410 Gone."""
+        with self._cond:
+            self.compacted_rv = self._rv
+            for coll in self._collections.values():
+                coll.events.clear()
+            self._cond.notify_all()
+
+    def bookmark(self) -> str:
+        """Advance the resourceVersion and send a BOOKMARK to watches that allow them."""
+        with self._cond:
+            self._rv += 1
+            self._bookmark_generation += 1
+            self._cond.notify_all()
+            return str(self._rv)
+
+    def drop_watches(self) -> None:
+        """Cut every open watch connection mid-stream (no final chunk)."""
+        with self._cond:
+            self._drop_generation += 1
+            for sock in list(self._sockets):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self._cond.notify_all()
+
+    @property
+    def open_watches(self) -> int:
+        with self._cond:
+            return self._open_watches
+
+    def watch_requests(self, path: str) -> list[Request]:
+        return [r for r in list(self.requests) if r.path == path and r.watch]
+
+    def list_requests(self, path: str) -> list[Request]:
+        return [r for r in list(self.requests) if r.path == path and not r.watch]
+
+
+def _status(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_double: KubeApiDouble
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        double = self.server_double
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        request = Request(parts.path, query)
+        double.requests.append(request)
+        coll = double._collections.get(parts.path)
+        if coll is None:
+            self._json(
+                404, _status(404, "NotFound", "the server could not find the requested resource")
+            )
+            return
+        if request.watch:
+            self._watch(coll, query)
+        else:
+            self._list(coll, query)
+
+    def _json(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _expired(self, rv: str | None) -> bool:
+        double = self.server_double
+        return rv not in (None, "", "0") and int(rv) < double.compacted_rv  # type: ignore[arg-type]
+
+    def _list(self, coll: _Collection, query: dict[str, str]) -> None:
+        double = self.server_double
+        with double._cond:
+            if self._expired(query.get("resourceVersion")):
+                body = _status(410, "Expired", "too old resource version")
+                self._json(410, body)
+                return
+            items = []
+            for key in sorted(coll.objects):
+                item = copy.deepcopy(coll.objects[key])
+                item.pop("kind", None)
+                item.pop("apiVersion", None)
+                items.append(item)
+            body = {
+                "kind": f"{coll.kind}List",
+                "apiVersion": coll.api_version,
+                "metadata": {"resourceVersion": str(double._rv)},
+                "items": items,
+            }
+        self._json(200, body)
+
+    def _watch(self, coll: _Collection, query: dict[str, str]) -> None:
+        double = self.server_double
+        if double.refuse_watches:  # the watch is down: the connection closes unanswered
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        rv_param = query.get("resourceVersion")
+        if self._expired(rv_param) and double.expire_mode == "http":
+            self._json(
+                410,
+                _status(
+                    410, "Expired", f"too old resource version: {rv_param} ({double.compacted_rv})"
+                ),
+            )
+            return
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        timeout = float(query.get("timeoutSeconds", "3600"))
+        deadline = time.monotonic() + timeout
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        with double._cond:
+            double._open_watches += 1
+            double._sockets.add(self.connection)
+            drop_generation = double._drop_generation
+            bookmark_generation = double._bookmark_generation
+            if rv_param in (None, "", "0"):  # no resourceVersion: synthetic ADDED for what exists
+                sent = double._rv
+                pending = [_Event(sent, "ADDED", o) for _, o in sorted(coll.objects.items())]
+            else:
+                sent = int(rv_param)  # type: ignore[arg-type]
+                pending = []
+        try:
+            if self._expired(rv_param):
+                self._chunk(
+                    {
+                        "type": "ERROR",
+                        "object": _status(410, "Expired", f"too old resource version: {rv_param}"),
+                    }
+                )
+                self._end()
+                return
+            while True:
+                for event in pending:
+                    self._chunk({"type": event.type, "object": event.obj})
+                with double._cond:
+                    while True:
+                        pending = [e for e in coll.events if e.rv > sent]
+                        dropped = (
+                            double._drop_generation != drop_generation or double._server is None
+                        )
+                        wants_bookmark = (
+                            bookmarks and double._bookmark_generation != bookmark_generation
+                        )
+                        if pending or dropped or wants_bookmark or time.monotonic() >= deadline:
+                            break
+                        double._cond.wait(0.1)
+                    if dropped:
+                        return
+                    if pending:
+                        sent = pending[-1].rv
+                    if wants_bookmark and not pending:
+                        bookmark_generation = double._bookmark_generation
+                        sent = double._rv
+                        bookmark = {
+                            "kind": coll.kind,
+                            "apiVersion": coll.api_version,
+                            "metadata": {"resourceVersion": str(sent)},
+                        }
+                        pending = [_Event(sent, "BOOKMARK", bookmark)]
+                if not pending and time.monotonic() >= deadline:
+                    self._end()
+                    return
+        except OSError:
+            return
+        finally:
+            with double._cond:
+                double._open_watches -= 1
+                double._sockets.discard(self.connection)
+            self.close_connection = True
+
+    def _chunk(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode() + b"\n"
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _end(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
