@@ -21,7 +21,7 @@ class Settings:
     trust_domain: str = "cluster.local"
     domain_suffix: str = "cluster.local"  # services are <name>.<ns>.svc.<domain_suffix>
     ca_dir: Path = field(default_factory=lambda: Path("certs"))
-    workload_cert_ttl_seconds: int = 24 * 3600
+    workload_cert_ttl_seconds: float = 24 * 3600
     # Push debounce, as Istio's PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX.
     debounce_after_seconds: float = 0.1
     debounce_max_seconds: float = 10.0

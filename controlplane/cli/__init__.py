@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("serve", "ca", "analyze")
+SUBCOMMANDS = ("serve", "bootstrap", "analyze", "ca")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,104 @@
+"""``controlplane bootstrap``: a complete Envoy bootstrap for a sidecar or gateway.
+
+With ``--ca-dir`` (the control plane's CA folder) the bootstrap carries the root that
+signs the xDS server's certificate and a token minted for the proxy's own identity,
+so Envoy talks to port 15012 over TLS and is given its SPIFFE certificate over SDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from controlplane.bootstrap import BootstrapParams, render_bootstrap, write_bootstrap
+
+
+def _labels(text: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"label {part!r} is not key=value")
+        labels[key] = value
+    return labels
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bootstrap", help="write an Envoy bootstrap for a sidecar or gateway")
+    p.add_argument("--kind", choices=("sidecar", "router"), default="sidecar")
+    p.add_argument("--namespace", "-n", default="default")
+    p.add_argument("--service-account", "-s", default="default")
+    p.add_argument("--workload", default="", help="workload name (default: the app label or 'workload')")
+    p.add_argument("--pod", default="", help="pod name in the node id (default: <workload>-0)")
+    p.add_argument("--labels", type=_labels, default={}, help="k=v,k2=v2")
+    p.add_argument("--ip", default="127.0.0.1", help="the workload's address (node id, INSTANCE_IPS)")
+    p.add_argument("--interception", choices=("REDIRECT", "NONE"), default="NONE",
+                   help="NONE: listeners bind explicitly (no iptables); REDIRECT: captured by iptables")
+    p.add_argument("--xds-address", type=_address, default=("127.0.0.1", 15012), metavar="HOST:PORT")
+    p.add_argument("--plaintext", action="store_true",
+                   help="talk plaintext xDS (development port 15010); no credential, no certificates")
+    p.add_argument("--ca-dir", type=Path, default=Path("certs"),
+                   help="the control plane's CA folder: root certificate and token key (default %(default)s)")
+    p.add_argument("--token-ttl", type=float, default=30 * 24 * 3600, metavar="SECONDS")
+    p.add_argument("--delta", action="store_true", help="use delta (incremental) ADS")
+    p.add_argument("--admin-port", type=int, default=15000)
+    p.add_argument("--stats-port", type=int, default=15090, help="Prometheus stats listener (0 = none)")
+    p.add_argument("--health-port", type=int, default=15021, help="health listener (0 = none)")
+    p.add_argument("--trust-domain", default="cluster.local")
+    p.add_argument("--output", "-o", type=Path, help="file to write (.yaml or .json; default: stdout as YAML)")
+    p.set_defaults(func=run)
+
+
+def params_from(args: argparse.Namespace) -> BootstrapParams:
+    workload = args.workload or args.labels.get("app", "workload")
+    root_pem = token = None
+    if not args.plaintext:
+        from controlplane.auth import local_token_issuer
+        from controlplane.ca import load_ca_folder
+
+        ca = load_ca_folder(args.ca_dir, args.trust_domain)
+        root_pem = ca.bundle.pem
+        token = local_token_issuer(args.ca_dir).mint(
+            args.namespace, args.service_account, ttl=timedelta(seconds=args.token_ttl)
+        )
+    host, port = args.xds_address
+    return BootstrapParams(
+        ip=args.ip,
+        pod=args.pod or f"{workload}-0",
+        namespace=args.namespace,
+        service_account=args.service_account,
+        workload_name=workload,
+        labels=args.labels,
+        instance_ips=(args.ip,),
+        kind=args.kind,
+        xds_host=host,
+        xds_port=port,
+        delta=args.delta,
+        xds_tls_root_pem=root_pem,
+        credential_token=token,
+        admin_port=args.admin_port,
+        stats_port=args.stats_port or None,
+        health_port=args.health_port or None,
+        listen_host=args.ip,
+        extra_metadata={"INTERCEPTION_MODE": args.interception},
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    bootstrap = render_bootstrap(params_from(args))
+    if args.output is None:
+        import yaml
+
+        yaml.safe_dump(bootstrap, sys.stdout, sort_keys=False)
+    else:
+        write_bootstrap(bootstrap, args.output)
+    return 0

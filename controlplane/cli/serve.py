@@ -1,0 +1,64 @@
+"""``controlplane serve``: run the control plane until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from controlplane import logs
+from controlplane.settings import Settings
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("serve", help="serve xDS to Envoy proxies from YAML folders or Kubernetes")
+    p.add_argument("--config-dir", action="append", type=Path, default=[], metavar="DIR",
+                   help="folder of Kubernetes/Istio YAML, watched for changes (repeatable)")
+    p.add_argument("--kubernetes", action="store_true", help="read input from the Kubernetes API")
+    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster or ~/.kube/config)")
+    p.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--xds-plaintext-port", type=int, metavar="PORT",
+                   help="plaintext xDS, for development only; off unless given (Istio uses 15010)")
+    p.add_argument("--xds-tls-port", type=int, default=15012, metavar="PORT",
+                   help="xDS over TLS with a certificate from the CA (default %(default)s; 0 = any free port)")
+    p.add_argument("--no-xds-tls", action="store_true", help="do not serve xDS over TLS")
+    p.add_argument("--monitoring-port", type=int, default=15014, metavar="PORT",
+                   help="metrics and debug endpoints (default %(default)s)")
+    p.add_argument("--ca-dir", type=Path, default=Path("certs"), help="CA folder (default %(default)s)")
+    p.add_argument("--trust-domain", default="cluster.local")
+    p.add_argument("--cert-ttl", type=float, default=24 * 3600, metavar="SECONDS",
+                   help="workload certificate lifetime (default 24 h)")
+    p.add_argument("--debounce-after", type=float, default=0.1, metavar="SECONDS")
+    p.add_argument("--debounce-max", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--log-level", default="info", help="e.g. info or warning,xds=debug")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings(
+        config_dirs=tuple(args.config_dir),
+        kubernetes=args.kubernetes,
+        kubeconfig=args.kubeconfig,
+        listen_host=args.listen_host,
+        xds_plaintext_port=args.xds_plaintext_port,
+        xds_tls_port=None if args.no_xds_tls else args.xds_tls_port,
+        monitoring_port=args.monitoring_port,
+        trust_domain=args.trust_domain,
+        ca_dir=args.ca_dir,
+        workload_cert_ttl_seconds=args.cert_ttl,
+        debounce_after_seconds=args.debounce_after,
+        debounce_max_seconds=args.debounce_max,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    logs.configure(settings.log_level, settings.log_format)
+    if not settings.config_dirs and not settings.kubernetes:
+        raise SystemExit("controlplane serve: give --config-dir DIR or --kubernetes")
+    from controlplane.runtime import run as run_control_plane
+
+    run_control_plane(settings)
+    return 0

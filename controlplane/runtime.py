@@ -1,0 +1,231 @@
+"""The one place that wires the layers together: sources → store → debounce → translate →
+xDS cache → gRPC, plus the CA, proxy authentication and the monitoring port."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from controlplane import auth, xds
+from controlplane.auth.ca_service import CertificateService, add_certificate_service
+from controlplane.ca import CertificateAuthority, certificate_renewal_time, load_or_init_ca
+from controlplane.debounce import Debouncer
+from controlplane.metrics import Metrics
+from controlplane.push import Pusher, PushReport, describe, merge_changes
+from controlplane.settings import Settings
+from controlplane.sources.folder import FolderSource
+from controlplane.store import ChangeSet, Store
+from controlplane.translate import MeshConfig
+from controlplane.workload_certs import WorkloadCertificates
+
+log = logging.getLogger("controlplane.runtime")
+
+
+def mesh_config(settings: Settings) -> MeshConfig:
+    return MeshConfig(trust_domain=settings.trust_domain, domain_suffix=settings.domain_suffix)
+
+
+class _Callbacks(xds.XdsCallbacks):
+    """What the xDS server tells the runtime about proxies."""
+
+    def __init__(self, runtime: ControlPlane) -> None:
+        self._rt = runtime
+
+    def on_group_needed(self, group: str, info: xds.StreamInfo) -> None:
+        self._rt._spawn(self._rt.pusher.translate_group(group))
+
+    def on_stream_open(self, info: xds.StreamInfo) -> None:
+        self._rt.metrics.xds_connected.labels("v3").inc()
+        if isinstance(info.identity, auth.ProvenIdentity):
+            self._rt.certificates.stream_opened(info.identity)
+
+    def on_stream_closed(self, info: xds.StreamInfo) -> None:
+        self._rt.metrics.xds_connected.labels("v3").dec()
+        if isinstance(info.identity, auth.ProvenIdentity):
+            self._rt.certificates.stream_closed(info.identity)
+        if self._rt.cache.watcher_count(info.group) == 0:
+            self._rt.pusher.forget(info.group)
+
+    def on_nack(self, record: xds.NackRecord) -> None:
+        self._rt.metrics.xds_rejects.labels(xds.types.short_name(record.type_url)).inc()
+
+
+@dataclass
+class ControlPlane:
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.store = Store()
+        self.cache = xds.SnapshotCache()
+        self.ca: CertificateAuthority = load_or_init_ca(
+            s.ca_dir, s.trust_domain, workload_ttl=timedelta(seconds=s.workload_cert_ttl_seconds)
+        )
+        self.authenticator = auth.build_authenticator(s.ca_dir, s.trust_domain)
+        self.pusher = Pusher(self.cache, lambda: self.store.snapshot, mesh_config(s), on_push=self._pushed)
+        self.certificates = WorkloadCertificates(
+            lambda: self.ca, self.cache, on_issued=lambda identity: self.metrics.certs_issued.inc()
+        )
+        self.xds_server = xds.XdsServer(
+            self.cache,
+            group_of=self.pusher.group_of,
+            authenticate=self._authenticate,
+            callbacks=_Callbacks(self),
+        )
+        add_certificate_service(self.xds_server.grpc_server, CertificateService(lambda: self.ca, self.authenticator))
+        self.folders = [FolderSource(self.store, path, source_id=f"folder:{path}") for path in s.config_dirs]
+        self.kubernetes: Any = None
+        self.ready = asyncio.Event()
+        self._debouncer: Debouncer[ChangeSet] = Debouncer(
+            self._push_changes, merge_changes,
+            quiet=s.debounce_after_seconds, max_delay=s.debounce_max_seconds,
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe = lambda: None
+        self.ports: dict[str, int] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        loop = asyncio.get_running_loop()
+        self._unsubscribe = self.store.subscribe(
+            lambda changes: loop.call_soon_threadsafe(self._debouncer.submit, changes)
+        )
+        for folder in self.folders:
+            folder.load()
+            for problem in folder.errors:
+                log.warning("%s", problem)
+            folder.start()
+        if s.kubernetes:
+            self.kubernetes = self._start_kubernetes()
+        self._debouncer.start()
+        await self.pusher.push(None)
+        self.ready.set()
+        if s.xds_plaintext_port is not None:
+            self.ports["xds"] = self.xds_server.add_port(s.listen_host, s.xds_plaintext_port)
+        if s.xds_tls_port is not None:
+            self.ports["xds-tls"] = self.xds_server.add_port(
+                s.listen_host, s.xds_tls_port, self._server_credentials()
+            )
+        await self.xds_server.start()
+        if s.monitoring_port is not None:
+            from controlplane.monitoring import MonitoringServer
+
+            self.monitoring = MonitoringServer(self)
+            self.ports["monitoring"] = await self.monitoring.start(s.listen_host, s.monitoring_port)
+        log.info("control plane ready: %s", ", ".join(f"{k} {v}" for k, v in sorted(self.ports.items())))
+
+    async def stop(self) -> None:
+        self._unsubscribe()
+        for folder in self.folders:
+            folder.stop()
+        if self.kubernetes is not None:
+            self.kubernetes.stop()
+        await self._debouncer.stop()
+        self.certificates.stop()
+        if getattr(self, "monitoring", None) is not None:
+            await self.monitoring.stop()
+        await self.xds_server.stop()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def run_until_signalled(self) -> None:
+        """Serve until SIGTERM or Ctrl-C, then shut down cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            await self.stop()
+
+    def refresh_metrics(self) -> None:
+        """Copy the xDS server's plain counters into Prometheus before a scrape."""
+        counters = self.xds_server.counters
+        for type_name, count in counters.pushes_by_type.items():
+            self.metrics.xds_pushes.labels(type_name.lower()).set(count)
+        self.metrics.config_errors.set(sum(len(f.errors) for f in self.folders))
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _start_kubernetes(self) -> Any:
+        from controlplane.sources.kubernetes import KubernetesSource, api_client_from_config
+
+        api_client = api_client_from_config(self.settings.kubeconfig)
+        self.authenticator = auth.build_authenticator(
+            self.settings.ca_dir, self.settings.trust_domain, api_client
+        )
+        source = KubernetesSource(self.store, api_client)
+        source.start()
+        source.wait_synced(timeout=30)
+        for kind in source.missing:
+            log.warning("%s: not served by the API server (CRD not installed); skipped", kind)
+        return source
+
+    def _server_credentials(self) -> grpc.ServerCredentials:
+        """TLS for xDS with a server certificate from our CA, renewed when it nears expiry."""
+        rng = random.SystemRandom()
+        current: dict[str, Any] = {}
+
+        def fresh() -> grpc.ServerCertificateConfiguration:
+            issued = self.ca.issue_server()
+            current["renew_at"] = certificate_renewal_time(issued.cert, rng)
+            return grpc.ssl_server_certificate_configuration(
+                [(issued.private_key_pem, issued.chain_pem.encode())]
+            )
+
+        def fetch() -> grpc.ServerCertificateConfiguration | None:
+            if datetime.now(timezone.utc) < current["renew_at"]:
+                return None
+            return fresh()
+
+        return grpc.dynamic_ssl_server_credentials(fresh(), fetch, require_client_authentication=False)
+
+    async def _authenticate(self, call: xds.CallInfo, node: Any) -> auth.ProvenIdentity | None:
+        """No credential: served, but never given secrets. A credential must prove what the
+        node claims."""
+        if call.metadata_value("authorization") is None:
+            return None
+        claim = auth.claim_from_node(node.id, MessageToDict(node.metadata))
+        try:
+            return await self.authenticator.authenticate(call.metadata, claim)
+        except auth.PermissionDenied as error:
+            raise xds.PermissionDenied(str(error)) from None
+        except auth.AuthError as error:
+            raise xds.Unauthenticated(str(error)) from None
+
+    async def _push_changes(self, changes: ChangeSet, debounce_seconds: float) -> None:
+        self.metrics.debounce_time.observe(debounce_seconds)
+        if not changes:
+            return
+        await self.pusher.push(changes)
+
+    def _pushed(self, report: PushReport) -> None:
+        self.metrics.xds_push_time.labels("eds" if report.endpoints_only else "full").observe(report.seconds)
+        log.info("%s", describe(report))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def run(settings: Settings) -> None:
+    async def main() -> None:
+        # Built inside the loop: grpc.aio binds its server to the loop it is created on.
+        await ControlPlane(settings).run_until_signalled()
+
+    asyncio.run(main())

@@ -1,0 +1,88 @@
+"""SDS for proven identities: each gets ``default`` (its SVID and key) and ``ROOTCA``.
+
+A certificate is issued when the first stream of an identity connects, renewed at half
+life with jitter while any stream of that identity remains, and pushed again through
+the cache, which Envoy applies without dropping connections. Keys live only in memory
+and in the protobufs sent to the proxy that proved the identity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from controlplane.auth.identity import ProvenIdentity
+from controlplane.ca import CertificateAuthority, certificate_renewal_time
+from controlplane.translate import SECRET_TYPE
+from controlplane.translate.secrets import workload_secrets
+
+log = logging.getLogger("controlplane.ca")
+
+
+class WorkloadCertificates:
+    def __init__(
+        self,
+        authority: Callable[[], CertificateAuthority],
+        cache,  # controlplane.xds.SnapshotCache
+        *,
+        on_issued: Callable[[ProvenIdentity], None] = lambda identity: None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._authority = authority
+        self._cache = cache
+        self._on_issued = on_issued
+        self._rng = rng or random.SystemRandom()
+        self._streams: Counter[ProvenIdentity] = Counter()
+        self._timers: dict[ProvenIdentity, asyncio.TimerHandle] = {}
+
+    def stream_opened(self, identity: ProvenIdentity) -> None:
+        self._streams[identity] += 1
+        if identity not in self._timers:
+            self._issue(identity)
+
+    def stream_closed(self, identity: ProvenIdentity) -> None:
+        self._streams[identity] -= 1
+        if self._streams[identity] > 0:
+            return
+        del self._streams[identity]
+        timer = self._timers.pop(identity, None)
+        if timer is not None:
+            timer.cancel()
+        self._cache.remove_identity(identity)
+
+    def reissue_all(self) -> None:
+        """After a root rotation: every identity gets a certificate and bundle from the new CA."""
+        for identity in list(self._timers):
+            self._issue(identity)
+
+    def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+
+    def _issue(self, identity: ProvenIdentity) -> None:
+        ca = self._authority()
+        issued = ca.issue_workload(identity.namespace, identity.service_account)
+        default, rootca = workload_secrets(issued.chain_pem, issued.private_key_pem, ca.bundle.pems)
+        self._cache.set_identity_resources(identity, SECRET_TYPE, [default, rootca])
+        self._on_issued(identity)
+        renew_at = certificate_renewal_time(issued.cert, self._rng)
+        delay = max(0.0, (renew_at - datetime.now(timezone.utc)).total_seconds())
+        previous = self._timers.pop(identity, None)
+        if previous is not None:
+            previous.cancel()
+        self._timers[identity] = asyncio.get_running_loop().call_later(delay, self._renew, identity)
+        log.debug("issued %s, renewing in %.0f s", issued.spiffe_id, delay)
+
+    def _renew(self, identity: ProvenIdentity) -> None:
+        if identity in self._streams:
+            try:
+                self._issue(identity)
+            except Exception:
+                # Keep serving the current certificate; try again shortly.
+                log.exception("renewing the certificate of %s failed", identity.spiffe_id)
+                self._timers[identity] = asyncio.get_running_loop().call_later(5.0, self._renew, identity)

@@ -1,0 +1,81 @@
+"""Run ``controlplane serve`` as a subprocess on free loopback ports; always stopped."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.harness.ports import free_port
+from tests.harness.wait import wait_for
+
+
+@dataclass
+class ServedControlPlane:
+    process: subprocess.Popen[bytes]
+    config_dir: Path
+    ca_dir: Path
+    log_path: Path
+    xds_tls_port: int
+    xds_plaintext_port: int
+    monitoring_port: int
+
+    def get(self, path: str) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{self.monitoring_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL if it does not exit; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@contextmanager
+def served_control_plane(workdir: Path, config_dir: Path, *extra: str) -> Iterator[ServedControlPlane]:
+    ports = {name: free_port() for name in ("tls", "plain", "monitoring")}
+    log_path = workdir / "controlplane.log"
+    ca_dir = workdir / "ca"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "controlplane", "serve",
+                "--config-dir", str(config_dir), "--ca-dir", str(ca_dir),
+                "--xds-tls-port", str(ports["tls"]),
+                "--xds-plaintext-port", str(ports["plain"]),
+                "--monitoring-port", str(ports["monitoring"]),
+                "--debounce-after", "0.05", *extra,
+            ],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+    served = ServedControlPlane(
+        process, config_dir, ca_dir, log_path, ports["tls"], ports["plain"], ports["monitoring"]
+    )
+    try:
+        wait_for(
+            lambda: process.poll() is None and served.get("/healthz/ready")[0] == 200,
+            message="control plane ready",
+        )
+        yield served
+    except BaseException:
+        print(served.log())
+        raise
+    finally:
+        served.stop()
