@@ -8,6 +8,7 @@ so Envoy talks to port 15012 over TLS and is given its SPIFFE certificate over S
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -48,7 +49,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="talk plaintext xDS (development port 15010); no credential, no certificates")
     p.add_argument("--ca-dir", type=Path, default=Path("certs"),
                    help="the control plane's CA folder: root certificate and token key (default %(default)s)")
-    p.add_argument("--token-ttl", type=float, default=30 * 24 * 3600, metavar="SECONDS")
+    p.add_argument("--token-ttl", type=float, default=30 * 24 * 3600, metavar="SECONDS",
+                   help="lifetime of a token minted from --ca-dir (default 30 days: Envoy cannot "
+                        "refresh a token in its bootstrap)")
+    p.add_argument("--token-file", type=Path,
+                   help="use this credential (e.g. a projected ServiceAccount token) instead of minting one")
+    p.add_argument("--root-cert", type=Path,
+                   help="root certificate of the control plane's CA, instead of reading --ca-dir")
     p.add_argument("--delta", action="store_true", help="use delta (incremental) ADS")
     p.add_argument("--admin-port", type=int, default=15000)
     p.add_argument("--stats-port", type=int, default=15090, help="Prometheus stats listener (0 = none)")
@@ -62,14 +69,8 @@ def params_from(args: argparse.Namespace) -> BootstrapParams:
     workload = args.workload or args.labels.get("app", "workload")
     root_pem = token = None
     if not args.plaintext:
-        from controlplane.auth import local_token_issuer
-        from controlplane.ca import load_ca_folder
-
-        ca = load_ca_folder(args.ca_dir, args.trust_domain)
-        root_pem = ca.bundle.pem
-        token = local_token_issuer(args.ca_dir).mint(
-            args.namespace, args.service_account, ttl=timedelta(seconds=args.token_ttl)
-        )
+        root_pem = args.root_cert.read_text() if args.root_cert else _ca_root(args)
+        token = args.token_file.read_text().strip() if args.token_file else _minted_token(args)
     host, port = args.xds_address
     return BootstrapParams(
         ip=args.ip,
@@ -93,12 +94,28 @@ def params_from(args: argparse.Namespace) -> BootstrapParams:
     )
 
 
+def _ca_root(args: argparse.Namespace) -> str:
+    from controlplane.ca import load_ca_folder
+
+    return load_ca_folder(args.ca_dir, args.trust_domain).bundle.pem
+
+
+def _minted_token(args: argparse.Namespace) -> str:
+    from controlplane.auth import local_token_issuer
+
+    return local_token_issuer(args.ca_dir).mint(
+        args.namespace, args.service_account, ttl=timedelta(seconds=args.token_ttl)
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     bootstrap = render_bootstrap(params_from(args))
     if args.output is None:
         import yaml
 
-        yaml.safe_dump(bootstrap, sys.stdout, sort_keys=False)
+        # Plain JSON-compatible YAML: no anchors for the sections that share a dict.
+        text = yaml.safe_dump(json.loads(json.dumps(bootstrap)), sort_keys=False)
+        sys.stdout.write(text)
     else:
         write_bootstrap(bootstrap, args.output)
     return 0
