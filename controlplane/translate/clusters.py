@@ -1,0 +1,110 @@
+"""Cluster builders: outbound per service port and subset, inbound, passthrough, blackhole."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+
+from controlplane.translate import destination_policy as dp
+from controlplane.translate import names
+from controlplane.translate.endpoints import load_assignment
+from controlplane.translate.mesh import MeshConfig
+from controlplane.translate.pb import ads_source, duration
+from controlplane.translate.protocol import is_http, is_http2
+from controlplane.translate.registry import (
+    DNS,
+    DNS_ROUND_ROBIN,
+    PASSTHROUGH,
+    MeshEndpoint,
+    MeshService,
+    ServicePort,
+)
+from controlplane.translate.transport import upstream_transport_socket
+
+Cluster = cluster_pb2.Cluster
+
+
+def _base(name: str, mesh: MeshConfig) -> Cluster:
+    c = Cluster(name=name)
+    c.connect_timeout.CopyFrom(duration(mesh.connect_timeout_seconds))
+    return c
+
+
+def outbound_cluster(
+    service: MeshService,
+    port: ServicePort,
+    mesh: MeshConfig,
+    *,
+    subset: Any = None,
+    rule: Any = None,
+    endpoints: list[MeshEndpoint] | None = None,
+    service_accounts: tuple[str, ...] = (),
+) -> Cluster:
+    """``outbound|<port>|<subset>|<host>``; ``rule`` is a DestinationRule spec or None;
+    ``endpoints`` (already filtered by subset) are inlined for DNS clusters."""
+    subset_name = getattr(subset, "name", "") if subset is not None else ""
+    name = names.outbound_cluster(service.hostname, port.number, subset_name)
+    c = _base(name, mesh)
+    if service.resolution in (DNS, DNS_ROUND_ROBIN):
+        c.type = Cluster.STRICT_DNS if service.resolution == DNS else Cluster.LOGICAL_DNS
+        c.dns_lookup_family = Cluster.V4_ONLY
+        c.respect_dns_ttl = True
+        eps = list(endpoints or ())
+        if service.resolution == DNS_ROUND_ROBIN:
+            eps = eps[:1]
+        c.load_assignment.CopyFrom(load_assignment(name, eps))
+    elif service.resolution == PASSTHROUGH:
+        c.type = Cluster.ORIGINAL_DST
+    else:
+        c.type = Cluster.EDS
+        c.eds_cluster_config.eds_config.CopyFrom(ads_source())
+        c.eds_cluster_config.service_name = name
+    policy = dp.effective_policy(rule, port.number, subset)
+    dp.apply_load_balancer(c, policy.load_balancer)
+    if c.type == Cluster.ORIGINAL_DST:
+        c.lb_policy = Cluster.CLUSTER_PROVIDED
+    dp.apply_connection_pool(c, policy.connection_pool, is_http2(port.protocol), is_http(port.protocol))
+    dp.apply_outlier_detection(c, policy.outlier_detection)
+    socket = upstream_transport_socket(
+        policy.tls, service.hostname, port.number, subset_name, mesh, service_accounts=service_accounts
+    )
+    if socket is not None:
+        c.transport_socket.CopyFrom(socket)
+    return c
+
+
+def inbound_cluster(port: int, address: str, target_port: int, mesh: MeshConfig, http2: bool = False) -> Cluster:
+    """``inbound|<port>||``: a static cluster to the app behind this sidecar."""
+    name = names.inbound_cluster(port)
+    c = _base(name, mesh)
+    c.type = Cluster.STATIC
+    c.lb_policy = Cluster.ROUND_ROBIN
+    c.circuit_breakers.CopyFrom(dp.default_circuit_breakers())
+    ep = MeshEndpoint(address=address, port=target_port)
+    c.load_assignment.CopyFrom(load_assignment(name, [ep]))
+    if http2:
+        from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
+
+        from controlplane.translate.pb import any_of
+
+        opts = hpo.HttpProtocolOptions()
+        opts.explicit_http_config.http2_protocol_options.SetInParent()
+        c.typed_extension_protocol_options[dp.HTTP_PROTOCOL_OPTIONS].CopyFrom(any_of(opts))
+    return c
+
+
+def passthrough_cluster(mesh: MeshConfig, name: str = names.PASSTHROUGH_CLUSTER) -> Cluster:
+    c = _base(name, mesh)
+    c.type = Cluster.ORIGINAL_DST
+    c.lb_policy = Cluster.CLUSTER_PROVIDED
+    c.circuit_breakers.CopyFrom(dp.default_circuit_breakers())
+    return c
+
+
+def blackhole_cluster(mesh: MeshConfig) -> Cluster:
+    c = _base(names.BLACKHOLE_CLUSTER, mesh)
+    c.type = Cluster.STATIC
+    c.load_assignment.CopyFrom(endpoint_pb2.ClusterLoadAssignment(cluster_name=names.BLACKHOLE_CLUSTER))
+    return c

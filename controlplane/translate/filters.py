@@ -1,0 +1,80 @@
+"""Network and listener filter builders: HTTP connection manager, tcp_proxy, inspectors."""
+
+from __future__ import annotations
+
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
+from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+from controlplane.translate import http_features as hf
+from controlplane.translate.pb import ads_source, any_of
+
+HCM = "envoy.filters.network.http_connection_manager"
+TCP_PROXY = "envoy.filters.network.tcp_proxy"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+ORIGINAL_DST = "envoy.filters.listener.original_dst"
+HTTP_INSPECTOR = "envoy.filters.listener.http_inspector"
+
+HCM_TYPE = hcm_pb2.HttpConnectionManager
+
+
+def http_filters(with_fault_and_cors: bool = True) -> list[hcm_pb2.HttpFilter]:
+    """fault and cors come before the router, as Istio orders them."""
+    out = []
+    if with_fault_and_cors:
+        out.append(hcm_pb2.HttpFilter(name=hf.FAULT_FILTER, typed_config=any_of(hf.empty_fault_filter_config())))
+        out.append(hcm_pb2.HttpFilter(name=hf.CORS_FILTER, typed_config=any_of(cors_pb2.Cors())))
+    out.append(hcm_pb2.HttpFilter(name=hf.ROUTER_FILTER, typed_config=any_of(router_pb2.Router())))
+    return out
+
+
+def http_connection_manager(
+    stat_prefix: str,
+    *,
+    rds_name: str | None = None,
+    route_config: route_pb2.RouteConfiguration | None = None,
+    http2: bool = False,
+) -> lc.Filter:
+    hcm = hcm_pb2.HttpConnectionManager(stat_prefix=stat_prefix)
+    hcm.codec_type = hcm_pb2.HttpConnectionManager.AUTO
+    if rds_name is not None:
+        hcm.rds.config_source.CopyFrom(ads_source())
+        hcm.rds.route_config_name = rds_name
+    elif route_config is not None:
+        hcm.route_config.CopyFrom(route_config)
+    hcm.http_filters.extend(http_filters())
+    hcm.use_remote_address.value = False
+    hcm.upgrade_configs.add(upgrade_type="websocket")
+    if http2:
+        hcm.http2_protocol_options.SetInParent()
+    return lc.Filter(name=HCM, typed_config=any_of(hcm))
+
+
+def tcp_proxy(stat_prefix: str, cluster: str = "", weighted: list[tuple[str, int]] | None = None) -> lc.Filter:
+    tp = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
+    if weighted and len(weighted) > 1:
+        for name, weight in weighted:
+            tp.weighted_clusters.clusters.add(name=name, weight=max(weight, 0))
+    else:
+        tp.cluster = weighted[0][0] if weighted else cluster
+    return lc.Filter(name=TCP_PROXY, typed_config=any_of(tp))
+
+
+def tls_inspector() -> lc.ListenerFilter:
+    return lc.ListenerFilter(name=TLS_INSPECTOR, typed_config=any_of(tls_inspector_pb2.TlsInspector()))
+
+
+def original_dst() -> lc.ListenerFilter:
+    return lc.ListenerFilter(name=ORIGINAL_DST, typed_config=any_of(original_dst_pb2.OriginalDst()))
+
+
+def http_inspector() -> lc.ListenerFilter:
+    return lc.ListenerFilter(name=HTTP_INSPECTOR, typed_config=any_of(http_inspector_pb2.HttpInspector()))

@@ -1,0 +1,81 @@
+"""VirtualService HTTPMatchRequest -> Envoy RouteMatch (Istio's mapping)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
+
+
+def string_matcher(m: Any, ignore_case: bool = False) -> string_pb2.StringMatcher | None:
+    """Istio StringMatch -> StringMatcher; None for an empty match (presence only)."""
+    if m is None:
+        return None
+    if m.exact is not None:
+        return string_pb2.StringMatcher(exact=m.exact, ignore_case=ignore_case)
+    if m.prefix is not None:
+        return string_pb2.StringMatcher(prefix=m.prefix, ignore_case=ignore_case)
+    if m.regex is not None:
+        return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=m.regex))
+    return None
+
+
+def header_matcher(name: str, m: Any, invert: bool = False) -> rc.HeaderMatcher:
+    hm = rc.HeaderMatcher(name=name, invert_match=invert)
+    sm = string_matcher(m)
+    if sm is None:
+        hm.present_match = True
+    else:
+        hm.string_match.CopyFrom(sm)
+    return hm
+
+
+def route_match(match: Any) -> rc.RouteMatch:
+    """One HTTPMatchRequest (or None: match everything)."""
+    rm = rc.RouteMatch()
+    uri = match.uri if match is not None else None
+    if uri is None or (uri.exact is None and uri.prefix is None and uri.regex is None):
+        rm.prefix = "/"
+    elif uri.exact is not None:
+        rm.path = uri.exact
+    elif uri.prefix is not None:
+        rm.prefix = uri.prefix
+    else:
+        rm.safe_regex.regex = uri.regex
+    if match is None:
+        return rm
+    if match.ignore_uri_case:
+        rm.case_sensitive.value = False
+    for pseudo, value in ((":authority", match.authority), (":method", match.method), (":scheme", match.scheme)):
+        if value is not None:
+            rm.headers.append(header_matcher(pseudo, value))
+    for name in sorted(match.headers):
+        rm.headers.append(header_matcher(name, match.headers[name]))
+    for name in sorted(match.without_headers):
+        rm.headers.append(header_matcher(name, match.without_headers[name], invert=True))
+    for name in sorted(match.query_params):
+        qm = rc.QueryParameterMatcher(name=name)
+        sm = string_matcher(match.query_params[name])
+        if sm is None:
+            qm.present_match = True
+        else:
+            qm.string_match.CopyFrom(sm)
+        rm.query_parameters.append(qm)
+    return rm
+
+
+def applies_to_proxy(match: Any, port: int, labels: dict[str, str], namespace: str) -> bool:
+    """Parts of a match Envoy cannot test, decided while building: port, sourceLabels,
+    sourceNamespace and gateways (sidecars are the ``mesh`` gateway)."""
+    if match is None:
+        return True
+    if match.port and match.port != port:
+        return False
+    if any(labels.get(k) != v for k, v in match.source_labels.items()):
+        return False
+    if match.source_namespace and match.source_namespace != namespace:
+        return False
+    if match.gateways and "mesh" not in match.gateways:
+        return False
+    return True

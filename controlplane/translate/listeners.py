@@ -1,0 +1,231 @@
+"""Listeners: virtualOutbound/virtualInbound (iptables capture) and explicitly bound ones.
+
+With capture (REDIRECT), per-port outbound listeners do not bind (``bind_to_port``
+false); virtualOutbound hands connections to them by original destination. Without
+capture (Sidecar ``captureMode: NONE``, or a proxy whose INTERCEPTION_MODE is NONE),
+every listener binds its own address:port, as a mesh on one machine needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+
+from controlplane.translate import filters as flt
+from controlplane.translate import names
+from controlplane.translate.mesh import ALLOW_ANY
+from controlplane.translate.pb import duration, socket_address
+from controlplane.translate.protocol import is_http, is_http2, is_tls, parse_protocol
+from controlplane.translate.proxy import INTERCEPTION_NONE, Proxy
+from controlplane.translate.push_context import PushContext
+from controlplane.translate.registry import WILDCARD_ADDRESS, MeshService, ServicePort
+from controlplane.translate.routes import RouteInputs, outbound_route_config
+from controlplane.translate.scope import EgressScope, SidecarScope
+from controlplane.translate.tcp_routes import tcp_destinations, tls_chains
+from controlplane.translate.transport import inbound_transport_socket
+
+Listener = listener_pb2.Listener
+LOCALHOST = "127.0.0.1"
+
+
+@dataclass
+class OutboundResult:
+    listeners: dict[str, Listener] = field(default_factory=dict)
+    routes: dict[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
+
+
+def _listener(name: str, address: str, port: int, bind: bool) -> Listener:
+    lst = Listener(name=name, address=socket_address(address, port))
+    if not bind:
+        lst.bind_to_port.value = False
+    lst.traffic_direction = 2  # OUTBOUND (core.v3.TrafficDirection)
+    return lst
+
+
+def _fallback_cluster(policy: str) -> str:
+    return names.PASSTHROUGH_CLUSTER if policy == ALLOW_ANY else names.BLACKHOLE_CLUSTER
+
+
+def _explicit(proxy: Proxy, egress: EgressScope) -> bool:
+    return proxy.interception_mode == INTERCEPTION_NONE or egress.capture_none or bool(egress.bind)
+
+
+def _egress_bind(proxy: Proxy, egress: EgressScope) -> str:
+    if egress.bind:
+        return egress.bind
+    return LOCALHOST if _explicit(proxy, egress) else WILDCARD_ADDRESS
+
+
+def _covered_ports(egress: EgressScope) -> list[tuple[MeshService, ServicePort]]:
+    """(service, port) pairs an egress listener serves: all ports, or only its own."""
+    want = egress.port.number if egress.port is not None else None
+    return [(s, p) for s in egress.services for p in s.ports if want is None or p.number == want]
+
+
+def outbound_listeners(
+    ctx: PushContext, proxy: Proxy, scope: SidecarScope, result: OutboundResult
+) -> None:
+    """Per-port HTTP listeners (RDS named by port) and per-address TCP/TLS listeners,
+    for every egress listener of the scope; the first listener for a name wins."""
+    inputs = RouteInputs(ctx, proxy, scope.outbound_policy)
+    labels = proxy.label_map
+    for egress in scope.egress:
+        explicit = _explicit(proxy, egress)
+        bind_addr = _egress_bind(proxy, egress)
+        pairs = _covered_ports(egress)
+        http_ports = sorted({p.number for _, p in pairs if is_http(p.protocol)})
+        if egress.port is not None and is_http(parse_protocol(egress.port.protocol)):
+            http_ports = [egress.port.number]
+        for number in http_ports:
+            name = names.listener_name(bind_addr, number)
+            if name in result.listeners:
+                continue
+            route_name = str(number) if not egress.bind else f"{egress.bind}_{number}"
+            lst = _listener(name, bind_addr, number, explicit)
+            lst.filter_chains.add().filters.append(
+                flt.http_connection_manager(f"outbound_{bind_addr}_{number}", rds_name=route_name)
+            )
+            result.listeners[name] = lst
+            if route_name not in result.routes:
+                result.routes[route_name] = _shared_route_config(ctx, proxy, scope, egress, route_name, number, inputs)
+        mine: dict[str, Listener] = {}  # TCP/TLS listeners made by this egress listener
+        for service, sp in pairs:
+            if is_http(sp.protocol) or (sp.number in http_ports and egress.port is not None):
+                continue
+            address = bind_addr if explicit else service.address
+            name = names.listener_name(address, sp.number)
+            lst = mine.get(name)
+            if lst is None:
+                if name in result.listeners:
+                    continue  # an HTTP listener or an earlier egress listener owns it
+                lst = mine[name] = result.listeners[name] = _listener(name, address, sp.number, explicit)
+            entry = egress.virtual_service_for(service.hostname)
+            cluster = names.outbound_cluster(service.hostname, sp.number)
+            if is_tls(sp.protocol):
+                _add_sni_chains(lst, service.hostname, cluster, tls_chains(entry, ctx, sp.number, labels, proxy.namespace))
+            elif not lst.filter_chains and not lst.listener_filters:
+                dests = tcp_destinations(entry, ctx, sp.number, labels, proxy.namespace)
+                lst.filter_chains.add().filters.append(flt.tcp_proxy(cluster, cluster=cluster, weighted=dests))
+        fallback = _fallback_cluster(scope.outbound_policy)
+        for lst in mine.values():
+            if lst.listener_filters:  # SNI listener: unknown server names fall through
+                lst.default_filter_chain.filters.append(flt.tcp_proxy(fallback, cluster=fallback))
+
+
+def _shared_route_config(
+    ctx: PushContext, proxy: Proxy, scope: SidecarScope, egress: EgressScope, name: str, port: int,
+    inputs: RouteInputs,
+) -> route_pb2.RouteConfiguration:
+    """Route configs are shared by proxies of one scope unless sourceLabels make them differ."""
+    by_labels = scope.routes_depend_on_labels or ctx.has_selective_rule(proxy.namespace)
+    labels = proxy.labels if by_labels else None
+    key = ("routes", scope.key, scope.egress.index(egress), name, labels)
+    cached = ctx.scope_cache.get(key)
+    if cached is None:
+        cached = ctx.scope_cache[key] = outbound_route_config(name, port, egress, inputs)
+    return cached
+
+
+def _add_sni_chains(
+    lst: Listener, hostname: str, cluster: str, routes: list[tuple[tuple[str, ...], list[tuple[str, int]]]]
+) -> None:
+    """One filter chain per VS tls match (server_names), then one for the host itself."""
+    if lst.filter_chains and not lst.listener_filters:
+        return  # a plain TCP service took this address:port first
+    if not lst.listener_filters:
+        lst.listener_filters.append(flt.tls_inspector())
+    taken = {s for fc in lst.filter_chains for s in fc.filter_chain_match.server_names}
+    for sni, dests in routes:
+        fresh = tuple(h for h in sni if h not in taken)
+        if not fresh:
+            continue
+        fc = lst.filter_chains.add()
+        fc.filter_chain_match.server_names.extend(fresh)
+        fc.filter_chain_match.transport_protocol = "tls"
+        fc.filters.append(flt.tcp_proxy(dests[0][0], weighted=dests))
+        taken.update(fresh)
+    if hostname not in taken:
+        fc = lst.filter_chains.add()
+        fc.filter_chain_match.server_names.append(hostname)
+        fc.filter_chain_match.transport_protocol = "tls"
+        fc.filters.append(flt.tcp_proxy(cluster, cluster=cluster))
+
+
+def virtual_outbound(ctx: PushContext, policy: str) -> Listener:
+    lst = Listener(
+        name=names.VIRTUAL_OUTBOUND,
+        address=socket_address(WILDCARD_ADDRESS, ctx.mesh.virtual_outbound_port),
+    )
+    lst.use_original_dst.value = True
+    lst.traffic_direction = 2
+    cluster = _fallback_cluster(policy)
+    fc = lst.filter_chains.add(name=cluster)
+    fc.filters.append(flt.tcp_proxy(cluster, cluster=cluster))
+    return lst
+
+
+# --- inbound --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPort:
+    """One port the workload serves: listen on ``port``, forward to cluster ``inbound|port||``."""
+
+    port: int
+    protocol: str
+    bind: str  # "" when captured by virtualInbound
+    app_address: str
+    app_port: int
+
+
+def inbound_route_config(port: int) -> route_pb2.RouteConfiguration:
+    cluster = names.inbound_cluster(port)
+    action = rc.RouteAction(cluster=cluster)
+    action.timeout.CopyFrom(duration(0))
+    route = rc.Route(name="default", match=rc.RouteMatch(prefix="/"), route=action)
+    vh = rc.VirtualHost(name=f"inbound|http|{port}", domains=["*"], routes=[route])
+    return route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[vh], validate_clusters=None)
+
+
+def _inbound_chain(chain: lc.FilterChain, ip: InboundPort, tls_mode: str) -> None:
+    cluster = names.inbound_cluster(ip.port)
+    if is_http(ip.protocol):
+        chain.filters.append(
+            flt.http_connection_manager(
+                f"inbound_0.0.0.0_{ip.port}", route_config=inbound_route_config(ip.port), http2=is_http2(ip.protocol)
+            )
+        )
+    else:
+        chain.filters.append(flt.tcp_proxy(cluster, cluster=cluster))
+    socket = inbound_transport_socket(tls_mode)
+    if socket is not None:
+        chain.transport_socket.CopyFrom(socket)
+
+
+def virtual_inbound(ctx: PushContext, ports: list[InboundPort], tls_mode: str) -> Listener:
+    lst = Listener(
+        name=names.VIRTUAL_INBOUND,
+        address=socket_address(WILDCARD_ADDRESS, ctx.mesh.virtual_inbound_port),
+    )
+    lst.traffic_direction = 1  # INBOUND
+    lst.listener_filters.append(flt.original_dst())
+    for ip in ports:
+        chain = lst.filter_chains.add(name=names.inbound_cluster(ip.port))
+        chain.filter_chain_match.destination_port.value = ip.port
+        _inbound_chain(chain, ip, tls_mode)
+    lst.default_filter_chain.name = names.INBOUND_PASSTHROUGH_CLUSTER
+    lst.default_filter_chain.filters.append(
+        flt.tcp_proxy(names.INBOUND_PASSTHROUGH_CLUSTER, cluster=names.INBOUND_PASSTHROUGH_CLUSTER)
+    )
+    return lst
+
+
+def bound_inbound(ip: InboundPort, tls_mode: str) -> Listener:
+    lst = Listener(name=names.listener_name(ip.bind, ip.port), address=socket_address(ip.bind, ip.port))
+    lst.traffic_direction = 1
+    _inbound_chain(lst.filter_chains.add(name=names.inbound_cluster(ip.port)), ip, tls_mode)
+    return lst

@@ -1,0 +1,245 @@
+"""Outbound RouteConfigurations: one per port, a virtual host per service, VS routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+
+from controlplane.translate import destination_policy as dp
+from controlplane.translate import http_features as hf
+from controlplane.translate import names
+from controlplane.translate.hosts import resolve_short_name
+from controlplane.translate.http_route_match import applies_to_proxy, route_match
+from controlplane.translate.mesh import ALLOW_ANY
+from controlplane.translate.pb import any_of, duration
+from controlplane.translate.protocol import is_http
+from controlplane.translate.proxy import Proxy
+from controlplane.translate.push_context import PushContext, VirtualServiceEntry
+from controlplane.translate.registry import MeshService
+from controlplane.translate.scope import EgressScope
+
+_REDIRECT_CODES = {
+    301: rc.RedirectAction.MOVED_PERMANENTLY,
+    302: rc.RedirectAction.FOUND,
+    303: rc.RedirectAction.SEE_OTHER,
+    307: rc.RedirectAction.TEMPORARY_REDIRECT,
+    308: rc.RedirectAction.PERMANENT_REDIRECT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInputs:
+    ctx: PushContext
+    proxy: Proxy
+    outbound_policy: str
+
+
+def virtual_host_domains(service: MeshService, port: int, proxy_ns: str, domain_suffix: str) -> list[str]:
+    """Istio's domains: FQDN, the shorter names sharing the proxy's DNS search path, the VIP;
+    each with and without the port."""
+    hosts = [service.hostname]
+    kube_suffix = f".{service.namespace}.svc.{domain_suffix}"
+    if service.source_kind == "Service" and service.hostname.endswith(kube_suffix):
+        short = service.hostname[: -len(kube_suffix)]
+        hosts += [f"{short}.{service.namespace}", f"{short}.{service.namespace}.svc"]
+        if service.namespace == proxy_ns:
+            hosts.append(short)
+    hosts += list(service.addresses)
+    out = []
+    for h in hosts:
+        out += [h, f"{h}:{port}"]
+    return out
+
+
+def _destination_port(dest: Any, ctx: PushContext, host: str, listener_port: int) -> int:
+    if dest.port is not None and dest.port.number:
+        return dest.port.number
+    service = ctx.service_by_host.get(host)
+    if service is not None and len(service.ports) == 1:
+        return service.ports[0].number
+    return listener_port
+
+
+def _cluster_for(dest: Any, entry: VirtualServiceEntry, inputs: RouteInputs, port: int) -> str:
+    host = resolve_short_name(dest.host, entry.namespace, inputs.ctx.mesh.domain_suffix)
+    return names.outbound_cluster(host, _destination_port(dest, inputs.ctx, host, port), dest.subset)
+
+
+def _hash_policy(inputs: RouteInputs, cluster: str) -> list[rc.RouteAction.HashPolicy]:
+    parsed = names.parse_cluster_name(cluster)
+    if parsed is None:
+        return []
+    _, port, subset_name, host = parsed
+    entry = inputs.ctx.destination_rule(inputs.proxy, host)
+    if entry is None:
+        return []
+    subset = next((s for s in entry.rule.spec.subsets if s.name == subset_name), None) if subset_name else None
+    return dp.hash_policies(dp.effective_policy(entry.rule.spec, port, subset).load_balancer)
+
+
+def _route_action(http: Any, entry: VirtualServiceEntry, inputs: RouteInputs, port: int) -> rc.RouteAction:
+    action = rc.RouteAction()
+    dests = [d for d in http.route if d.destination is not None]
+    if len(dests) == 1:
+        action.cluster = _cluster_for(dests[0].destination, entry, inputs, port)
+    else:
+        for d in dests:
+            wc = action.weighted_clusters.clusters.add(
+                name=_cluster_for(d.destination, entry, inputs, port)
+            )
+            wc.weight.value = d.weight
+            if d.headers is not None:
+                add, remove = hf.header_options(d.headers.request)
+                wc.request_headers_to_add.extend(add)
+                wc.request_headers_to_remove.extend(remove)
+                add, remove = hf.header_options(d.headers.response)
+                wc.response_headers_to_add.extend(add)
+                wc.response_headers_to_remove.extend(remove)
+    first = action.cluster or (action.weighted_clusters.clusters[0].name if dests else "")
+    action.hash_policy.extend(_hash_policy(inputs, first) if first else [])
+    action.timeout.CopyFrom(duration(http.timeout.total_seconds() if http.timeout is not None else 0))
+    retry = hf.retry_policy(http.retries, inputs.ctx.mesh)
+    if retry is not None:
+        action.retry_policy.CopyFrom(retry)
+    action.request_mirror_policies.extend(
+        hf.mirror_policies(http, lambda d: _cluster_for(d, entry, inputs, port))
+    )
+    rw = http.rewrite
+    if rw is not None:
+        if rw.uri:
+            action.prefix_rewrite = rw.uri
+        elif rw.uri_regex_rewrite is not None:
+            action.regex_rewrite.pattern.regex = rw.uri_regex_rewrite.match
+            action.regex_rewrite.substitution = rw.uri_regex_rewrite.rewrite
+        if rw.authority:
+            action.host_rewrite_literal = rw.authority
+    return action
+
+
+def _redirect(r: Any) -> rc.RedirectAction:
+    out = rc.RedirectAction(response_code=_REDIRECT_CODES.get(r.redirect_code or 301, rc.RedirectAction.MOVED_PERMANENTLY))
+    if r.uri:
+        out.path_redirect = r.uri
+    if r.authority:
+        out.host_redirect = r.authority
+    if r.port:
+        out.port_redirect = r.port
+    if r.scheme:
+        out.scheme_redirect = r.scheme
+    return out
+
+
+def _direct_response(d: Any) -> rc.DirectResponseAction:
+    out = rc.DirectResponseAction(status=d.status)
+    if d.body is not None:
+        if d.body.string is not None:
+            out.body.inline_string = d.body.string
+        elif d.body.bytes is not None:
+            import base64
+
+            out.body.inline_bytes = base64.b64decode(d.body.bytes)
+    return out
+
+
+def http_routes(entry: VirtualServiceEntry, inputs: RouteInputs, port: int) -> list[rc.Route]:
+    """Envoy routes for one VS on one port, one per match clause, in VS order."""
+    routes: list[rc.Route] = []
+    labels = inputs.proxy.label_map
+    for index, http in enumerate(entry.vs.spec.http):
+        if http.delegate is not None:
+            continue
+        matches = http.match or (None,)
+        for match in matches:
+            if not applies_to_proxy(match, port, labels, inputs.proxy.namespace):
+                continue
+            route = rc.Route(match=route_match(match))
+            name = http.name or f"{entry.vs.meta.namespace}/{entry.vs.meta.name}.{index}"
+            route.name = f"{name}.{match.name}" if match is not None and match.name else name
+            if http.redirect is not None:
+                route.redirect.CopyFrom(_redirect(http.redirect))
+            elif http.direct_response is not None:
+                route.direct_response.CopyFrom(_direct_response(http.direct_response))
+            else:
+                route.route.CopyFrom(_route_action(http, entry, inputs, port))
+            fault = hf.fault_config(http.fault)
+            if fault is not None:
+                route.typed_per_filter_config[hf.FAULT_FILTER].CopyFrom(any_of(fault))
+            cors = hf.cors_policy(http.cors_policy)
+            if cors is not None:
+                route.typed_per_filter_config[hf.CORS_FILTER].CopyFrom(any_of(cors))
+            if http.headers is not None:
+                add, remove = hf.header_options(http.headers.request)
+                route.request_headers_to_add.extend(add)
+                route.request_headers_to_remove.extend(remove)
+                add, remove = hf.header_options(http.headers.response)
+                route.response_headers_to_add.extend(add)
+                route.response_headers_to_remove.extend(remove)
+            if len(http.route) == 1 and http.route[0].headers is not None:
+                h = http.route[0].headers
+                for ops, adds, removes in (
+                    (h.request, route.request_headers_to_add, route.request_headers_to_remove),
+                    (h.response, route.response_headers_to_add, route.response_headers_to_remove),
+                ):
+                    add, remove = hf.header_options(ops)
+                    adds.extend(add)
+                    removes.extend(remove)
+            routes.append(route)
+            if match is None:
+                break
+    return routes
+
+
+def default_route(service: MeshService, port: int, inputs: RouteInputs) -> rc.Route:
+    cluster = names.outbound_cluster(service.hostname, port)
+    action = rc.RouteAction(cluster=cluster)
+    action.timeout.CopyFrom(duration(0))
+    action.hash_policy.extend(_hash_policy(inputs, cluster))
+    retry = hf.retry_policy(None, inputs.ctx.mesh)
+    if retry is not None:
+        action.retry_policy.CopyFrom(retry)
+    return rc.Route(name="default", match=rc.RouteMatch(prefix="/"), route=action)
+
+
+def catch_all_virtual_host(policy: str) -> rc.VirtualHost:
+    if policy == ALLOW_ANY:
+        action = rc.RouteAction(cluster=names.PASSTHROUGH_CLUSTER)
+        action.timeout.CopyFrom(duration(0))
+        route = rc.Route(name=names.ALLOW_ANY_ROUTE, match=rc.RouteMatch(prefix="/"), route=action)
+        return rc.VirtualHost(name=names.ALLOW_ANY_ROUTE, domains=["*"], routes=[route])
+    route = rc.Route(
+        name=names.BLACKHOLE_ROUTE,
+        match=rc.RouteMatch(prefix="/"),
+        direct_response=rc.DirectResponseAction(status=502),
+    )
+    return rc.VirtualHost(name=names.BLACKHOLE_ROUTE, domains=["*"], routes=[route])
+
+
+def outbound_route_config(
+    name: str, port: int, egress: EgressScope, inputs: RouteInputs
+) -> route_pb2.RouteConfiguration:
+    """The RouteConfiguration for HTTP traffic to ``port`` (named ``name``, e.g. ``9080``)."""
+    rcfg = route_pb2.RouteConfiguration(name=name)
+    rcfg.validate_clusters.value = False
+    used: set[str] = set()
+    ns, suffix = inputs.proxy.namespace, inputs.ctx.mesh.domain_suffix
+    for service in egress.services:
+        sp = service.port(port)
+        if sp is None or not is_http(sp.protocol):
+            continue
+        domains = [d for d in virtual_host_domains(service, port, ns, suffix) if d not in used]
+        if not domains:
+            continue
+        used.update(domains)
+        vhost = rc.VirtualHost(name=names.virtual_host_name(service.hostname, port), domains=domains)
+        entry = egress.virtual_service_for(service.hostname)
+        routes = http_routes(entry, inputs, port) if entry is not None and entry.vs.spec.http else []
+        if entry is None or not entry.vs.spec.http:
+            routes = [default_route(service, port, inputs)]
+        vhost.routes.extend(routes)
+        vhost.include_request_attempt_count = True
+        rcfg.virtual_hosts.append(vhost)
+    rcfg.virtual_hosts.append(catch_all_virtual_host(inputs.outbound_policy))
+    return rcfg

@@ -1,0 +1,178 @@
+"""What one proxy may see: Sidecar egress hosts, exportTo, and the mesh gateway filter.
+
+A scope depends only on the proxy's namespace and the Sidecar resource that applies,
+so it is computed once per (namespace, Sidecar) per snapshot and shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.translate.hosts import (
+    host_matches,
+    hosts_intersect,
+    resolve_short_name,
+    specificity,
+)
+from controlplane.translate.mesh import ALLOW_ANY
+from controlplane.translate.proxy import Proxy
+from controlplane.translate.push_context import (
+    MESH_GATEWAY,
+    PushContext,
+    VirtualServiceEntry,
+    exported_to,
+)
+from controlplane.translate.registry import MeshService
+
+
+@dataclass(frozen=True, slots=True)
+class EgressScope:
+    """One Sidecar egress listener (or the implicit catch-all)."""
+
+    port: Any  # model Port or None (all service ports)
+    bind: str
+    capture_none: bool
+    services: tuple[MeshService, ...]
+    virtual_services: tuple[VirtualServiceEntry, ...]
+
+    vs_exact: dict[str, VirtualServiceEntry] = field(default_factory=dict)
+    vs_wildcard: tuple[tuple[str, VirtualServiceEntry], ...] = ()
+
+    def virtual_service_for(self, hostname: str) -> VirtualServiceEntry | None:
+        """The VirtualService routing ``hostname``: exact host first, then the most specific
+        wildcard; among equals the first by key (Istio takes the oldest)."""
+        found = self.vs_exact.get(hostname)
+        if found is not None:
+            return found
+        for pattern, entry in self.vs_wildcard:
+            if host_matches(pattern, hostname):
+                return entry
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarScope:
+    sidecar: Any
+    egress: tuple[EgressScope, ...]
+    ingress: tuple[Any, ...]
+    outbound_policy: str
+    key: Any = None  # (namespace, Sidecar key): equal keys, equal scope
+
+    @property
+    def routes_depend_on_labels(self) -> bool:
+        """Do any visible VirtualService matches test sourceLabels (so routes differ per workload)?"""
+        for e in self.egress:
+            for entry in e.virtual_services:
+                spec = entry.vs.spec
+                for route in (*spec.http, *spec.tcp, *spec.tls):
+                    if any(m.source_labels for m in route.match):
+                        return True
+        return False
+
+    @property
+    def services(self) -> list[MeshService]:
+        seen: dict[str, MeshService] = {}
+        for e in self.egress:
+            for s in e.services:
+                seen.setdefault(s.hostname, s)
+        return sorted(seen.values(), key=lambda s: s.hostname)
+
+
+def _parse_egress_host(text: str, proxy_ns: str) -> tuple[str, str]:
+    ns, sep, host = text.partition("/")
+    if not sep:
+        ns, host = "*", text
+    if ns == ".":
+        ns = proxy_ns
+    return ns, host
+
+
+def _ns_ok(pattern_ns: str, ns: str) -> bool:
+    return pattern_ns == "*" or pattern_ns == ns
+
+
+def _egress_scope(ctx: PushContext, proxy_ns: str, listener: Any) -> EgressScope:
+    host_patterns = [_parse_egress_host(h, proxy_ns) for h in (listener.hosts if listener else ("*/*",))]
+    host_patterns = [(ns, h) for ns, h in host_patterns if ns != "~"]
+    vses = tuple(
+        e for e in ctx.virtual_services
+        if MESH_GATEWAY in e.gateways
+        and exported_to(e.export_to, e.namespace, proxy_ns)
+        and any(_ns_ok(ns, e.namespace) and any(hosts_intersect(h, vh) for vh in e.hosts) for ns, h in host_patterns)
+    )
+    wanted: dict[str, MeshService] = {}
+    for s in ctx.services:
+        if not exported_to(s.export_to, s.namespace, proxy_ns):
+            continue
+        if any(_ns_ok(ns, s.namespace) and host_matches(h, s.hostname) for ns, h in host_patterns):
+            wanted[s.hostname] = s
+    # Services a visible VirtualService routes to come along, so no route lacks its cluster.
+    for e in vses:
+        for host in _destination_hosts(e, ctx.mesh.domain_suffix):
+            s = ctx.service_by_host.get(host)
+            if s is not None and host not in wanted and exported_to(s.export_to, s.namespace, proxy_ns):
+                wanted[host] = s
+    port = getattr(listener, "port", None) if listener else None
+    capture_none = bool(listener) and listener.capture_mode == "NONE"
+    exact: dict[str, VirtualServiceEntry] = {}
+    wildcard: list[tuple[str, VirtualServiceEntry]] = []
+    for e in vses:  # already sorted by key: setdefault keeps the first
+        for h in e.hosts:
+            if h.startswith("*"):
+                wildcard.append((h, e))
+            else:
+                exact.setdefault(h, e)
+    wildcard.sort(key=lambda pe: specificity(pe[0]))  # stable: key order among equals
+    return EgressScope(
+        port=port if port is not None and port.number else None,
+        bind=listener.bind if listener else "",
+        capture_none=capture_none,
+        services=tuple(sorted(wanted.values(), key=lambda s: s.hostname)),
+        virtual_services=vses,
+        vs_exact=exact,
+        vs_wildcard=tuple(wildcard),
+    )
+
+
+def _destination_hosts(entry: VirtualServiceEntry, domain_suffix: str) -> set[str]:
+    ns = entry.namespace
+    spec = entry.vs.spec
+    out: set[str] = set()
+    for http in spec.http:
+        dests = [rd.destination for rd in http.route]
+        dests += [m.destination for m in http.mirrors]
+        if http.mirror is not None:
+            dests.append(http.mirror)
+        out.update(resolve_short_name(d.host, ns, domain_suffix) for d in dests if d is not None and d.host)
+    for route in (*spec.tcp, *spec.tls):
+        out.update(
+            resolve_short_name(rd.destination.host, ns, domain_suffix)
+            for rd in route.route if rd.destination is not None
+        )
+    return out
+
+
+def sidecar_scope(ctx: PushContext, proxy: Proxy) -> SidecarScope:
+    sidecar = ctx.sidecar_for(proxy)
+    cache_key = (proxy.namespace, sidecar.key if sidecar is not None else None)
+    cached = ctx.scope_cache.get(cache_key)
+    if cached is not None:
+        return cached
+    policy = ctx.mesh.outbound_traffic_policy
+    if sidecar is None:
+        scope = SidecarScope(None, (_egress_scope(ctx, proxy.namespace, None),), (), policy, cache_key)
+    else:
+        spec = sidecar.spec
+        listeners = spec.egress or (None,)
+        if spec.outbound_traffic_policy is not None:
+            policy = spec.outbound_traffic_policy.mode
+        scope = SidecarScope(
+            sidecar,
+            tuple(_egress_scope(ctx, proxy.namespace, e) for e in listeners),
+            tuple(spec.ingress),
+            policy or ALLOW_ANY,
+            cache_key,
+        )
+    ctx.scope_cache[cache_key] = scope
+    return scope

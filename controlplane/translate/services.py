@@ -1,0 +1,233 @@
+"""Model objects -> the translator's registry: Services/ServiceEntries and their endpoints.
+
+Endpoints of a Kubernetes Service come from its EndpointSlices (Endpoints when it has
+none) plus the WorkloadEntries its selector matches; a ServiceEntry's from its inline
+endpoints plus the WorkloadEntries its workloadSelector matches. Endpoint labels (for
+subsets) and topology come from the Pod an endpoint points at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from controlplane.translate import protocol as proto
+from controlplane.translate.names import service_fqdn
+from controlplane.translate.proxy import Locality
+from controlplane.translate.registry import (
+    DNS,
+    DNS_ROUND_ROBIN,
+    EDS,
+    PASSTHROUGH,
+    MeshEndpoint,
+    MeshService,
+    ServicePort,
+    labels_match,
+)
+
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
+REGION_LABEL = "topology.kubernetes.io/region"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+SUBZONE_LABEL = "topology.istio.io/subzone"
+ISTIO_LOCALITY_LABEL = "istio-locality"
+
+_SE_RESOLUTION = {
+    "NONE": PASSTHROUGH,
+    "STATIC": EDS,
+    "DNS": DNS,
+    "DYNAMIC_DNS": DNS,
+    "DNS_ROUND_ROBIN": DNS_ROUND_ROBIN,
+}
+
+
+def export_set(values: Iterable[str]) -> frozenset[str]:
+    items = frozenset(v.strip() for v in values if v and v.strip())
+    return items or frozenset({"*"})
+
+
+def parse_locality(text: str) -> Locality:
+    """``region/zone/subzone`` (WorkloadEntry) or ``region.zone.subzone`` (istio-locality)."""
+    sep = "/" if "/" in text else "."
+    parts = (text.split(sep) + ["", "", ""])[:3] if text else ["", "", ""]
+    return Locality(*parts)
+
+
+def labels_locality(labels: Mapping[str, str], zone: str = "") -> Locality:
+    if labels.get(ISTIO_LOCALITY_LABEL):
+        return parse_locality(labels[ISTIO_LOCALITY_LABEL])
+    return Locality(
+        labels.get(REGION_LABEL, ""),
+        labels.get(ZONE_LABEL, "") or zone,
+        labels.get(SUBZONE_LABEL, ""),
+    )
+
+
+def kubernetes_service(svc: Any, domain_suffix: str) -> MeshService | None:
+    spec = svc.spec
+    if spec.type == "ExternalName" and not spec.external_name:
+        return None
+    ports = tuple(
+        ServicePort(
+            name=p.name,
+            number=p.port,
+            protocol=proto.port_protocol(p.name, p.app_protocol),
+            target_port=p.effective_target_port,
+        )
+        for p in spec.ports
+        if p.protocol == "TCP"
+    )
+    resolution = EDS
+    addresses: tuple[str, ...] = ()
+    if spec.type == "ExternalName":
+        resolution = DNS
+    elif spec.is_headless:
+        resolution = PASSTHROUGH
+    else:
+        addresses = tuple(dict.fromkeys(a for a in (spec.cluster_ip, *spec.cluster_ips) if a and a != "None"))
+    export = svc.meta.annotations.get(EXPORT_TO_ANNOTATION, "")
+    return MeshService(
+        hostname=service_fqdn(svc.meta.name, svc.meta.namespace, domain_suffix),
+        namespace=svc.meta.namespace,
+        name=svc.meta.name,
+        ports=ports,
+        addresses=addresses,
+        resolution=resolution,
+        export_to=export_set(export.split(",")),
+        selector=tuple(sorted(spec.selector.items())) if spec.selector else None,
+        source_kind="Service",
+    )
+
+
+def service_entry_services(se: Any) -> list[MeshService]:
+    spec = se.spec
+    ports = tuple(
+        ServicePort(
+            name=p.name,
+            number=p.number,
+            protocol=proto.parse_protocol(p.protocol),
+            target_port=p.target_port or None,
+        )
+        for p in spec.ports
+    )
+    selector = None
+    if spec.workload_selector is not None:
+        selector = tuple(sorted(spec.workload_selector.labels.items()))
+    return [
+        MeshService(
+            hostname=host,
+            namespace=se.meta.namespace,
+            name=se.meta.name,
+            ports=ports,
+            addresses=tuple(a for a in spec.addresses if "/" not in a or a.endswith("/32")),
+            resolution=_SE_RESOLUTION.get(spec.resolution, PASSTHROUGH),
+            export_to=export_set(spec.export_to),
+            selector=selector,
+            mesh_external=spec.location == "MESH_EXTERNAL",
+            source_kind="ServiceEntry",
+        )
+        for host in spec.hosts
+    ]
+
+
+def workload_endpoint(wl: Any, port: ServicePort, namespace: str, default_sa: str = "") -> MeshEndpoint | None:
+    """A WorkloadEntry (or ServiceEntry inline endpoint) behind one service port."""
+    if not wl.address:
+        return None
+    number = wl.ports.get(port.name) if port.name else None
+    if number is None:
+        number = port.target_port if isinstance(port.target_port, int) else port.number
+    return MeshEndpoint(
+        address=wl.address.removeprefix("unix://"),
+        port=number,
+        labels=tuple(sorted(wl.labels.items())),
+        locality=parse_locality(wl.locality),
+        weight=wl.weight,
+        service_account=wl.service_account or default_sa,
+        namespace=namespace,
+    )
+
+
+class PodIndex:
+    """Pods by (namespace, name) and by IP, for endpoint labels and locality."""
+
+    def __init__(self, pods: Iterable[Any]) -> None:
+        self.by_name: dict[tuple[str, str], Any] = {}
+        self.by_ip: dict[str, Any] = {}
+        for pod in pods:
+            self.by_name[(pod.meta.namespace, pod.meta.name)] = pod
+            for ip in pod.ips:
+                self.by_ip.setdefault(ip, pod)
+
+    def find(self, namespace: str, target_ref: Any, ip: str) -> Any:
+        if target_ref is not None and target_ref.kind == "Pod":
+            pod = self.by_name.get((target_ref.namespace or namespace, target_ref.name))
+            if pod is not None:
+                return pod
+        return self.by_ip.get(ip)
+
+
+def _endpoint_from_address(
+    ip: str, port: int, namespace: str, pods: PodIndex, target_ref: Any, zone: str, ready: bool
+) -> MeshEndpoint:
+    pod = pods.find(namespace, target_ref, ip)
+    labels: Mapping[str, str] = pod.meta.labels if pod is not None else {}
+    return MeshEndpoint(
+        address=ip,
+        port=port,
+        labels=tuple(sorted(labels.items())),
+        locality=labels_locality(labels, zone),
+        healthy=ready,
+        service_account=pod.spec.service_account_name if pod is not None else "",
+        namespace=namespace,
+    )
+
+
+def _slice_port(ports: Iterable[Any], service_port: ServicePort) -> int | None:
+    for p in ports:
+        if (p.name or "") == (service_port.name or "") and p.port:
+            return p.port
+    return None
+
+
+def kubernetes_endpoints(
+    service: MeshService,
+    slices: list[Any],
+    legacy: Any,
+    pods: PodIndex,
+) -> dict[int, list[MeshEndpoint]]:
+    """Service port number -> ready endpoints, from EndpointSlices or else Endpoints."""
+    out: dict[int, list[MeshEndpoint]] = {p.number: [] for p in service.ports}
+    if slices:
+        for sl in slices:
+            if sl.address_type == "FQDN":
+                continue
+            for sp in service.ports:
+                number = _slice_port(sl.ports, sp)
+                if number is None:
+                    continue
+                for ep in sl.endpoints:
+                    if not ep.is_ready:
+                        continue
+                    for ip in ep.addresses[:1]:
+                        out[sp.number].append(
+                            _endpoint_from_address(ip, number, service.namespace, pods, ep.target_ref, ep.zone, True)
+                        )
+    elif legacy is not None:
+        for subset in legacy.subsets:
+            for sp in service.ports:
+                number = _slice_port(subset.ports, sp)
+                if number is None:
+                    continue
+                for addr in subset.addresses:
+                    out[sp.number].append(
+                        _endpoint_from_address(addr.ip, number, service.namespace, pods, addr.target_ref, "", True)
+                    )
+    return out
+
+
+def selected_workload_entries(
+    selector: tuple[tuple[str, str], ...] | None, namespace: str, entries: list[Any]
+) -> list[Any]:
+    if not selector:
+        return []
+    return [we for we in entries if we.meta.namespace == namespace and labels_match(selector, dict(we.spec.labels))]

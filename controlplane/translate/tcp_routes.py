@@ -1,0 +1,65 @@
+"""VirtualService tcp and tls routes -> tcp_proxy destinations and SNI filter chains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.translate import names
+from controlplane.translate.hosts import resolve_short_name
+from controlplane.translate.push_context import PushContext, VirtualServiceEntry
+
+
+def _applies(match: Any, port: int, labels: dict[str, str], namespace: str) -> bool:
+    if match.port and match.port != port:
+        return False
+    if any(labels.get(k) != v for k, v in match.source_labels.items()):
+        return False
+    if match.source_namespace and match.source_namespace != namespace:
+        return False
+    return not match.gateways or "mesh" in match.gateways
+
+
+def _weighted(route: Any, entry: VirtualServiceEntry, ctx: PushContext, port: int) -> list[tuple[str, int]]:
+    out = []
+    for rd in route.route:
+        d = rd.destination
+        if d is None:
+            continue
+        host = resolve_short_name(d.host, entry.namespace, ctx.mesh.domain_suffix)
+        dport = d.port.number if d.port is not None and d.port.number else port
+        svc = ctx.service_by_host.get(host)
+        if (d.port is None or not d.port.number) and svc is not None and len(svc.ports) == 1:
+            dport = svc.ports[0].number
+        out.append((names.outbound_cluster(host, dport, d.subset), rd.weight or (100 if len(route.route) == 1 else 0)))
+    return out
+
+
+def tcp_destinations(
+    entry: VirtualServiceEntry | None, ctx: PushContext, port: int, labels: dict[str, str], namespace: str
+) -> list[tuple[str, int]] | None:
+    """Weighted clusters of the first tcp route that applies, or None."""
+    if entry is None:
+        return None
+    for route in entry.vs.spec.tcp:
+        if not route.match or any(_applies(m, port, labels, namespace) for m in route.match):
+            dests = _weighted(route, entry, ctx, port)
+            if dests:
+                return dests
+    return None
+
+
+def tls_chains(
+    entry: VirtualServiceEntry | None, ctx: PushContext, port: int, labels: dict[str, str], namespace: str
+) -> list[tuple[tuple[str, ...], list[tuple[str, int]]]]:
+    """(SNI hosts, weighted clusters) per tls route match that applies."""
+    if entry is None:
+        return []
+    out = []
+    for route in entry.vs.spec.tls:
+        for m in route.match:
+            if _applies(m, port, labels, namespace) and m.sni_hosts:
+                sni = tuple(resolve_short_name(h, entry.namespace, ctx.mesh.domain_suffix) for h in m.sni_hosts)
+                dests = _weighted(route, entry, ctx, port)
+                if dests:
+                    out.append((sni, dests))
+    return out

@@ -1,0 +1,52 @@
+"""The transport-security seam: upstream TLS per DestinationRule mode and auto-mTLS."""
+
+from __future__ import annotations
+
+from controlplane.model.destination_rule import ClientTLSSettings
+from controlplane.settings import Settings
+from controlplane.translate.mesh import MeshConfig
+from controlplane.translate.transport import upstream_transport_socket
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+
+HOST = "reviews.default.svc.cluster.local"
+
+
+def _ctx(socket) -> tls_pb2.UpstreamTlsContext:
+    ctx = tls_pb2.UpstreamTlsContext()
+    socket.typed_config.Unpack(ctx)
+    return ctx
+
+
+def test_no_tls_unless_auto_mtls_and_peer_has_sidecar() -> None:
+    assert upstream_transport_socket(None, HOST, 9080, "", MeshConfig()) is None
+    auto = MeshConfig(enable_auto_mtls=True)
+    assert upstream_transport_socket(None, HOST, 9080, "v1", auto) is None
+    sock = upstream_transport_socket(
+        None, HOST, 9080, "v1", auto, peer_supports_mtls=True,
+        service_accounts=("spiffe://cluster.local/ns/default/sa/reviews",),
+    )
+    ctx = _ctx(sock)
+    assert ctx.sni == "outbound_.9080_.v1_.reviews.default.svc.cluster.local"
+    assert ctx.common_tls_context.tls_certificate_sds_secret_configs[0].name == "default"
+    combined = ctx.common_tls_context.combined_validation_context
+    assert combined.validation_context_sds_secret_config.name == "ROOTCA"
+    assert combined.default_validation_context.match_typed_subject_alt_names[0].matcher.exact.endswith("/sa/reviews")
+
+
+def test_disable_simple_mutual() -> None:
+    mesh = MeshConfig(enable_auto_mtls=True)
+    assert upstream_transport_socket(ClientTLSSettings(mode="DISABLE"), HOST, 80, "", mesh, peer_supports_mtls=True) is None
+    simple = _ctx(upstream_transport_socket(ClientTLSSettings(mode="SIMPLE", ca_certificates="/ca.pem"), "api.example.com", 443, "", mesh))
+    assert simple.sni == "api.example.com"
+    assert simple.common_tls_context.validation_context.trusted_ca.filename == "/ca.pem"
+    mutual = _ctx(upstream_transport_socket(ClientTLSSettings(
+        mode="MUTUAL", client_certificate="/c.pem", private_key="/k.pem", credential_name=""), "x.example", 443, "", mesh))
+    assert mutual.common_tls_context.tls_certificates[0].certificate_chain.filename == "/c.pem"
+    cred = _ctx(upstream_transport_socket(ClientTLSSettings(mode="MUTUAL", credential_name="client-cred"), "x.example", 443, "", mesh))
+    assert cred.common_tls_context.tls_certificate_sds_secret_configs[0].name == "client-cred"
+    assert cred.common_tls_context.validation_context_sds_secret_config.name == "client-cred-cacert"
+
+
+def test_mesh_config_from_settings() -> None:
+    mesh = MeshConfig.from_settings(Settings(trust_domain="example.org", domain_suffix="svc.corp.local"))
+    assert mesh.trust_domain == "example.org" and mesh.domain_suffix == "corp.local"
