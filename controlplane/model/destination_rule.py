@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import ClassVar, Literal
 
 from controlplane.model.base import ObjectMeta, Resource
-from controlplane.model.common import LabelSelector, PortSelector
+from controlplane.model.common import PortSelector, WorkloadSelector
 from controlplane.model.decode import jfield
 from controlplane.model.frozen import EMPTY
 
@@ -211,7 +211,7 @@ class DestinationRuleSpec:
     traffic_policy: TrafficPolicy | None = None
     subsets: tuple[Subset, ...] = ()
     export_to: tuple[str, ...] = ()
-    workload_selector: LabelSelector | None = None
+    workload_selector: WorkloadSelector | None = None  # istio.type.v1beta1: matchLabels
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,7 +72,7 @@ def validate_destination_rule(resource: Resource, errors: list[FieldError]) -> N
     )
     if spec.workload_selector is not None:
         validate_workload_selector(
-            spec.workload_selector.labels, "spec.workloadSelector.labels", errors
+            spec.workload_selector.match_labels, "spec.workloadSelector.matchLabels", errors
         )
 
 

@@ -59,11 +59,8 @@ class DestinationRuleIndex:
 
 
 def _selector_labels(selector: Any) -> dict[str, str]:
-    """A DestinationRule's workloadSelector labels (Istio's type is ``matchLabels``; accept
-    ``labels`` too)."""
-    if selector is None:
-        return {}
-    return dict(getattr(selector, "match_labels", None) or getattr(selector, "labels", None) or {})
+    """A DestinationRule's workloadSelector labels (Istio's type: ``matchLabels``)."""
+    return dict(selector.match_labels) if selector is not None else {}
 
 
 def exported_to(export: frozenset[str], owner_ns: str, proxy_ns: str) -> bool:

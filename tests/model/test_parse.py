@@ -466,3 +466,21 @@ def test_warnings_do_not_fail_parse() -> None:
 def test_non_documents_are_validation_errors(doc: object) -> None:
     with pytest.raises(ValidationError):
         parse(doc)  # type: ignore[arg-type]
+
+
+def test_destination_rule_workload_selector_uses_match_labels() -> None:
+    """DestinationRule's selector is istio.type.v1beta1.WorkloadSelector (``matchLabels``),
+    unlike Sidecar's and ServiceEntry's (``labels``)."""
+    from controlplane.model import ValidationError, parse
+
+    doc = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "r", "namespace": "default"},
+        "spec": {"host": "reviews", "workloadSelector": {"matchLabels": {"app": "productpage"}}},
+    }
+    rule = parse(doc)
+    assert dict(rule.spec.workload_selector.match_labels) == {"app": "productpage"}
+    doc["spec"]["workloadSelector"] = {"labels": {"app": "productpage"}}
+    with pytest.raises(ValidationError, match=r"spec\.workloadSelector\.labels"):
+        parse(doc)

@@ -13,7 +13,7 @@ def route(host: str = "reviews") -> dict[str, Any]:
 
 
 def test_export_to_rules() -> None:
-    dr = {"host": "reviews", "workloadSelector": {"labels": {"app": "x"}}, "exportTo": ["other"]}
+    dr = {"host": "reviews", "workloadSelector": {"matchLabels": {"app": "x"}}, "exportTo": ["other"]}
     assert_error(istio("DestinationRule", dr), "spec.exportTo", "beyond current namespace")
     assert_error(
         istio("DestinationRule", {"host": "r", "exportTo": ["~"]}),

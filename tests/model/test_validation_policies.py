@@ -160,7 +160,7 @@ def test_destination_rule_subsets_and_export() -> None:
     )
     assert_error(dr({"exportTo": ["*", "ns1"]}), "spec.exportTo", "both public")
     assert_error(dr({"exportTo": ["Bad_NS"]}), "spec.exportTo[0]")
-    assert_valid(dr({"exportTo": ["."], "workloadSelector": {"labels": {"app": "x"}}}))
+    assert_valid(dr({"exportTo": ["."], "workloadSelector": {"matchLabels": {"app": "x"}}}))
     assert_valid(dr({"exportTo": [".", "istio-system"]}))
 
 
