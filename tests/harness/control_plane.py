@@ -49,21 +49,36 @@ class ServedControlPlane:
 
 
 @contextmanager
-def served_control_plane(workdir: Path, config_dir: Path, *extra: str) -> Iterator[ServedControlPlane]:
+def served_control_plane(
+    workdir: Path, config_dir: Path, *extra: str
+) -> Iterator[ServedControlPlane]:
     ports = {name: free_port() for name in ("tls", "plain", "monitoring")}
     log_path = workdir / "controlplane.log"
     ca_dir = workdir / "ca"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "controlplane", "serve",
-                "--config-dir", str(config_dir), "--ca-dir", str(ca_dir),
-                "--xds-tls-port", str(ports["tls"]),
-                "--xds-plaintext-port", str(ports["plain"]),
-                "--monitoring-port", str(ports["monitoring"]),
-                "--debounce-after", "0.05", *extra,
+                sys.executable,
+                "-m",
+                "controlplane",
+                "serve",
+                "--config-dir",
+                str(config_dir),
+                "--ca-dir",
+                str(ca_dir),
+                "--xds-tls-port",
+                str(ports["tls"]),
+                "--xds-plaintext-port",
+                str(ports["plain"]),
+                "--monitoring-port",
+                str(ports["monitoring"]),
+                "--debounce-after",
+                "0.05",
+                *extra,
             ],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     served = ServedControlPlane(
         process, config_dir, ca_dir, log_path, ports["tls"], ports["plain"], ports["monitoring"]

@@ -1,0 +1,145 @@
+"""The snapshot cache: prepared resources per proxy group (and per proven identity).
+
+The translator calls `set_snapshot` / `set_resources` / `remove_group`; secrets that belong to
+one workload identity go in with `set_identity_resources`, so only a stream whose identity was
+proven sees them. Streams register as watchers and are told (without awaiting anything) when
+what they see changed; they then read the latest state themselves, so intermediate versions are
+coalesced and a slow stream never holds anyone up.
+
+Methods may be called from the event loop or from another thread: state is swapped under a
+short lock that is never held across an await, and watchers are notified thread-safely.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Protocol
+
+from controlplane.xds.resources import ResourceInput, TypeResources, merge_layers
+
+log = logging.getLogger(__name__)
+
+Identity = Hashable  # what the authenticate hook returns; a SPIFFE ID string is typical
+
+
+class Watcher(Protocol):
+    group: str | None
+    identity: Identity | None
+
+    def notify(self) -> None:
+        """Something this watcher sees changed; must not block."""
+
+
+class SnapshotCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: dict[str, dict[str, TypeResources]] = {}
+        self._identities: dict[Identity, dict[str, TypeResources]] = {}
+        self._watchers: set[Watcher] = set()
+        self._views: dict[
+            tuple[str, Identity | None, str], tuple[object, object, TypeResources]
+        ] = {}
+
+    # --- what the translator / runtime calls -------------------------------------------------
+
+    def set_snapshot(self, group: str, resources: Mapping[str, Iterable[ResourceInput]]) -> None:
+        """Replace every type of a group at once; a type not given becomes empty."""
+        with self._lock:
+            previous = self._groups.get(group, {})
+            self._groups[group] = {
+                type_url: TypeResources.build(type_url, items, previous.get(type_url))
+                for type_url, items in resources.items()
+            }
+        self._notify(lambda w: w.group == group)
+
+    def set_resources(self, group: str, type_url: str, resources: Iterable[ResourceInput]) -> None:
+        """Replace one type of an existing group (e.g. endpoints alone)."""
+        with self._lock:
+            current = self._groups.get(group)
+            if current is None:
+                raise KeyError(f"group {group!r} has no snapshot; call set_snapshot first")
+            updated = dict(current)
+            updated[type_url] = TypeResources.build(type_url, resources, current.get(type_url))
+            self._groups[group] = updated
+        self._notify(lambda w: w.group == group)
+
+    def remove_group(self, group: str) -> None:
+        """Forget a group. Streams still on it keep their config and wait for a new snapshot."""
+        with self._lock:
+            self._groups.pop(group, None)
+            self._views = {k: v for k, v in self._views.items() if k[0] != group}
+
+    def set_identity_resources(
+        self, identity: Identity, type_url: str, resources: Iterable[ResourceInput]
+    ) -> None:
+        """Resources only streams authenticated as `identity` see (e.g. its SDS secrets).
+        They overlay the group's resources of the same name."""
+        with self._lock:
+            current = self._identities.get(identity, {})
+            updated = dict(current)
+            updated[type_url] = TypeResources.build(type_url, resources, current.get(type_url))
+            self._identities[identity] = updated
+        self._notify(lambda w: w.identity == identity)
+
+    def remove_identity(self, identity: Identity) -> None:
+        with self._lock:
+            self._identities.pop(identity, None)
+            self._views = {k: v for k, v in self._views.items() if k[1] != identity}
+        self._notify(lambda w: w.identity == identity)
+
+    # --- what the server and operators read --------------------------------------------------
+
+    def has_group(self, group: str) -> bool:
+        return group in self._groups
+
+    def groups(self) -> list[str]:
+        return sorted(self._groups)
+
+    def group_versions(self, group: str) -> dict[str, str]:
+        """Type URL -> content version of that type's set in the group (empty if unknown)."""
+        snapshot = self._groups.get(group, {})
+        return {type_url: res.version for type_url, res in sorted(snapshot.items())}
+
+    def resources(self, group: str, type_url: str) -> TypeResources:
+        return self._groups.get(group, {}).get(type_url) or TypeResources(type_url)
+
+    def view(self, group: str, identity: Identity | None, type_url: str) -> TypeResources | None:
+        """What a stream of this group and identity sees of one type; None while the group has
+        no snapshot yet."""
+        snapshot = self._groups.get(group)
+        if snapshot is None:
+            return None
+        group_layer = snapshot.get(type_url)
+        identity_layer = (
+            self._identities.get(identity, {}).get(type_url) if identity is not None else None
+        )
+        if identity_layer is None:
+            return group_layer or TypeResources(type_url)
+        key = (group, identity, type_url)
+        memo = self._views.get(key)
+        if memo is not None and memo[0] is group_layer and memo[1] is identity_layer:
+            return memo[2]
+        merged = merge_layers((group_layer, identity_layer), type_url)
+        self._views[key] = (group_layer, identity_layer, merged)
+        return merged
+
+    # --- watchers ----------------------------------------------------------------------------
+
+    def watch(self, watcher: Watcher) -> None:
+        with self._lock:
+            self._watchers.add(watcher)
+
+    def unwatch(self, watcher: Watcher) -> None:
+        with self._lock:
+            self._watchers.discard(watcher)
+
+    def watcher_count(self, group: str) -> int:
+        return sum(1 for w in list(self._watchers) if w.group == group)
+
+    def _notify(self, selected) -> None:
+        with self._lock:
+            targets = [w for w in self._watchers if selected(w)]
+        for watcher in targets:
+            watcher.notify()

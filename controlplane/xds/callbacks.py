@@ -1,0 +1,39 @@
+"""Hooks through which the runtime learns about proxies. Subclass and override what you need.
+
+Every hook is called on the event loop, must not block, and may not raise into the server
+(exceptions are logged and swallowed). Schedule async work with asyncio.create_task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from envoy.config.core.v3 import base_pb2
+
+from controlplane.xds.auth import Identity
+from controlplane.xds.status import NackRecord
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    stream_id: int
+    kind: str  # "sotw" or "delta"
+    service: str  # "ADS", or "CDS", "EDS", ... for a single-type service
+    node: base_pb2.Node
+    identity: Identity | None
+    group: str
+    peer: str
+
+
+class XdsCallbacks:
+    def on_group_needed(self, group: str, info: StreamInfo) -> None:
+        """A stream joined a group that has no snapshot: translate for it (lazily)."""
+
+    def on_stream_open(self, info: StreamInfo) -> None:
+        """A proxy connected (after authentication and grouping)."""
+
+    def on_stream_closed(self, info: StreamInfo) -> None:
+        """A proxy's stream ended (disconnect, error or shutdown)."""
+
+    def on_nack(self, record: NackRecord) -> None:
+        """A proxy rejected a response; the server keeps its last good config."""

@@ -1,0 +1,141 @@
+"""The transport-free heart of the xDS server: streams, hooks, NACK records and counters."""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import AsyncIterator
+
+from envoy.config.core.v3 import base_pb2
+
+from controlplane.xds import types
+from controlplane.xds.auth import (
+    Authenticate,
+    CallInfo,
+    GroupOf,
+    Identity,
+    group_by_node_id,
+    no_authentication,
+)
+from controlplane.xds.cache import SnapshotCache
+from controlplane.xds.callbacks import StreamInfo, XdsCallbacks
+from controlplane.xds.status import Counters, NackRecord
+from controlplane.xds.stream import DELTA, SOTW, Stream
+
+log = logging.getLogger(__name__)
+
+
+class XdsCore:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        *,
+        group_of: GroupOf = group_by_node_id,
+        authenticate: Authenticate = no_authentication,
+        callbacks: XdsCallbacks | None = None,
+        identifier: str = "controlplane",
+        nack_history: int = 1000,
+    ) -> None:
+        self.cache = cache
+        self.group_of = group_of
+        self.authenticate = authenticate
+        self.callbacks = callbacks or XdsCallbacks()
+        self.control_plane = base_pb2.ControlPlane(identifier=identifier)
+        self.counters = Counters()
+        self.nacks: collections.deque[NackRecord] = collections.deque(maxlen=nack_history)
+        self.streams: dict[int, Stream] = {}
+
+    # --- streams -------------------------------------------------------------------------------
+
+    def open_stream(
+        self, kind: str, call: CallInfo | None = None, type_url: str | None = None
+    ) -> Stream:
+        """A stream object to drive with `stream.run(requests)` (tests use it to watch state)."""
+        return Stream(self, kind, call or CallInfo(), type_url)
+
+    def sotw(
+        self, requests: AsyncIterator, call: CallInfo | None = None, type_url: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """Serve one state-of-the-world stream (ADS when type_url is None); yields response bytes."""
+        return Stream(self, SOTW, call or CallInfo(), type_url).run(requests)
+
+    def delta(
+        self, requests: AsyncIterator, call: CallInfo | None = None, type_url: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """Serve one delta stream (ADS when type_url is None); yields response bytes."""
+        return Stream(self, DELTA, call or CallInfo(), type_url).run(requests)
+
+    async def authenticate_stream(self, stream: Stream) -> Identity | None:
+        try:
+            return await self.authenticate(stream.call, stream.node)
+        except Exception:
+            self.counters.auth_failures += 1
+            raise
+
+    def attach(self, stream: Stream) -> None:
+        self.streams[stream.stream_id] = stream
+        self.counters.streams_opened += 1
+        self.cache.watch(stream)
+        info = self.info(stream)
+        log.info(
+            "xds stream %d open: node=%s group=%s identity=%s",
+            stream.stream_id,
+            stream.node.id,
+            stream.group,
+            stream.identity,
+        )
+        self._call("on_stream_open", info)
+        if not self.cache.has_group(info.group):
+            self._call("on_group_needed", info.group, info)
+
+    def detach(self, stream: Stream) -> None:
+        if self.streams.pop(stream.stream_id, None) is None:
+            return
+        self.counters.streams_closed += 1
+        self.cache.unwatch(stream)
+        log.info("xds stream %d closed: node=%s", stream.stream_id, stream.node.id)
+        self._call("on_stream_closed", self.info(stream))
+
+    def info(self, stream: Stream) -> StreamInfo:
+        return StreamInfo(
+            stream_id=stream.stream_id,
+            kind=stream.kind,
+            service=types.short_name(stream.service_type) if stream.service_type else "ADS",
+            node=stream.node,
+            identity=stream.identity,
+            group=stream.group or "",
+            peer=stream.call.peer,
+        )
+
+    def close_all(self) -> None:
+        for stream in list(self.streams.values()):
+            stream.close()
+
+    # --- NACKs -----------------------------------------------------------------------------
+
+    def record_nack(self, record: NackRecord, *, log_it: bool) -> None:
+        self.nacks.append(record)
+        self.counters.nacks_by_type[types.short_name(record.type_url)] += 1
+        if log_it:
+            log.warning(
+                "xds NACK from node %s for %s version %s: %s",
+                record.node_id,
+                types.short_name(record.type_url),
+                record.rejected_version or "?",
+                record.error,
+            )
+        self._call("on_nack", record)
+
+    # --- operators -------------------------------------------------------------------------
+
+    def streams_status(self) -> list[dict[str, object]]:
+        return [s.status() for _, s in sorted(self.streams.items())]
+
+    def recent_nacks(self) -> list[NackRecord]:
+        return list(self.nacks)
+
+    def _call(self, hook: str, *args: object) -> None:
+        try:
+            getattr(self.callbacks, hook)(*args)
+        except Exception:
+            log.exception("xds callback %s failed", hook)

@@ -1,0 +1,199 @@
+"""The gRPC face: ADS (SotW and delta) and the single-type CDS/EDS/LDS/RDS/SDS services.
+
+Handlers are registered as generic handlers whose response serializer is the identity: streams
+yield bytes framed from pre-serialized resources, so per-stream work is joining bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+from envoy.service.discovery.v3 import discovery_pb2
+
+from controlplane.xds import types
+from controlplane.xds.auth import (
+    Authenticate,
+    CallInfo,
+    GroupOf,
+    PermissionDenied,
+    Unauthenticated,
+    group_by_node_id,
+    no_authentication,
+)
+from controlplane.xds.cache import SnapshotCache
+from controlplane.xds.callbacks import XdsCallbacks
+from controlplane.xds.core import XdsCore
+
+log = logging.getLogger(__name__)
+
+# service -> (SotW method, delta method, type URL or None for ADS)
+SERVICES: dict[str, tuple[str, str, str | None]] = {
+    "envoy.service.discovery.v3.AggregatedDiscoveryService": (
+        "StreamAggregatedResources",
+        "DeltaAggregatedResources",
+        None,
+    ),
+    "envoy.service.cluster.v3.ClusterDiscoveryService": (
+        "StreamClusters",
+        "DeltaClusters",
+        types.CLUSTER,
+    ),
+    "envoy.service.endpoint.v3.EndpointDiscoveryService": (
+        "StreamEndpoints",
+        "DeltaEndpoints",
+        types.ENDPOINT,
+    ),
+    "envoy.service.listener.v3.ListenerDiscoveryService": (
+        "StreamListeners",
+        "DeltaListeners",
+        types.LISTENER,
+    ),
+    "envoy.service.route.v3.RouteDiscoveryService": ("StreamRoutes", "DeltaRoutes", types.ROUTE),
+    "envoy.service.secret.v3.SecretDiscoveryService": (
+        "StreamSecrets",
+        "DeltaSecrets",
+        types.SECRET,
+    ),
+}
+
+DEFAULT_OPTIONS: tuple[tuple[str, object], ...] = (
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
+
+def call_info(context: grpc.aio.ServicerContext) -> CallInfo:
+    metadata = tuple((m.key, m.value) for m in (context.invocation_metadata() or ()))
+    auth = {k: list(v) for k, v in (context.auth_context() or {}).items()}
+    return CallInfo(metadata=metadata, peer=context.peer() or "", auth_context=auth)
+
+
+class XdsServer:
+    """Owns a grpc.aio server. add_port() any number of times, then start(); stop() to end."""
+
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        *,
+        group_of: GroupOf = group_by_node_id,
+        authenticate: Authenticate = no_authentication,
+        callbacks: XdsCallbacks | None = None,
+        identifier: str = "controlplane",
+        options: Sequence[tuple[str, object]] = DEFAULT_OPTIONS,
+    ) -> None:
+        self.core = XdsCore(
+            cache,
+            group_of=group_of,
+            authenticate=authenticate,
+            callbacks=callbacks,
+            identifier=identifier,
+        )
+        self.cache = cache
+        self._server = grpc.aio.server(options=list(options))
+        self._server.add_generic_rpc_handlers(tuple(self._handlers()))
+        self.ports: list[int] = []
+        self._started = False
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def add_port(
+        self, host: str, port: int, credentials: grpc.ServerCredentials | None = None
+    ) -> int:
+        """Listen on host:port (0 = any free port), plaintext or with TLS; returns the port."""
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if credentials is None:
+            bound = self._server.add_insecure_port(address)
+        else:
+            bound = self._server.add_secure_port(address, credentials)
+        if bound == 0:
+            raise OSError(f"cannot listen on {address}")
+        self.ports.append(bound)
+        return bound
+
+    async def start(self) -> None:
+        await self._server.start()
+        self._started = True
+        log.info("xds server listening on ports %s", self.ports)
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        """End every stream (proxies reconnect elsewhere), then stop after `grace` seconds."""
+        self.core.close_all()
+        if self._started:
+            await self._server.stop(grace)
+            self._started = False
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+    @property
+    def grpc_server(self) -> grpc.aio.Server:
+        """The underlying server, to register other services on the same ports (as istiod
+        serves certificate signing next to xDS)."""
+        return self._server
+
+    # --- what operators and metrics read ------------------------------------------------------
+
+    @property
+    def counters(self):
+        return self.core.counters
+
+    def streams_status(self) -> list[dict[str, object]]:
+        return self.core.streams_status()
+
+    def recent_nacks(self):
+        return self.core.recent_nacks()
+
+    # --- gRPC plumbing ------------------------------------------------------------------------
+
+    def _handlers(self):
+        for service, (sotw_method, delta_method, type_url) in SERVICES.items():
+            methods = {
+                sotw_method: grpc.stream_stream_rpc_method_handler(
+                    self._sotw_behaviour(type_url),
+                    request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                    response_serializer=None,
+                ),
+                delta_method: grpc.stream_stream_rpc_method_handler(
+                    self._delta_behaviour(type_url),
+                    request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                    response_serializer=None,
+                ),
+            }
+            yield grpc.method_handlers_generic_handler(service, methods)
+
+    def _sotw_behaviour(self, type_url: str | None):
+        async def behaviour(requests: AsyncIterator, context: grpc.aio.ServicerContext):
+            async for response in self._guard(
+                self.core.sotw(requests, call_info(context), type_url), context
+            ):
+                yield response
+
+        return behaviour
+
+    def _delta_behaviour(self, type_url: str | None):
+        async def behaviour(requests: AsyncIterator, context: grpc.aio.ServicerContext):
+            async for response in self._guard(
+                self.core.delta(requests, call_info(context), type_url), context
+            ):
+                yield response
+
+        return behaviour
+
+    async def _guard(self, responses: AsyncIterator[bytes], context: grpc.aio.ServicerContext):
+        """Map the authentication hook's verdicts to gRPC status codes."""
+        try:
+            async for response in responses:
+                yield response
+        except PermissionDenied as error:
+            log.warning("xds stream from %s denied: %s", context.peer(), error)
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, str(error) or "permission denied"
+            )
+        except Unauthenticated as error:
+            log.warning("xds stream from %s unauthenticated: %s", context.peer(), error)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error) or "unauthenticated")

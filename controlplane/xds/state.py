@@ -1,0 +1,112 @@
+"""Per-stream, per-type protocol state: subscriptions, what was sent, ACKs and NACKs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controlplane.xds import types
+from controlplane.xds.resources import PreparedResource
+from controlplane.xds.status import NackRecord
+
+
+@dataclass
+class TypeState:
+    type_url: str
+    requested: bool = False  # a request for this type arrived on the stream
+    wildcard: bool = False  # legacy (empty first request) or explicit "*"
+    names: set[str] = field(default_factory=set)  # explicitly subscribed names, never "*"
+    ever_named: bool = False  # a name was sent once: an empty list is no longer a wildcard
+    # SotW: name -> version in the last response. Delta: name -> version the client has.
+    sent: dict[str, str] = field(default_factory=dict)
+    version_sent: str | None = None
+    client_version: str | None = None  # SotW: version_info of a reconnecting client's first request
+    nonce_sent: str = ""
+    sent_at: float | None = None
+    pending: bool = False  # a response waits for its ACK/NACK
+    version_acked: str | None = None
+    acked_at: float | None = None
+    last_nack: NackRecord | None = None
+    nacked_versions: set[str] = field(default_factory=set)  # logged once each
+    # EDS: names to resend although unchanged because their cluster changed (Envoy re-warms it),
+    # and names the listeners must wait for (owed since the last CDS response).
+    force: set[str] = field(default_factory=set)
+    owed: set[str] = field(default_factory=set)
+    # CDS: what the client was last given, so a removed cluster can be kept until the listeners
+    # and routes that used it have been replaced ("remove only after the replacement").
+    resources: dict[str, PreparedResource] = field(default_factory=dict)
+    # Delta: names newly subscribed, to be answered with removed_resources if they do not exist.
+    check_missing: set[str] = field(default_factory=set)
+
+    # --- SotW -------------------------------------------------------------------------------
+
+    def apply_sotw_names(self, resource_names: list[str]) -> None:
+        names = set(resource_names)
+        if self.type_url in types.FULL_STATE_TYPES and not self.ever_named and not names:
+            wildcard = True  # legacy wildcard
+        else:
+            if names:
+                self.ever_named = True
+            wildcard = types.WILDCARD in names
+            names.discard(types.WILDCARD)
+        if (names != self.names or wildcard != self.wildcard) and not wildcard:
+            # A name dropped and asked again later must be sent again: the client forgot it.
+            self.sent = {n: v for n, v in self.sent.items() if n in names}
+        self.names = names
+        self.wildcard = wildcard
+        self.requested = True
+
+    # --- Delta ------------------------------------------------------------------------------
+
+    def apply_delta_subscriptions(
+        self,
+        subscribe: list[str],
+        unsubscribe: list[str],
+        initial_versions: dict[str, str] | None,
+    ) -> None:
+        first = not self.requested
+        if first:
+            self.sent = dict(initial_versions or {})
+            if self.type_url in types.FULL_STATE_TYPES and not subscribe:
+                self.wildcard = True  # legacy wildcard: first request names nothing
+        for name in subscribe:
+            if name == types.WILDCARD:
+                self.wildcard = True
+                continue
+            self.ever_named = True
+            self.names.add(name)
+            self.check_missing.add(name)
+            if not (first and name in (initial_versions or {})):
+                # Always send what is subscribed, unless the client says it has this version.
+                self.sent.pop(name, None)
+        for name in unsubscribe:
+            if name == types.WILDCARD:
+                # The client forgets what only the wildcard brought it.
+                self.wildcard = False
+                self.sent = {n: v for n, v in self.sent.items() if n in self.names}
+                continue
+            self.names.discard(name)
+            self.check_missing.discard(name)
+            if not self.wildcard:
+                self.sent.pop(name, None)
+        self.requested = True
+
+    # --- Operators --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        nack = self.last_nack
+        return {
+            "type_url": self.type_url,
+            "type": types.short_name(self.type_url),
+            "wildcard": self.wildcard,
+            "subscribed": sorted(self.names),
+            "version_sent": self.version_sent,
+            "nonce_sent": self.nonce_sent,
+            "sent_at": self.sent_at,
+            "pending_ack": self.pending,
+            "version_acked": self.version_acked,
+            "acked_at": self.acked_at,
+            "resources_sent": len(self.sent),
+            "last_nack": None
+            if nack is None
+            else {"version": nack.rejected_version, "error": nack.error, "at": nack.at},
+        }

@@ -1,0 +1,455 @@
+"""One xDS stream (SotW or delta, ADS or a single type): the protocol, without gRPC.
+
+A reader task applies requests to the per-type state as they arrive; the stream's own loop wakes
+when a request arrived or the cache changed what this stream sees, and sends whatever is due, in
+ADS order. Each stream awaits only its own writes, so a slow proxy delays nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import discovery_pb2
+
+from controlplane.xds import types
+from controlplane.xds.auth import CallInfo, Identity
+from controlplane.xds.resources import (
+    PreparedResource,
+    TypeResources,
+    empty_assignment,
+    version_of_set,
+)
+from controlplane.xds.state import TypeState
+from controlplane.xds.status import NackRecord
+
+if TYPE_CHECKING:
+    from controlplane.xds.core import XdsCore
+
+log = logging.getLogger(__name__)
+
+_stream_ids = itertools.count(1)
+
+SOTW = "sotw"
+DELTA = "delta"
+
+
+class Stream:
+    def __init__(self, core: XdsCore, kind: str, call: CallInfo, type_url: str | None) -> None:
+        self.core = core
+        self.kind = kind
+        self.call = call
+        self.service_type = type_url  # None on ADS: any type
+        self.stream_id = next(_stream_ids)
+        self.node = base_pb2.Node()
+        self.identity: Identity | None = None
+        self.group: str | None = None
+        self.connected_at = time.time()
+        self.types: dict[str, TypeState] = {}
+        self.closed = False
+        self.idle = False  # parked waiting for work (tests use this to know the stream settled)
+        self._nonces = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self.requests_seen = 0
+        self.stale_ignored = 0
+
+    # --- called by the cache (any thread) -----------------------------------------------------
+
+    def notify(self) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._wake.set()
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._wake.set)
+            except RuntimeError:  # loop closed: the stream is gone
+                pass
+
+    def close(self) -> None:
+        """Ask the stream to end (server shutdown)."""
+        self.closed = True
+        self.notify()
+
+    # --- the stream's life --------------------------------------------------------------------
+
+    async def run(self, requests: AsyncIterator) -> AsyncIterator[bytes]:
+        iterator = aiter(requests)
+        try:
+            first = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        self.node.CopyFrom(first.node)
+        self.identity = await self.core.authenticate_stream(self)
+        self.group = self.core.group_of(self.node, self.identity)
+        self.core.attach(self)
+        reader = asyncio.create_task(self._read(iterator), name=f"xds-reader-{self.stream_id}")
+        try:
+            self._apply(first)
+            while True:
+                while not self.closed:
+                    response = self._next_response()
+                    if response is None:
+                        break
+                    self.core.counters.bytes_sent += len(response)
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug(
+                            "stream %d response: %d bytes %s",
+                            self.stream_id,
+                            len(response),
+                            _describe_response(self.kind, response),
+                        )
+                    yield response
+                if self.closed:
+                    break
+                self.idle = True
+                await self._wake.wait()
+                self._wake.clear()
+                self.idle = False
+        finally:
+            self.closed = True
+            reader.cancel()
+            self.core.detach(self)
+
+    async def _read(self, iterator: AsyncIterator) -> None:
+        try:
+            async for request in iterator:
+                self._apply(request)
+                self._wake.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the transport went away
+            log.debug("stream %d read ended: %r", self.stream_id, error)
+        self.closed = True
+        self._wake.set()
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def _state(self, type_url: str) -> TypeState:
+        state = self.types.get(type_url)
+        if state is None:
+            state = self.types[type_url] = TypeState(type_url)
+        return state
+
+    def _apply(self, request) -> None:
+        self.requests_seen += 1
+        type_url = request.type_url or self.service_type
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("stream %d request: %s", self.stream_id, _describe(request))
+        if not type_url or (self.service_type and type_url != self.service_type):
+            log.warning(
+                "stream %d: request for unexpected type %r ignored", self.stream_id, type_url
+            )
+            return
+        if self.kind == SOTW:
+            self._apply_sotw(type_url, request)
+        else:
+            self._apply_delta(type_url, request)
+
+    def _apply_sotw(self, type_url: str, request: discovery_pb2.DiscoveryRequest) -> None:
+        state = self._state(type_url)
+        nonce = request.response_nonce
+        if nonce and nonce != state.nonce_sent:
+            self.stale_ignored += 1  # answers a response the client has since been superseded
+            return
+        if nonce:
+            self._acknowledge(state, request.version_info, nonce, request)
+        elif state.version_sent is None and request.version_info:
+            state.client_version = request.version_info  # reconnect: what the client already has
+        state.apply_sotw_names(list(request.resource_names))
+
+    def _apply_delta(self, type_url: str, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
+        state = self._state(type_url)
+        nonce = request.response_nonce
+        if nonce and nonce == state.nonce_sent:
+            self._acknowledge(state, state.version_sent or "", nonce, request)
+        elif nonce and request.HasField("error_detail"):
+            self._record_nack(state, "", nonce, request.error_detail.message)
+        # Subscription changes count whatever the nonce.
+        state.apply_delta_subscriptions(
+            list(request.resource_names_subscribe),
+            list(request.resource_names_unsubscribe),
+            dict(request.initial_resource_versions) if not state.requested else None,
+        )
+
+    def _acknowledge(self, state: TypeState, version: str, nonce: str, request) -> None:
+        state.pending = False
+        if request.HasField("error_detail"):
+            rejected = state.version_sent or ""
+            self._record_nack(state, rejected, nonce, request.error_detail.message)
+            if state.type_url == types.CLUSTER:
+                self._state(types.ENDPOINT).owed.clear()  # those clusters were not taken
+        else:
+            state.version_acked = version if self.kind == SOTW else state.version_sent
+            state.acked_at = time.time()
+            self.core.counters.acks_by_type[types.short_name(state.type_url)] += 1
+
+    def _record_nack(self, state: TypeState, rejected: str, nonce: str, error: str) -> None:
+        record = NackRecord(
+            stream_id=self.stream_id,
+            node_id=self.node.id,
+            type_url=state.type_url,
+            rejected_version=rejected,
+            nonce=nonce,
+            error=error,
+            at=time.time(),
+        )
+        state.last_nack = record
+        first_time = rejected not in state.nacked_versions
+        state.nacked_versions.add(rejected)
+        self.core.record_nack(record, log_it=first_time)
+
+    # --- responses ----------------------------------------------------------------------------
+
+    def _next_response(self) -> bytes | None:
+        """The next response due, honouring ADS order; None when nothing is due now."""
+        # Types that still wait for an ACK, or EDS that owes endpoints to re-created clusters.
+        busy = {t for t, s in self.types.items() if s.pending or s.owed}
+        ordered = sorted(self.types.values(), key=lambda s: types.order_index(s.type_url))
+        for state in ordered:
+            if self.service_type is None and busy & types.held_back_by(state.type_url):
+                continue
+            response = self._build(state)
+            if response is not None:
+                return response
+        return None
+
+    def _view(self, type_url: str) -> TypeResources | None:
+        assert self.group is not None
+        return self.core.cache.view(self.group, self.identity, type_url)
+
+    def _selected(self, state: TypeState, view: TypeResources) -> list[PreparedResource]:
+        if state.wildcard:
+            return list(view.by_name.values())
+        selected = []
+        kept = self._kept_endpoint_names() if state.type_url == types.ENDPOINT else set()
+        for name in sorted(state.names):
+            resource = view.by_name.get(name)
+            if resource is None and state.type_url == types.ENDPOINT and name not in kept:
+                resource = empty_assignment(name)  # Envoy waits for every cluster's EDS
+            if resource is not None:
+                selected.append(resource)
+        return selected
+
+    def _build(self, state: TypeState) -> bytes | None:
+        if not state.requested:
+            return None
+        view = self._view(state.type_url)
+        if view is None:
+            return None  # the group has no snapshot yet
+        if self.kind == SOTW:
+            return self._build_sotw(state, view)
+        return self._build_delta(state, view)
+
+    def _kept_endpoint_names(self) -> set[str]:
+        """EDS names of clusters deleted from the snapshot but still kept on this client."""
+        clusters = self.types.get(types.CLUSTER)
+        view = self._view(types.CLUSTER)
+        if clusters is None or not clusters.resources or view is None:
+            return set()
+        return {
+            r.eds_dependency
+            for name, r in clusters.resources.items()
+            if r.eds_dependency and name not in view.by_name
+        }
+
+    def _keeps_removed_clusters(self, state: TypeState) -> bool:
+        """On ADS, a deleted cluster stays until listeners and routes that may use it are
+        replaced and ACKed; then a later pass removes it."""
+        if state.type_url != types.CLUSTER or self.service_type is not None:
+            return False
+        for type_url in types.CLUSTER_USERS:
+            user = self.types.get(type_url)
+            if user is None or not user.requested:
+                continue
+            if user.pending or self._is_due(user):
+                return True
+        return False
+
+    def _is_due(self, state: TypeState) -> bool:
+        view = self._view(state.type_url)
+        if view is None or not state.requested:
+            return False
+        if self.kind == SOTW:
+            return self._plan_sotw(state, view)[2]
+        _, to_send, removed = self._plan_delta(state, view)
+        return bool(to_send or removed or state.check_missing)
+
+    def _plan_sotw(
+        self, state: TypeState, view: TypeResources
+    ) -> tuple[list[PreparedResource], str, bool]:
+        """What a SotW response would carry now, its version, and whether it is due."""
+        selected = self._selected(state, view)
+        forced = bool(state.force) and any(r.name in state.force for r in selected)
+        if state.type_url in types.FULL_STATE_TYPES:
+            version = view.version if state.wildcard else version_of_set(selected)
+            if state.type_url == types.CLUSTER:
+                names = {r.name for r in selected}
+                kept = [r for n, r in state.resources.items() if n not in names]
+                if kept and self._keeps_removed_clusters(state):
+                    selected = sorted(selected + kept, key=lambda r: r.name)
+                    version = version_of_set(selected)
+            return selected, version, version != state.version_sent or forced
+        if not selected:
+            return selected, "", False
+        version = version_of_set(selected)
+        due = forced or any(state.sent.get(r.name) != r.version for r in selected)
+        return selected, version, due
+
+    def _build_sotw(self, state: TypeState, view: TypeResources) -> bytes | None:
+        selected, version, due = self._plan_sotw(state, view)
+        if due and state.version_sent is None and version == state.client_version:
+            # Reconnect (e.g. after a control-plane restart): content-derived versions tell that
+            # the client already has exactly this set.
+            state.sent = {r.name: r.version for r in selected}
+            state.version_sent = state.version_acked = version
+            return None
+        if not due:
+            return None
+        changed = [r for r in selected if state.sent.get(r.name) != r.version]
+        if state.type_url == types.ENDPOINT:
+            # Keep what a kept cluster's endpoints were: they were not sent this time.
+            kept_names = self._kept_endpoint_names()
+            kept = {n: v for n, v in state.sent.items() if n in kept_names}
+            state.sent = kept | {r.name: r.version for r in selected}
+        else:
+            state.sent = {r.name: r.version for r in selected}
+        if state.type_url == types.CLUSTER:
+            state.resources = {r.name: r for r in selected}
+        nonce = self._stamp(state, version)
+        self._after_send(state, selected, changed)
+        header = discovery_pb2.DiscoveryResponse(
+            version_info=version,
+            type_url=state.type_url,
+            nonce=nonce,
+            control_plane=self.core.control_plane,
+        ).SerializeToString()
+        return header + b"".join(r.sotw_field for r in selected)
+
+    def _plan_delta(
+        self, state: TypeState, view: TypeResources
+    ) -> tuple[list[PreparedResource], list[PreparedResource], list[str]]:
+        """What a delta response would carry now: selection, resources to send, removals."""
+        selected = self._selected(state, view)
+        selected_names = {r.name for r in selected}
+        to_send = [
+            r for r in selected if state.sent.get(r.name) != r.version or r.name in state.force
+        ]
+        removed = [n for n in state.sent if n not in selected_names]
+        if removed and self._keeps_removed_clusters(state):
+            removed = []
+        elif removed and state.type_url == types.ENDPOINT:
+            kept = self._kept_endpoint_names()
+            removed = [n for n in removed if n not in kept]
+        missing = [n for n in state.check_missing if n not in selected_names]
+        return selected, to_send, sorted(set(removed) | set(missing))
+
+    def _build_delta(self, state: TypeState, view: TypeResources) -> bytes | None:
+        selected, to_send, removed = self._plan_delta(state, view)
+        state.check_missing.clear()
+        if not to_send and not removed:
+            return None
+        for r in to_send:
+            state.sent[r.name] = r.version
+        for name in removed:
+            state.sent.pop(name, None)
+        if state.type_url == types.CLUSTER:
+            for r in to_send:
+                state.resources[r.name] = r
+            for name in removed:
+                state.resources.pop(name, None)
+        version = view.version
+        nonce = self._stamp(state, version)
+        self._after_send(state, to_send if state.type_url != types.CLUSTER else selected, to_send)
+        header = discovery_pb2.DeltaDiscoveryResponse(
+            system_version_info=version,
+            type_url=state.type_url,
+            nonce=nonce,
+            removed_resources=removed,
+            control_plane=self.core.control_plane,
+        ).SerializeToString()
+        return header + b"".join(r.delta_field for r in to_send)
+
+    def _stamp(self, state: TypeState, version: str) -> str:
+        nonce = str(next(self._nonces))
+        state.nonce_sent = nonce
+        state.version_sent = version
+        state.sent_at = time.time()
+        state.pending = True
+        self.core.counters.pushes_by_type[types.short_name(state.type_url)] += 1
+        return nonce
+
+    def _after_send(
+        self, state: TypeState, current: list[PreparedResource], changed: list[PreparedResource]
+    ) -> None:
+        if state.type_url == types.ENDPOINT:
+            sent = {r.name for r in changed} | {r.name for r in current}
+            state.force -= sent
+            state.owed -= sent
+        elif state.type_url == types.CLUSTER and self.service_type is None:
+            # A changed cluster is re-created by Envoy and warms until its EDS arrives again.
+            # Only a client that uses EDS on this stream owes anything (the first CDS response
+            # comes before any EDS request; Envoy asks for listeners only once clusters warmed).
+            endpoints = self.types.get(types.ENDPOINT)
+            if endpoints is None or not endpoints.requested:
+                return
+            rewarm = {r.eds_dependency for r in changed if r.eds_dependency}
+            endpoints.force |= rewarm
+            alive = {r.eds_dependency for r in current if r.eds_dependency}
+            endpoints.owed = (endpoints.owed & alive) | rewarm
+
+    # --- operators ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, object]:
+        return {
+            "stream_id": self.stream_id,
+            "kind": self.kind,
+            "service": types.short_name(self.service_type) if self.service_type else "ADS",
+            "node_id": self.node.id,
+            "cluster": self.node.cluster,
+            "identity": None if self.identity is None else str(self.identity),
+            "group": self.group,
+            "peer": self.call.peer,
+            "connected_at": self.connected_at,
+            "types": {
+                types.short_name(t): s.status()
+                for t, s in sorted(self.types.items(), key=lambda kv: types.order_index(kv[0]))
+            },
+        }
+
+
+def _describe(request) -> str:
+    if isinstance(request, discovery_pb2.DiscoveryRequest):
+        return (
+            f"{types.short_name(request.type_url)} names={list(request.resource_names)} "
+            f"nonce={request.response_nonce!r} version={request.version_info!r}"
+            + (
+                f" error={request.error_detail.message!r}"
+                if request.HasField("error_detail")
+                else ""
+            )
+        )
+    return (
+        f"{types.short_name(request.type_url)} +{list(request.resource_names_subscribe)} "
+        f"-{list(request.resource_names_unsubscribe)} nonce={request.response_nonce!r}"
+        + (f" error={request.error_detail.message!r}" if request.HasField("error_detail") else "")
+    )
+
+
+def _describe_response(kind: str, raw: bytes) -> str:
+    if kind == SOTW:
+        r = discovery_pb2.DiscoveryResponse.FromString(raw)
+        return f"{types.short_name(r.type_url)} nonce={r.nonce} version={r.version_info} n={len(r.resources)}"
+    d = discovery_pb2.DeltaDiscoveryResponse.FromString(raw)
+    return (
+        f"{types.short_name(d.type_url)} nonce={d.nonce} +{[x.name for x in d.resources]} "
+        f"-{list(d.removed_resources)}"
+    )
