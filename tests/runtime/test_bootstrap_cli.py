@@ -64,3 +64,13 @@ def test_plaintext_bootstrap_has_no_credential(tmp_path: Path) -> None:
 def test_bad_arguments_are_refused(tmp_path: Path, bad: list[str]) -> None:
     with pytest.raises(SystemExit):
         main(["bootstrap", "--plaintext", *bad])
+
+
+def test_xds_tls_accepts_only_the_control_planes_name(tmp_path: Path) -> None:
+    load_or_init_ca(tmp_path / "ca", "cluster.local")
+    boot = _bootstrap(tmp_path, "--xds-address", "127.0.0.1:15012")
+    xds_cluster = next(c for c in boot["static_resources"]["clusters"] if c["name"] == "xds-grpc")
+    validation = xds_cluster["transport_socket"]["typed_config"]["common_tls_context"]["validation_context"]
+    assert validation["match_typed_subject_alt_names"] == [
+        {"san_type": "DNS", "matcher": {"exact": "istiod.istio-system.svc"}}
+    ]
