@@ -97,6 +97,8 @@ def _node(p: BootstrapParams) -> dict[str, Any]:
         "INSTANCE_IPS": ",".join(p.instance_ips or (p.ip,)),
         "WORKLOAD_NAME": workload,
         "NAME": p.pod,
+        # As Istio's proxy config: where operators (dashboard, syncz) reach this Envoy's admin.
+        "PROXY_CONFIG": {"proxyAdminPort": p.admin_port},
     }
     metadata.update(p.extra_metadata)
     return {

@@ -56,5 +56,7 @@ def configure(level_spec: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(default)
+    # watchfiles reports every file event at INFO; the folder source logs what matters.
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     for name, level in per_component.items():
         logging.getLogger(name).setLevel(level)

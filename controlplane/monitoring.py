@@ -1,8 +1,15 @@
 """The monitoring port (15014): Prometheus ``/metrics``, readiness and JSON debug endpoints.
 
 A few GET endpoints for operators do not earn a web framework; this is plain asyncio
-HTTP/1.1, one request per connection. Nothing here ever shows key material: secrets
-appear by name and version only.
+HTTP/1.1, one request per connection. Nothing here ever shows key material: secrets are
+redacted as Envoy's own admin redacts them, input Secrets are listed by name only.
+
+    /metrics                      Prometheus text (pilot_*, citadel_*, process_*)
+    /healthz/ready                200 once the first full translation is done, else 503
+    /debug/syncz                  every xDS stream: node, identity, per type sent/ACK/NACK
+    /debug/config_dump?proxyID=   what we would send that proxy, as Envoy's /config_dump
+    /debug/configz                the input store: resources by kind, validation errors
+    /debug/push_status            recent pushes, proxy groups, xDS counters, recent NACKs
 """
 
 from __future__ import annotations
@@ -10,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from google.protobuf.json_format import MessageToDict
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from controlplane.xds import types
+from controlplane.config_dump import config_dump_dict
 
 if TYPE_CHECKING:
     from controlplane.runtime import ControlPlane
@@ -25,19 +33,100 @@ if TYPE_CHECKING:
 log = logging.getLogger("controlplane.monitoring")
 
 Response = tuple[int, str, bytes]
+Query = dict[str, list[str]]
+
+# Per-type sync states, as istioctl proxy-status names them.
+SYNCED = "SYNCED"
+NOT_SENT = "NOT SENT"
+STALE = "STALE"  # sent, no ACK yet
+NACK = "NACK"  # the newest response of this type was rejected
+IGNORED = "IGNORED"  # the proxy never asked for this type
+
+DEBUG_ENDPOINTS: dict[str, str] = {
+    "/metrics": "Prometheus metrics",
+    "/healthz/ready": "readiness: 200 after the first full translation",
+    "/debug/syncz": "xDS sync state of every connected proxy",
+    "/debug/config_dump": "?proxyID=NODE_ID_OR_POD.NAMESPACE: what that proxy is sent",
+    "/debug/configz": "the input store",
+    "/debug/push_status": "recent pushes, proxy groups, xDS counters, recent NACKs",
+}
 
 
 def _json(status: int, body: Any) -> Response:
-    return status, "application/json", json.dumps(body, indent=1, sort_keys=True, default=str).encode()
+    return (
+        status,
+        "application/json",
+        json.dumps(body, indent=1, sort_keys=True, default=str).encode(),
+    )
+
+
+def sync_state(type_status: dict[str, Any] | None) -> str:
+    """One type of one stream (an entry of ``XdsServer.streams_status()[i]["types"]``)."""
+    if type_status is None:
+        return IGNORED
+    if type_status.get("version_sent") is None:
+        return NOT_SENT
+    if type_status.get("pending_ack"):
+        return STALE
+    nack = type_status.get("last_nack")
+    sent_at = type_status.get("sent_at") or 0.0
+    if nack and nack.get("at", 0.0) >= sent_at:
+        return NACK
+    return SYNCED
+
+
+def proxy_name(node_id: str) -> str:
+    """``sidecar~10.0.0.1~reviews-v1-abc.default~...`` → ``reviews-v1-abc.default``, as
+    istioctl names proxies; other ids are shown whole."""
+    parts = node_id.split("~")
+    return parts[2] if len(parts) == 4 and parts[2] else node_id
+
+
+def matches_proxy(query: str, node_id: str) -> bool:
+    """A proxy is named by its node id, ``pod.namespace`` or the pod name alone."""
+    name = proxy_name(node_id)
+    return query in (node_id, name) or name.split(".", 1)[0] == query
+
+
+def admin_address(info: Any) -> str | None:
+    """Where the proxy's Envoy admin listens, if its node says: Istio's node metadata
+    ``PROXY_CONFIG.proxyAdminPort``, on the address the proxy connects from (Istio binds
+    admin to localhost: reachable from the proxy's own host)."""
+    if info is None:
+        return None
+    proxy_config = info.node.metadata.fields.get("PROXY_CONFIG")
+    if proxy_config is None or proxy_config.WhichOneof("kind") != "struct_value":
+        return None
+    port = proxy_config.struct_value.fields.get("proxyAdminPort")
+    if port is None or port.WhichOneof("kind") not in ("number_value", "string_value"):
+        return None
+    port_text = (
+        str(int(port.number_value))
+        if port.WhichOneof("kind") == "number_value"
+        else port.string_value
+    )
+    host = _peer_host(str(info.peer)) or "127.0.0.1"
+    return f"[{host}]:{port_text}" if ":" in host else f"{host}:{port_text}"
+
+
+def _peer_host(peer: str) -> str | None:
+    """gRPC peer ``ipv4:127.0.0.1:5555`` / ``ipv6:[::1]:5555`` → the host part."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return None
 
 
 class MonitoringServer:
     def __init__(self, runtime: ControlPlane) -> None:
         self._rt = runtime
         self._server: asyncio.base_events.Server | None = None
-        self._routes: dict[str, Callable[[dict[str, list[str]]], Response]] = {
+        self._routes: dict[str, Callable[[Query], Response]] = {
             "/metrics": self._metrics,
             "/healthz/ready": self._ready,
+            "/debug": self._index,
             "/debug/syncz": self._syncz,
             "/debug/config_dump": self._config_dump,
             "/debug/configz": self._configz,
@@ -60,19 +149,25 @@ class MonitoringServer:
                 pass  # headers: nothing here needs them
             method, target, _ = request_line.decode("latin-1").split(" ", 2)
             url = urlsplit(target)
-            handler = self._routes.get(url.path)
+            handler = self._routes.get(url.path.rstrip("/") or "/debug")
             if method != "GET":
                 status, ctype, body = 405, "text/plain", b"only GET\n"
             elif handler is None:
-                status, ctype, body = 404, "text/plain", ("endpoints: " + " ".join(self._routes) + "\n").encode()
+                status, ctype, body = (
+                    404,
+                    "text/plain",
+                    ("endpoints: " + " ".join(self._routes) + "\n").encode(),
+                )
             else:
                 status, ctype, body = handler(parse_qs(url.query))
             writer.write(
-                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
+                f"Content-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
             )
             await writer.drain()
-        except (ValueError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ValueError, ConnectionError):
             pass
         except Exception:
             log.exception("monitoring request failed")
@@ -81,45 +176,102 @@ class MonitoringServer:
 
     # --- endpoints ----------------------------------------------------------------------------
 
-    def _metrics(self, _query: dict[str, list[str]]) -> Response:
+    def _metrics(self, _query: Query) -> Response:
         self._rt.refresh_metrics()
+        self._rt.observer.refresh(self._rt.store.snapshot)
         return 200, CONTENT_TYPE_LATEST, generate_latest(self._rt.metrics.registry)
 
-    def _ready(self, _query: dict[str, list[str]]) -> Response:
+    def _ready(self, _query: Query) -> Response:
         # Ready only after the first full translation.
         if self._rt.ready.is_set():
             return 200, "text/plain", b"ready\n"
         return 503, "text/plain", b"not ready: first translation pending\n"
 
-    def _syncz(self, _query: dict[str, list[str]]) -> Response:
-        return _json(200, self._rt.xds_server.streams_status())
+    def _index(self, _query: Query) -> Response:
+        return _json(200, DEBUG_ENDPOINTS)
 
-    def _config_dump(self, query: dict[str, list[str]]) -> Response:
-        proxy_id = (query.get("proxyID") or [""])[0]
-        streams = [s for s in self._rt.xds_server.streams_status() if s.get("node_id") == proxy_id]
+    def _syncz(self, _query: Query) -> Response:
+        return _json(200, self.syncz())
+
+    def syncz(self) -> list[dict[str, Any]]:
+        """The xDS server's stream status, with each type's state and the proven SPIFFE ID."""
+        out = []
+        for status in self._rt.xds_server.streams_status():
+            entry: dict[str, Any] = dict(status)
+            node_id = str(entry.get("node_id", ""))
+            entry["proxy"] = proxy_name(node_id)
+            info = self._rt.observer.stream(int(entry.get("stream_id", 0)))
+            identity = getattr(info, "identity", None)
+            entry["spiffe_id"] = getattr(identity, "spiffe_id", None)
+            entry["admin_address"] = admin_address(info)
+            types = entry.get("types") or {}
+            entry["types"] = {name: dict(t, state=sync_state(t)) for name, t in types.items()}
+            out.append(entry)
+        return sorted(out, key=lambda e: (e["proxy"], e.get("stream_id", 0)))
+
+    def _config_dump(self, query: Query) -> Response:
+        wanted = (query.get("proxyID") or [""])[0]
+        if not wanted:
+            return _json(400, {"error": "give ?proxyID=<node id or pod.namespace>"})
+        streams = [
+            s
+            for s in self._rt.xds_server.streams_status()
+            if matches_proxy(wanted, str(s.get("node_id", "")))
+        ]
         if not streams:
-            return _json(404, {"error": f"no connected proxy {proxy_id!r}"})
-        group = str(streams[0].get("group", ""))
-        dump: dict[str, Any] = {}
-        for type_url in (types.CLUSTER, types.ENDPOINT, types.LISTENER, types.ROUTE):
-            resources = self._rt.cache.resources(group, type_url)
-            dump[types.short_name(type_url)] = [
-                MessageToDict(resources.by_name[name].message()) for name in sorted(resources.by_name)
-            ]
-        # Secrets only by name and version, as the stream status reports them: never key bytes.
-        return _json(200, {"proxyID": proxy_id, "group": group, "config": dump})
+            return _json(404, {"error": f"no connected proxy {wanted!r}"})
+        node_ids = sorted({str(s.get("node_id")) for s in streams})
+        if len(node_ids) > 1:
+            return _json(400, {"error": f"{wanted!r} names several proxies", "proxies": node_ids})
+        stream: dict[str, Any] = dict(streams[0])
+        group = str(stream.get("group") or "")
+        info = self._rt.observer.stream(int(stream.get("stream_id", 0)))
+        identity = getattr(info, "identity", None)
+        cache = self._rt.cache
+        return _json(200, config_dump_dict(lambda type_url: cache.view(group, identity, type_url)))
 
-    def _configz(self, _query: dict[str, list[str]]) -> Response:
+    def _configz(self, query: Query) -> Response:
+        """Input resources by key (never their content: input Secrets hold keys)."""
         snapshot = self._rt.store.snapshot
-        return _json(200, {
-            "version": snapshot.version,
-            "resources": [str(key) for key in sorted(snapshot)],
-            "errors": [str(e) for folder in self._rt.folders for e in folder.errors],
-        })
+        kind = (query.get("kind") or [""])[0]
+        keys = [key for key in snapshot if not kind or key.kind == kind]
+        counts: dict[str, int] = {}
+        for key in snapshot:
+            counts[key.kind] = counts.get(key.kind, 0) + 1
+        return _json(
+            200,
+            {
+                "version": snapshot.version,
+                "counts": counts,
+                "resources": [str(key) for key in keys],
+                "errors": [str(e) for folder in self._rt.folders for e in folder.errors],
+            },
+        )
 
-    def _push_status(self, _query: dict[str, list[str]]) -> Response:
-        return _json(200, {
-            "pushes": self._rt.pusher.pushes,
-            "proxy_groups": sorted(self._rt.pusher.groups()),
-            "counters": self._rt.xds_server.counters.snapshot(),
-        })
+    def _push_status(self, _query: Query) -> Response:
+        now = time.time()
+        pushes = [
+            dict(asdict(p), ago_seconds=round(now - p.at, 3))
+            for p in self._rt.observer.recent_pushes()
+        ]
+        nacks = [
+            {
+                "node_id": n.node_id,
+                "proxy": proxy_name(n.node_id),
+                "type_url": n.type_url,
+                "version": n.rejected_version,
+                "error": n.error,
+                "at": n.at,
+            }
+            for n in self._rt.xds_server.recent_nacks()[-20:]
+        ]
+        return _json(
+            200,
+            {
+                "pushes": self._rt.pusher.pushes,
+                "recent_pushes": pushes,
+                "proxy_groups": sorted(self._rt.pusher.groups()),
+                "counters": self._rt.xds_server.counters.snapshot(),
+                "recent_nacks": nacks,
+            },
+        )

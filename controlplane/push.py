@@ -10,6 +10,7 @@ the newest snapshot, so a slow older job can never overwrite a newer result.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -39,7 +40,7 @@ def proxy_group(proxy: Proxy) -> str:
     ips = proxy.ips if proxy.interception_mode == INTERCEPTION_NONE else ()
     key = repr(
         (proxy.kind, proxy.namespace, proxy.labels, proxy.service_account,
-         proxy.interception_mode, proxy.locality, ips)
+         proxy.interception_mode, proxy.locality, ips, proxy.has_certificate)
     )
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return f"{proxy.kind}/{proxy.namespace}/{proxy.workload_name or proxy.service_account}/{digest}"
@@ -76,6 +77,7 @@ class Pusher:
         self._job = asyncio.Lock()
         self._context: PushContext | None = None
         self._context_version = -1
+        self._full_version = -1  # snapshot version of the last push that retranslated everything
         self.pushes = 0
 
     # --- groups -------------------------------------------------------------------------------
@@ -83,6 +85,8 @@ class Pusher:
     def group_of(self, node: base_pb2.Node, identity: object) -> str:
         """The xDS server's grouping function; raises NodeParseError for a node we can't serve."""
         proxy = translate.parse_node(node)
+        if identity is None:  # no credential: never given a certificate (see Proxy.has_certificate)
+            proxy = dataclasses.replace(proxy, has_certificate=False)
         group = proxy_group(proxy)
         with self._groups_lock:
             self._groups.setdefault(group, proxy)
@@ -108,14 +112,22 @@ class Pusher:
                 return
             await asyncio.to_thread(self._full, {group: proxy})
 
-    async def push(self, changes: ChangeSet | None) -> PushReport:
-        """Bring every group up to the newest snapshot after ``changes`` (None: everything)."""
+    async def push(self, changes: ChangeSet | None) -> PushReport | None:
+        """Bring every group up to the newest snapshot after ``changes`` (None: everything).
+
+        Nothing to do (None) when a full push already translated a snapshot that includes
+        ``changes``: e.g. the initial load, which reaches the debouncer after the first push.
+        """
         async with self._job:
+            if changes is not None and changes.snapshot.version <= self._full_version:
+                return None
             endpoints_only = changes is not None and changes.kinds <= ENDPOINT_ONLY_KINDS
             groups = self.groups()
             started = time.perf_counter()
             work = self._endpoints if endpoints_only else self._full
             failed = await asyncio.to_thread(work, groups)
+            if not endpoints_only:
+                self._full_version = self._context_version
             report = PushReport(
                 groups=len(groups),
                 endpoints_only=endpoints_only,

@@ -15,10 +15,12 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from controlplane import auth, xds
-from controlplane.auth.ca_service import CertificateService, add_certificate_service
+from controlplane.auth.ca_service import add_certificate_service
 from controlplane.ca import CertificateAuthority, certificate_renewal_time, load_or_init_ca
 from controlplane.debounce import Debouncer
+from controlplane.ca_service_metrics import MeteredCertificateService
 from controlplane.metrics import Metrics
+from controlplane.observer import Observer
 from controlplane.push import Pusher, PushReport, describe, merge_changes
 from controlplane.settings import Settings
 from controlplane.sources.folder import FolderSource
@@ -30,7 +32,12 @@ log = logging.getLogger("controlplane.runtime")
 
 
 def mesh_config(settings: Settings) -> MeshConfig:
-    return MeshConfig(trust_domain=settings.trust_domain, domain_suffix=settings.domain_suffix)
+    mesh = MeshConfig(trust_domain=settings.trust_domain, domain_suffix=settings.domain_suffix)
+    if settings.mesh_config_file is not None:  # ValidationError names the file and field
+        from controlplane.mesh_config import apply_mesh_config, load_mesh_config
+
+        mesh = apply_mesh_config(mesh, load_mesh_config(settings.mesh_config_file))
+    return mesh
 
 
 class _Callbacks(xds.XdsCallbacks):
@@ -43,11 +50,13 @@ class _Callbacks(xds.XdsCallbacks):
         self._rt._spawn(self._rt.pusher.translate_group(group))
 
     def on_stream_open(self, info: xds.StreamInfo) -> None:
+        self._rt.observer.stream_opened(info)  # operator view (controlplane/observer.py)
         self._rt.metrics.xds_connected.labels("v3").inc()
         if isinstance(info.identity, auth.ProvenIdentity):
             self._rt.certificates.stream_opened(info.identity)
 
     def on_stream_closed(self, info: xds.StreamInfo) -> None:
+        self._rt.observer.stream_closed(info)
         self._rt.metrics.xds_connected.labels("v3").dec()
         if isinstance(info.identity, auth.ProvenIdentity):
             self._rt.certificates.stream_closed(info.identity)
@@ -55,7 +64,7 @@ class _Callbacks(xds.XdsCallbacks):
             self._rt.pusher.forget(info.group)
 
     def on_nack(self, record: xds.NackRecord) -> None:
-        self._rt.metrics.xds_rejects.labels(xds.types.short_name(record.type_url)).inc()
+        self._rt.metrics.xds_rejects.labels(xds.types.short_name(record.type_url).lower()).inc()
 
 
 @dataclass
@@ -81,7 +90,11 @@ class ControlPlane:
             authenticate=self._authenticate,
             callbacks=_Callbacks(self),
         )
-        add_certificate_service(self.xds_server.grpc_server, CertificateService(lambda: self.ca, self.authenticator))
+        add_certificate_service(
+            self.xds_server.grpc_server,
+            MeteredCertificateService(lambda: self.ca, self.authenticator, metrics=self.metrics),
+        )
+        self.observer = Observer(self.metrics, self.cache, self.xds_server.streams_status)
         self.folders = [FolderSource(self.store, path, source_id=f"folder:{path}") for path in s.config_dirs]
         self.kubernetes: Any = None
         self.ready = asyncio.Event()
@@ -91,6 +104,7 @@ class ControlPlane:
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe = lambda: None
+        self._unsubscribe_observer = lambda: None
         self.ports: dict[str, int] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -101,10 +115,9 @@ class ControlPlane:
         self._unsubscribe = self.store.subscribe(
             lambda changes: loop.call_soon_threadsafe(self._debouncer.submit, changes)
         )
+        self._unsubscribe_observer = self.store.subscribe(self.observer.input_changed)
         for folder in self.folders:
-            folder.load()
-            for problem in folder.errors:
-                log.warning("%s", problem)
+            folder.load()  # reports its own problems
             folder.start()
         if s.kubernetes:
             self.kubernetes = self._start_kubernetes()
@@ -127,6 +140,8 @@ class ControlPlane:
 
     async def stop(self) -> None:
         self._unsubscribe()
+        self._unsubscribe_observer()
+        self.observer.stop()
         for folder in self.folders:
             folder.stop()
         if self.kubernetes is not None:
@@ -211,10 +226,12 @@ class ControlPlane:
         self.metrics.debounce_time.observe(debounce_seconds)
         if not changes:
             return
+        self.observer.burst_flushed(debounce_seconds)
         await self.pusher.push(changes)
 
     def _pushed(self, report: PushReport) -> None:
         self.metrics.xds_push_time.labels("eds" if report.endpoints_only else "full").observe(report.seconds)
+        self.observer.pushed(report)
         log.info("%s", describe(report))
 
     def _spawn(self, coro: Any) -> None:

@@ -28,3 +28,5 @@ class Settings:
     # Logging.
     log_level: str = "info"
     log_format: str = "text"
+    # Istio's mesh config YAML (accessLogFile, extensionProviders, ...), or the istio ConfigMap.
+    mesh_config_file: Path | None = None

@@ -63,7 +63,7 @@ class CertificateService(ca_pb2_grpc.IstioCertificateServiceServicer):
         except CAError as exc:
             log.error("could not sign a certificate for %s: %s", csr.spiffe_id, exc)
             await context.abort(grpc.StatusCode.INTERNAL, "the CA could not sign the certificate")
-        log.info(
+        log.debug(
             "issued certificate serial %x for %s, valid until %s",
             issued.cert.serial_number,
             csr.spiffe_id,

@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("serve", "bootstrap", "analyze", "ca")
+SUBCOMMANDS = ("serve", "bootstrap", "analyze", "ca", "proxy_status", "proxy_config", "dashboard")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="metrics and debug endpoints (default %(default)s)")
     p.add_argument("--ca-dir", type=Path, default=Path("certs"), help="CA folder (default %(default)s)")
     p.add_argument("--trust-domain", default="cluster.local")
+    p.add_argument("--mesh-config", type=Path, metavar="FILE",
+                   help="Istio mesh config YAML (or the istio ConfigMap): access logs, tracing, providers")
     p.add_argument("--cert-ttl", type=float, default=24 * 3600, metavar="SECONDS",
                    help="workload certificate lifetime (default 24 h)")
     p.add_argument("--debounce-after", type=float, default=0.1, metavar="SECONDS")
@@ -50,6 +52,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         debounce_max_seconds=args.debounce_max,
         log_level=args.log_level,
         log_format=args.log_format,
+        mesh_config_file=args.mesh_config,
     )
 
 
@@ -58,6 +61,14 @@ def run(args: argparse.Namespace) -> int:
     logs.configure(settings.log_level, settings.log_format)
     if not settings.config_dirs and not settings.kubernetes:
         raise SystemExit("controlplane serve: give --config-dir DIR or --kubernetes")
+    if settings.mesh_config_file is not None:  # fail before serving, naming file and field
+        from controlplane.mesh_config import load_mesh_config
+        from controlplane.model.base import ValidationError
+
+        try:
+            load_mesh_config(settings.mesh_config_file)
+        except (OSError, ValidationError) as exc:
+            raise SystemExit(f"controlplane serve: --mesh-config: {exc}") from exc
     from controlplane.runtime import run as run_control_plane
 
     run_control_plane(settings)

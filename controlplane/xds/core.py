@@ -77,7 +77,7 @@ class XdsCore:
         self.counters.streams_opened += 1
         self.cache.watch(stream)
         info = self.info(stream)
-        log.info(
+        log.debug(
             "xds stream %d open: node=%s group=%s identity=%s",
             stream.stream_id,
             stream.node.id,
@@ -93,7 +93,7 @@ class XdsCore:
             return
         self.counters.streams_closed += 1
         self.cache.unwatch(stream)
-        log.info("xds stream %d closed: node=%s", stream.stream_id, stream.node.id)
+        log.debug("xds stream %d closed: node=%s", stream.stream_id, stream.node.id)
         self._call("on_stream_closed", self.info(stream))
 
     def info(self, stream: Stream) -> StreamInfo:

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.model.yamlload import load_documents
+from controlplane.sources.yaml_loader import load_file
+
+
+def load_documents(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(1-based line, document) for every non-empty document, read as the folder source
+    reads files (go-yaml compatible where PyYAML differs)."""
+    result = load_file(path)
+    assert not result.problems, result.problems
+    return [(doc.origin.line, doc.body) for doc in result.documents if doc.body]
 
 # Documents whose ``_err`` (Istio's own message) does not name the field: the path we report.
 EXPECTED_PATHS: dict[tuple[str, str], str] = {

@@ -84,7 +84,7 @@ def test_envoy_over_tls_routes_and_follows_live_edits(tmp_path: Path) -> None:
     with HttpUpstream("v1") as v1, HttpUpstream("v2") as v2:
         (config / "mesh.yaml").write_text(mesh_yaml(v1.port, egress_port))
         with served_control_plane(tmp_path, config) as cp:
-            with client_envoy(tmp_path, cp.ca_dir, cp.xds_tls_port).start() as envoy:
+            with client_envoy(tmp_path, cp.ca_dir, cp.xds_tls_port) as envoy:
                 def reaches(name: str) -> bool:
                     status, headers, _ = http_get(CLIENT_IP, egress_port, headers={"Host": "reviews:9080"})
                     return status == 200 and headers.get("x-upstream") == name
