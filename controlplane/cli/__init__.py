@@ -8,7 +8,9 @@ import importlib
 import sys
 
 # Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS = ("serve", "bootstrap", "analyze", "ca", "proxy_status", "proxy_config", "dashboard")
+SUBCOMMANDS = (
+    "demo", "serve", "bootstrap", "analyze", "ca", "proxy_status", "proxy_config", "dashboard",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
