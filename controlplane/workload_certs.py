@@ -76,7 +76,8 @@ class WorkloadCertificates:
         if previous is not None:
             previous.cancel()
         self._timers[identity] = asyncio.get_running_loop().call_later(delay, self._renew, identity)
-        log.debug("issued %s, renewing in %.0f s", issued.spiffe_id, delay)
+        # The serial lets benchmarks/cert_rotation.py match this moment with what proxies receive.
+        log.debug("issued %s serial %x, renewing in %.1f s", issued.spiffe_id, issued.cert.serial_number, delay)
 
     def _renew(self, identity: ProvenIdentity) -> None:
         if identity in self._streams:

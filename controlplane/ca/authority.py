@@ -18,7 +18,7 @@ from cryptography import x509
 
 from controlplane.ca.bundle import TrustBundle
 from controlplane.ca.certs import (
-    CLOCK_SKEW_ALLOWANCE,
+    backdate_for,
     build_leaf,
     build_root,
     cert_pem,
@@ -178,7 +178,7 @@ class CertificateAuthority:
         if lifetime <= timedelta(0):
             raise CAError("certificate lifetime must be positive")
         # Backdated for clock skew, yet never outside the signing CA's own validity.
-        not_before = max(now - CLOCK_SKEW_ALLOWANCE, self.signer.not_before)
+        not_before = max(now - backdate_for(lifetime), self.signer.not_before)
         not_after = min(now + lifetime, self.signer.not_after)
         leaf = build_leaf(
             public_key,

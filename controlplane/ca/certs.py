@@ -25,9 +25,17 @@ from controlplane.ca.spiffe import SpiffeId, parse_spiffe_id
 
 # Leaves start a little in the past so a proxy whose clock is behind still accepts them.
 CLOCK_SKEW_ALLOWANCE = timedelta(minutes=5)
+# ... but by at most this fraction of a short lifetime: renewal at half life counts from
+# notBefore, and a 5-minute backdate on a 10-second certificate would put it in the past.
+MAX_BACKDATE_FRACTION = 0.1
 ROOT_LIFETIME = timedelta(days=3650)
 INTERMEDIATE_LIFETIME = timedelta(days=5 * 365)
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def backdate_for(lifetime: timedelta) -> timedelta:
+    """How far before "now" a leaf of this lifetime starts."""
+    return min(CLOCK_SKEW_ALLOWANCE, lifetime * MAX_BACKDATE_FRACTION)
 
 
 def _signature_hash(issuer_key: PrivateKey) -> hashes.SHA256 | hashes.SHA384:

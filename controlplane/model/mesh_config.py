@@ -158,7 +158,9 @@ class TelemetryDefaults:
             if p.name == name:
                 return p
         if name == BUILTIN_ACCESS_LOG:
-            return ExtensionProvider(name=name, envoy_file_access_log=EnvoyFileAccessLogProvider("/dev/stdout"))
+            return ExtensionProvider(
+                name=name, envoy_file_access_log=EnvoyFileAccessLogProvider("/dev/stdout")
+            )
         if name == BUILTIN_METRICS:
             return ExtensionProvider(name=name, prometheus=PrometheusMetricsProvider())
         return None
@@ -173,8 +175,12 @@ def telemetry_defaults(mesh: IstioMeshConfig) -> TelemetryDefaults:
         enable_tracing=mesh.enable_tracing,
         default_providers=mesh.default_providers or DefaultProviders(),
         extension_providers=mesh.extension_providers,
-        tracing_sampling=tracing.sampling if tracing is not None and tracing.sampling is not None else 1.0,
-        legacy_zipkin_address=tracing.zipkin.address if tracing is not None and tracing.zipkin is not None else "",
+        tracing_sampling=tracing.sampling
+        if tracing is not None and tracing.sampling is not None
+        else 1.0,
+        legacy_zipkin_address=tracing.zipkin.address
+        if tracing is not None and tracing.zipkin is not None
+        else "",
         max_path_tag_length=tracing.max_path_tag_length if tracing is not None else 0,
     )
 
@@ -190,15 +196,25 @@ def _check_service(service: str, port: int, path: str, errors: list[FieldError])
 
 
 def _validate_provider(p: ExtensionProvider, path: str, errors: list[FieldError]) -> None:
-    kinds = [k for k in ("envoy_file_access_log", "zipkin", "opentelemetry", "prometheus") if getattr(p, k)]
+    kinds = [
+        k
+        for k in ("envoy_file_access_log", "zipkin", "opentelemetry", "prometheus")
+        if getattr(p, k)
+    ]
     if len(kinds) > 1:
         errors.append(FieldError(path, f"more than one provider kind set: {', '.join(kinds)}"))
     if not kinds:
-        errors.append(FieldError(path, "provider kind not supported with stock Envoy; it is ignored", "warning"))
+        errors.append(
+            FieldError(
+                path, "provider kind not supported with stock Envoy; it is ignored", "warning"
+            )
+        )
     if p.zipkin is not None:
         _check_service(p.zipkin.service, p.zipkin.port, f"{path}.zipkin", errors)
     if p.opentelemetry is not None:
-        _check_service(p.opentelemetry.service, p.opentelemetry.port, f"{path}.opentelemetry", errors)
+        _check_service(
+            p.opentelemetry.service, p.opentelemetry.port, f"{path}.opentelemetry", errors
+        )
     log = p.envoy_file_access_log
     if log is not None and log.log_format is not None:
         fmt, fpath = log.log_format, f"{path}.envoyFileAccessLog.logFormat"
@@ -224,15 +240,25 @@ def validate_mesh_config(mesh: IstioMeshConfig, errors: list[FieldError]) -> Non
             attr = {"accessLogging": "access_logging"}.get(kind, kind)
             for index, name in enumerate(getattr(mesh.default_providers, attr)):
                 if name not in known:
-                    errors.append(FieldError(f"defaultProviders.{kind}[{index}]", f"unknown provider {name!r}"))
+                    errors.append(
+                        FieldError(
+                            f"defaultProviders.{kind}[{index}]", f"unknown provider {name!r}"
+                        )
+                    )
     if mesh.access_log_encoding == "JSON" and mesh.access_log_format:
         try:
             parsed = json.loads(mesh.access_log_format)
         except ValueError as exc:
-            errors.append(FieldError("accessLogFormat", f"not valid JSON for accessLogEncoding JSON: {exc}"))
+            errors.append(
+                FieldError("accessLogFormat", f"not valid JSON for accessLogEncoding JSON: {exc}")
+            )
         else:
             if not isinstance(parsed, dict):
-                errors.append(FieldError("accessLogFormat", "must be a JSON object for accessLogEncoding JSON"))
+                errors.append(
+                    FieldError(
+                        "accessLogFormat", "must be a JSON object for accessLogEncoding JSON"
+                    )
+                )
     tracing = mesh.default_config.tracing if mesh.default_config is not None else None
     if tracing is not None and tracing.sampling is not None and not 0 <= tracing.sampling <= 100:
         errors.append(FieldError("defaultConfig.tracing.sampling", "must be in range [0.0, 100.0]"))

@@ -21,7 +21,7 @@ from controlplane.translate.registry import (
     MeshService,
     ServicePort,
 )
-from controlplane.translate.transport import upstream_transport_socket
+from controlplane.translate.transport import apply_upstream_tls
 
 Cluster = cluster_pb2.Cluster
 
@@ -41,9 +41,11 @@ def outbound_cluster(
     rule: Any = None,
     endpoints: list[MeshEndpoint] | None = None,
     service_accounts: tuple[str, ...] = (),
+    auto_mtls: bool = False,
 ) -> Cluster:
     """``outbound|<port>|<subset>|<host>``; ``rule`` is a DestinationRule spec or None;
-    ``endpoints`` (already filtered by subset) are inlined for DNS clusters."""
+    ``endpoints`` (already filtered by subset) are inlined for DNS clusters; ``auto_mtls``:
+    see transport.apply_upstream_tls."""
     subset_name = getattr(subset, "name", "") if subset is not None else ""
     name = names.outbound_cluster(service.hostname, port.number, subset_name)
     c = _base(name, mesh)
@@ -67,11 +69,10 @@ def outbound_cluster(
         c.lb_policy = Cluster.CLUSTER_PROVIDED
     dp.apply_connection_pool(c, policy.connection_pool, is_http2(port.protocol), is_http(port.protocol))
     dp.apply_outlier_detection(c, policy.outlier_detection)
-    socket = upstream_transport_socket(
-        policy.tls, service.hostname, port.number, subset_name, mesh, service_accounts=service_accounts
+    apply_upstream_tls(
+        c, policy.tls, service.hostname, port.number, subset_name, mesh,
+        service_accounts=service_accounts, auto_mtls=auto_mtls,
     )
-    if socket is not None:
-        c.transport_socket.CopyFrom(socket)
     return c
 
 

@@ -8,7 +8,7 @@ priorities follow Istio: 0 same region/zone/subzone as the proxy, 1 same zone,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2, health_check_pb2
@@ -16,17 +16,21 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from controlplane.translate.pb import socket_address, u32
+from controlplane.translate.peer_authentication import has_sidecar
 from controlplane.translate.proxy import Locality
 from controlplane.translate.registry import MeshEndpoint
+from controlplane.translate.transport import mark_istio_endpoint
 
 
 def _locality_pb(loc: Locality) -> base_pb2.Locality:
     return base_pb2.Locality(region=loc.region, zone=loc.zone, sub_zone=loc.subzone)
 
 
-def _lb_endpoint(ep: MeshEndpoint) -> ec.LbEndpoint:
+def _lb_endpoint(ep: MeshEndpoint, accepts_mtls: Callable[[MeshEndpoint], bool]) -> ec.LbEndpoint:
     lb = ec.LbEndpoint()
     lb.endpoint.address.CopyFrom(socket_address(ep.address, ep.port))
+    if accepts_mtls(ep):  # auto mTLS picks the cluster's mTLS transport socket for it
+        mark_istio_endpoint(lb.metadata)
     lb.health_status = health_check_pb2.HEALTHY if ep.healthy else health_check_pb2.UNHEALTHY
     if ep.weight:
         lb.load_balancing_weight.value = ep.weight
@@ -97,9 +101,12 @@ def load_assignment(
     proxy_locality: Locality | None = None,
     locality_setting: Any = None,
     proxy_labels: dict[str, str] | None = None,
+    accepts_mtls: Callable[[MeshEndpoint], bool] = has_sidecar,
 ) -> endpoint_pb2.ClusterLoadAssignment:
     """Endpoints sorted and grouped by locality. ``proxy_locality`` switches on
-    Istio's locality priorities (set only when outlier detection is configured)."""
+    Istio's locality priorities (set only when outlier detection is configured).
+    ``accepts_mtls`` says which endpoints get ``tlsMode: istio`` metadata (default: those
+    labelled with a sidecar; the translator also honours PeerAuthentication DISABLE)."""
     groups: dict[tuple[Locality, int], list[MeshEndpoint]] = {}
     failover = {f.from_: f.to for f in (getattr(locality_setting, "failover", ()) or ())}
     weights = _distribute_weights(locality_setting, proxy_locality) if proxy_locality else None
@@ -123,7 +130,7 @@ def load_assignment(
                 continue
             group.load_balancing_weight.CopyFrom(u32(weight))
         for ep in sorted(eps, key=lambda e: (e.address, e.port)):
-            group.lb_endpoints.append(_lb_endpoint(ep))
+            group.lb_endpoints.append(_lb_endpoint(ep, accepts_mtls))
     if not cla.endpoints:
         cla.endpoints.add().locality.SetInParent()
     return cla

@@ -8,6 +8,7 @@ every listener binds its own address:port, as a mesh on one machine needs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from envoy.config.listener.v3 import listener_components_pb2 as lc
@@ -26,7 +27,15 @@ from controlplane.translate.registry import WILDCARD_ADDRESS, MeshService, Servi
 from controlplane.translate.routes import RouteInputs, outbound_route_config
 from controlplane.translate.scope import EgressScope, SidecarScope
 from controlplane.translate.tcp_routes import tcp_destinations, tls_chains
-from controlplane.translate.transport import inbound_transport_socket
+from controlplane.translate.transport import (
+    DISABLE,
+    PERMISSIVE,
+    RAW_TRANSPORT,
+    STRICT,
+    TLS_TRANSPORT,
+    forward_client_cert,
+    inbound_transport_socket,
+)
 
 Listener = listener_pb2.Listener
 LOCALHOST = "127.0.0.1"
@@ -191,41 +200,76 @@ def inbound_route_config(port: int) -> route_pb2.RouteConfiguration:
     return route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[vh], validate_clusters=None)
 
 
-def _inbound_chain(chain: lc.FilterChain, ip: InboundPort, tls_mode: str) -> None:
+def _inbound_filters(ip: InboundPort) -> list[lc.Filter]:
     cluster = names.inbound_cluster(ip.port)
     if is_http(ip.protocol):
-        chain.filters.append(
-            flt.http_connection_manager(
-                f"inbound_0.0.0.0_{ip.port}", route_config=inbound_route_config(ip.port), http2=is_http2(ip.protocol)
-            )
+        hcm = flt.http_connection_manager(
+            f"inbound_0.0.0.0_{ip.port}", route_config=inbound_route_config(ip.port), http2=is_http2(ip.protocol)
         )
+        return [forward_client_cert(hcm)]
+    return [flt.tcp_proxy(cluster, cluster=cluster)]
+
+
+def _add_mode_chains(
+    lst: Listener, name: str, filters: list[lc.Filter], mode: str, trust_domain: str, http: bool,
+    destination_port: int | None = None,
+) -> None:
+    """The filter chains of one inbound port in a PeerAuthentication mode: STRICT one mTLS
+    chain (a plaintext connection matches nothing and is closed), PERMISSIVE an mTLS chain
+    and a plaintext one told apart by tls_inspector, DISABLE one plaintext chain."""
+    variants: list[tuple[str, str]]  # (chain name suffix, transport protocol)
+    if mode == STRICT:
+        variants = [("", TLS_TRANSPORT)]
+    elif mode == PERMISSIVE:
+        variants = [("-mtls", TLS_TRANSPORT), ("-plaintext", RAW_TRANSPORT)]
     else:
-        chain.filters.append(flt.tcp_proxy(cluster, cluster=cluster))
-    socket = inbound_transport_socket(tls_mode)
-    if socket is not None:
-        chain.transport_socket.CopyFrom(socket)
+        variants = [("", "")]
+    for suffix, transport in variants:
+        chain = lst.filter_chains.add(name=name + suffix)
+        if destination_port is not None:
+            chain.filter_chain_match.destination_port.value = destination_port
+        if transport:
+            chain.filter_chain_match.transport_protocol = transport
+        chain.filters.extend(filters)
+        if transport == TLS_TRANSPORT:
+            chain.transport_socket.CopyFrom(inbound_transport_socket(mode, trust_domain=trust_domain, http=http))
+    if mode != DISABLE and not any(f.name == flt.TLS_INSPECTOR for f in lst.listener_filters):
+        lst.listener_filters.append(flt.tls_inspector())
+        # A server-first protocol sends nothing for tls_inspector to read: after the listener
+        # filter timeout the connection goes on as plaintext instead of being closed.
+        lst.continue_on_listener_filters_timeout = True
 
 
-def virtual_inbound(ctx: PushContext, ports: list[InboundPort], tls_mode: str) -> Listener:
+def virtual_inbound(
+    ctx: PushContext, ports: list[InboundPort], mode_for: Callable[[int], str], workload_mode: str
+) -> Listener:
+    """15006 for captured inbound traffic: a chain set per port (by original destination
+    port) in its mTLS mode; other ports pass through, mTLS-only when the workload is STRICT."""
     lst = Listener(
         name=names.VIRTUAL_INBOUND,
         address=socket_address(WILDCARD_ADDRESS, ctx.mesh.virtual_inbound_port),
     )
     lst.traffic_direction = 1  # INBOUND
     lst.listener_filters.append(flt.original_dst())
+    trust_domain = ctx.mesh.trust_domain
     for ip in ports:
-        chain = lst.filter_chains.add(name=names.inbound_cluster(ip.port))
-        chain.filter_chain_match.destination_port.value = ip.port
-        _inbound_chain(chain, ip, tls_mode)
-    lst.default_filter_chain.name = names.INBOUND_PASSTHROUGH_CLUSTER
-    lst.default_filter_chain.filters.append(
-        flt.tcp_proxy(names.INBOUND_PASSTHROUGH_CLUSTER, cluster=names.INBOUND_PASSTHROUGH_CLUSTER)
-    )
+        _add_mode_chains(
+            lst, names.inbound_cluster(ip.port), _inbound_filters(ip), mode_for(ip.port), trust_domain,
+            is_http(ip.protocol), destination_port=ip.port,
+        )
+    passthrough = [flt.tcp_proxy(names.INBOUND_PASSTHROUGH_CLUSTER, cluster=names.INBOUND_PASSTHROUGH_CLUSTER)]
+    if workload_mode == STRICT:
+        _add_mode_chains(lst, names.INBOUND_PASSTHROUGH_CLUSTER, passthrough, STRICT, trust_domain, http=False)
+    else:
+        lst.default_filter_chain.name = names.INBOUND_PASSTHROUGH_CLUSTER
+        lst.default_filter_chain.filters.extend(passthrough)
     return lst
 
 
-def bound_inbound(ip: InboundPort, tls_mode: str) -> Listener:
+def bound_inbound(ip: InboundPort, tls_mode: str, trust_domain: str = "cluster.local") -> Listener:
     lst = Listener(name=names.listener_name(ip.bind, ip.port), address=socket_address(ip.bind, ip.port))
     lst.traffic_direction = 1
-    _inbound_chain(lst.filter_chains.add(name=names.inbound_cluster(ip.port)), ip, tls_mode)
+    _add_mode_chains(
+        lst, names.inbound_cluster(ip.port), _inbound_filters(ip), tls_mode, trust_domain, is_http(ip.protocol)
+    )
     return lst

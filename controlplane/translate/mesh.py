@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from controlplane.model.mesh_config import TelemetryDefaults
 
 ALLOW_ANY = "ALLOW_ANY"
 REGISTRY_ONLY = "REGISTRY_ONLY"
@@ -27,12 +29,14 @@ class MeshConfig:
     outbound_traffic_policy: str = ALLOW_ANY  # or REGISTRY_ONLY
     default_retry: RetryDefaults | None = RetryDefaults()
     connect_timeout_seconds: float = 10.0
-    # Istio's PILOT_ENABLE_AUTO_MTLS; off until the CA lands (see transport.py).
-    enable_auto_mtls: bool = False
+    # Istio's enableAutoMtls (on by default, as in Istio; see transport.apply_upstream_tls).
+    enable_auto_mtls: bool = True
     # Where the sidecar reaches its own app when no Sidecar ingress says otherwise.
     inbound_app_address: str = "127.0.0.1"
     virtual_outbound_port: int = 15001
     virtual_inbound_port: int = 15006
+    # Access logs, tracing and providers from Istio's MeshConfig (see translate/telemetry.py).
+    telemetry: TelemetryDefaults = field(default_factory=TelemetryDefaults)
 
     @staticmethod
     def from_settings(settings: Any, **overrides: Any) -> MeshConfig:

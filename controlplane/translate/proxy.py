@@ -42,6 +42,9 @@ class Proxy:
     pod_name: str = ""
     interception_mode: str = INTERCEPTION_REDIRECT
     locality: Locality = field(default_factory=Locality)
+    # Is the proxy given its SVID over SDS (it proved an identity)? As in Istio, yes unless the
+    # runtime says otherwise; without one, auto mTLS and PERMISSIVE fall back to plaintext.
+    has_certificate: bool = True
 
     @property
     def label_map(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ from google.protobuf.message import Message
 
 from controlplane.translate import clusters as cb
 from controlplane.translate import destination_policy as dp
-from controlplane.translate import names
+from controlplane.translate import names, telemetry
 from controlplane.translate.endpoints import load_assignment
 from controlplane.translate.listeners import (
     InboundPort,
@@ -21,12 +21,13 @@ from controlplane.translate.listeners import (
     virtual_outbound,
 )
 from controlplane.translate.mesh import MeshConfig
+from controlplane.translate.peer_authentication import endpoint_accepts_mtls, inbound_mtls
 from controlplane.translate.protocol import is_http2, parse_protocol
 from controlplane.translate.proxy import INTERCEPTION_NONE, Proxy
 from controlplane.translate.push_context import PushContext, build_push_context
 from controlplane.translate.registry import EDS, MeshEndpoint, labels_match
 from controlplane.translate.scope import SidecarScope, sidecar_scope
-from controlplane.translate.transport import inbound_tls_mode
+from controlplane.translate.transport import DISABLE, PERMISSIVE
 
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ENDPOINT_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
@@ -60,6 +61,7 @@ def group_key(inputs: Any, proxy: Proxy) -> Hashable:
         proxy.locality,
         proxy.ips if binds_ips else (),
         proxy.pod_name if _named_target_ports(ctx, proxy) else "",
+        proxy.has_certificate,
     )
 
 
@@ -95,7 +97,7 @@ def _shared_key(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> Hashable
     the proxy's labels only where a DestinationRule in its namespace selects workloads."""
     selective = ctx.has_selective_rule(proxy.namespace)
     sidecar = scope.sidecar.key if scope.sidecar is not None else None
-    return (proxy.namespace, sidecar, proxy.labels if selective else None)
+    return (proxy.namespace, sidecar, proxy.labels if selective else None, proxy.has_certificate)
 
 
 def _outbound_clusters(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> dict[str, Message]:
@@ -112,10 +114,20 @@ def _outbound_clusters(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> d
         c = cb.outbound_cluster(
             service, port, ctx.mesh, subset=subset, rule=rule, endpoints=selected,
             service_accounts=_service_accounts(selected, ctx.mesh),
+            auto_mtls=_auto_mtls(ctx, proxy, service),
         )
         clusters.setdefault(c.name, c)
     ctx.scope_cache[key] = clusters
     return clusters
+
+
+def _auto_mtls(ctx: PushContext, proxy: Proxy, service: Any) -> bool:
+    """Istio's auto mTLS for a cluster without DestinationRule TLS: on in the mesh config, for
+    a proxy that holds a certificate, to a service inside the mesh whose namespace (or mesh)
+    policy does not DISABLE mTLS. Endpoints then choose by their ``tlsMode`` metadata."""
+    if not (ctx.mesh.enable_auto_mtls and proxy.has_certificate) or service.mesh_external:
+        return False
+    return inbound_mtls(ctx, service.namespace, None).mode != DISABLE
 
 
 def _service_accounts(eps: list[MeshEndpoint], mesh: MeshConfig) -> tuple[str, ...]:
@@ -181,17 +193,30 @@ def translate(inputs: Any, proxy: Proxy, mesh: MeshConfig | None = None) -> dict
 
     out = OutboundResult()
     outbound_listeners(ctx, proxy, scope, out)
-    tls_mode = inbound_tls_mode([], 0)
+    mtls = inbound_mtls(ctx, proxy.namespace, proxy.label_map)
+
+    def mode_for(port: int) -> str:
+        # Without a certificate a proxy cannot terminate mTLS: PERMISSIVE is plaintext then,
+        # while STRICT stays mTLS-only (it fails closed).
+        mode = mtls.mode_for(port)
+        return DISABLE if mode == PERMISSIVE and not proxy.has_certificate else mode
+
     captured = [p for p in inbound if not p.bind]
     for p in inbound:
         if p.bind:
-            lst = bound_inbound(p, tls_mode)
+            lst = bound_inbound(p, mode_for(p.port), ctx.mesh.trust_domain)
             out.listeners.setdefault(lst.name, lst)
     if proxy.interception_mode != INTERCEPTION_NONE:
         vo = virtual_outbound(ctx, scope.outbound_policy)
-        vi = virtual_inbound(ctx, captured, tls_mode)
+        workload_mode = DISABLE if mtls.mode == PERMISSIVE and not proxy.has_certificate else mtls.mode
+        vi = virtual_inbound(ctx, captured, mode_for, workload_mode)
         out.listeners[vo.name] = vo
         out.listeners[vi.name] = vi
+    # Access logs, tracing and tracer clusters (Telemetry API and mesh defaults).
+    tel = telemetry.proxy_telemetry(ctx, proxy)
+    telemetry.decorate_listeners(out.listeners, tel)
+    for c in telemetry.collector_clusters(ctx, tel, clusters):
+        clusters.setdefault(c.name, c)
     return {
         CLUSTER_TYPE: [clusters[k] for k in sorted(clusters)],
         ENDPOINT_TYPE: endpoints(ctx, proxy),
@@ -230,6 +255,7 @@ def _endpoints(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> list[Mess
         locality = proxy.locality if policy.locality_lb_enabled else None
         setting = getattr(policy.load_balancer, "locality_lb_setting", None)
         out.setdefault(name, load_assignment(
-            name, eps, proxy_locality=locality, locality_setting=setting, proxy_labels=proxy.label_map
+            name, eps, proxy_locality=locality, locality_setting=setting, proxy_labels=proxy.label_map,
+            accepts_mtls=lambda ep: endpoint_accepts_mtls(ctx, ep),
         ))
     return [out[k] for k in sorted(out)]

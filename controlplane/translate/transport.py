@@ -1,26 +1,46 @@
 """Transport security decisions: the upstream TLS of a cluster, the inbound TLS of a port.
 
-This is the seam for the CA work: ISTIO_MUTUAL and auto-mTLS use the SDS secrets
-``default`` (workload certificate) and ``ROOTCA`` (trust bundle) that secrets.py
-produces; PeerAuthentication decides the inbound mode (``inbound_tls_mode``).
+ISTIO_MUTUAL and auto mTLS use the SDS secrets ``default`` (workload certificate) and
+``ROOTCA`` (trust bundle) that the runtime pushes to each proxy that proved its identity.
+Auto mTLS is Istio's: a cluster without DestinationRule TLS gets two transport socket
+matches, mTLS for endpoints whose metadata says ``tlsMode: istio`` (they run a sidecar) and
+plaintext for the rest. PeerAuthentication (peer_authentication.py) decides the inbound
+mode: STRICT (mTLS only), PERMISSIVE (mTLS and plaintext on one port, told apart by
+tls_inspector) or DISABLE (plaintext only).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
+from google.protobuf import struct_pb2, wrappers_pb2
 
 from controlplane.translate.mesh import MeshConfig
 from controlplane.translate.names import mtls_sni
 from controlplane.translate.pb import ads_source, any_of
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
+RAW_BUFFER_SOCKET = "envoy.transport_sockets.raw_buffer"
 WORKLOAD_SECRET = "default"
 ROOT_SECRET = "ROOTCA"
 ISTIO_ALPN = ("istio-peer-exchange", "istio")
+HTTP_ALPN = ("h2", "http/1.1")
+# Endpoint metadata that picks a cluster's transport socket match (Istio's EDS sets it).
+TRANSPORT_SOCKET_MATCH_FILTER = "envoy.transport_socket_match"
+TLS_MODE_KEY = "tlsMode"
+TLS_MODE_ISTIO = "istio"
+# Filter chain transport_protocol values set by tls_inspector.
+TLS_TRANSPORT = "tls"
+RAW_TRANSPORT = "raw_buffer"
 
 # Inbound modes, as PeerAuthentication's mtls.mode.
 DISABLE = "DISABLE"
@@ -46,13 +66,29 @@ def _exact_sans(names: tuple[str, ...] | list[str]) -> list[common_pb2.SubjectAl
     ]
 
 
-def istio_mutual_context(sni: str, sans: tuple[str, ...] = ()) -> tls_pb2.UpstreamTlsContext:
+def trust_domain_san(trust_domain: str) -> common_pb2.SubjectAltNameMatcher:
+    """Any SPIFFE ID of the trust domain: ``spiffe://<trust domain>/`` as a URI SAN prefix."""
+    return common_pb2.SubjectAltNameMatcher(
+        san_type=common_pb2.SubjectAltNameMatcher.URI,
+        matcher=string_pb2.StringMatcher(prefix=f"spiffe://{trust_domain}/"),
+    )
+
+
+def _mesh_validation(common: common_pb2.CommonTlsContext, sans: list[common_pb2.SubjectAltNameMatcher]) -> None:
+    """Peers are checked against ROOTCA (every trusted root, from SDS) and these SANs."""
+    combined = common.combined_validation_context
+    combined.validation_context_sds_secret_config.CopyFrom(_sds(ROOT_SECRET))
+    combined.default_validation_context.match_typed_subject_alt_names.extend(sans)
+
+
+def istio_mutual_context(sni: str, sans: tuple[str, ...] = (), trust_domain: str = "") -> tls_pb2.UpstreamTlsContext:
+    """Our SVID to the server; the server's SPIFFE ID must be one of ``sans`` (the
+    destination's service accounts) or, when none are known, of ``trust_domain``."""
     ctx = tls_pb2.UpstreamTlsContext(sni=sni)
     common = ctx.common_tls_context
     common.tls_certificate_sds_secret_configs.append(_sds(WORKLOAD_SECRET))
-    combined = common.combined_validation_context
-    combined.validation_context_sds_secret_config.CopyFrom(_sds(ROOT_SECRET))
-    combined.default_validation_context.match_typed_subject_alt_names.extend(_exact_sans(sans))
+    matchers = _exact_sans(sans) if sans else ([trust_domain_san(trust_domain)] if trust_domain else [])
+    _mesh_validation(common, matchers)
     common.alpn_protocols.extend(ISTIO_ALPN)
     return ctx
 
@@ -76,14 +112,14 @@ def upstream_transport_socket(
     mode = getattr(tls, "mode", None) if tls is not None else None
     if mode is None:
         if mesh.enable_auto_mtls and peer_supports_mtls:
-            return _socket(istio_mutual_context(mtls_sni(host, port, subset), service_accounts))
+            return _socket(istio_mutual_context(mtls_sni(host, port, subset), service_accounts, mesh.trust_domain))
         return None
     if mode == "DISABLE":
         return None
     if mode == "ISTIO_MUTUAL":
         sni = tls.sni or mtls_sni(host, port, subset)
         sans = tuple(tls.subject_alt_names) or service_accounts
-        return _socket(istio_mutual_context(sni, sans))
+        return _socket(istio_mutual_context(sni, sans, mesh.trust_domain))
     ctx = tls_pb2.UpstreamTlsContext(sni=tls.sni or host)
     common = ctx.common_tls_context
     if tls.credential_name:
@@ -103,25 +139,72 @@ def upstream_transport_socket(
     return _socket(ctx)
 
 
-def inbound_tls_mode(peer_authentications: list[Any], port: int) -> str:
-    """The mTLS mode of an inbound port from the PeerAuthentications selecting the proxy
-    (most specific first). Until the CA lands nothing is enforced: DISABLE."""
-    return DISABLE
+def apply_upstream_tls(
+    cluster: cluster_pb2.Cluster,
+    tls: Any,
+    host: str,
+    port: int,
+    subset: str,
+    mesh: MeshConfig,
+    *,
+    service_accounts: tuple[str, ...] = (),
+    auto_mtls: bool = False,
+) -> None:
+    """Set the transport security of ``outbound|port|subset|host``.
+
+    DestinationRule TLS settings win (one transport socket for every endpoint). Without
+    them and with ``auto_mtls`` (mesh setting on, the proxy holds a certificate, the service
+    is inside the mesh and not DISABLEd by policy), Istio's two matches: mTLS for endpoints
+    marked ``tlsMode: istio``, plaintext for the others. Original-destination clusters
+    (headless services) are left alone, as Istio does.
+    """
+    if tls is not None and getattr(tls, "mode", None) is not None:
+        socket = upstream_transport_socket(tls, host, port, subset, mesh, service_accounts=service_accounts)
+        if socket is not None:
+            cluster.transport_socket.CopyFrom(socket)
+        return
+    if not auto_mtls or cluster.type == cluster_pb2.Cluster.ORIGINAL_DST:
+        return
+    mtls = _socket(istio_mutual_context(mtls_sni(host, port, subset), service_accounts, mesh.trust_domain))
+    istio = cluster.transport_socket_matches.add(name=f"{TLS_MODE_KEY}-{TLS_MODE_ISTIO}", transport_socket=mtls)
+    istio.match.fields[TLS_MODE_KEY].string_value = TLS_MODE_ISTIO
+    plain = cluster.transport_socket_matches.add(name=f"{TLS_MODE_KEY}-disabled")
+    plain.match.SetInParent()
+    plain.transport_socket.CopyFrom(raw_buffer_socket())
 
 
-def inbound_transport_socket(mode: str) -> base_pb2.TransportSocket | None:
-    """The DownstreamTlsContext for STRICT/PERMISSIVE inbound chains (SDS secrets)."""
+def raw_buffer_socket() -> base_pb2.TransportSocket:
+    return base_pb2.TransportSocket(name=RAW_BUFFER_SOCKET, typed_config=any_of(raw_buffer_pb2.RawBuffer()))
+
+
+def mark_istio_endpoint(metadata: base_pb2.Metadata) -> None:
+    """Endpoint metadata ``envoy.transport_socket_match: {tlsMode: istio}``."""
+    fields = struct_pb2.Struct()
+    fields.fields[TLS_MODE_KEY].string_value = TLS_MODE_ISTIO
+    metadata.filter_metadata[TRANSPORT_SOCKET_MATCH_FILTER].CopyFrom(fields)
+
+
+def inbound_transport_socket(
+    mode: str, *, trust_domain: str = "cluster.local", http: bool = True
+) -> base_pb2.TransportSocket | None:
+    """The DownstreamTlsContext of an mTLS inbound chain (None for DISABLE): our SVID from
+    SDS ``default``, a client certificate required, chaining to ``ROOTCA`` and naming a
+    SPIFFE ID of the trust domain."""
     if mode == DISABLE:
         return None
-    ctx = tls_pb2.DownstreamTlsContext(require_client_certificate=base_pb2_bool(True))
+    ctx = tls_pb2.DownstreamTlsContext(require_client_certificate=wrappers_pb2.BoolValue(value=True))
     common = ctx.common_tls_context
     common.tls_certificate_sds_secret_configs.append(_sds(WORKLOAD_SECRET))
-    common.combined_validation_context.validation_context_sds_secret_config.CopyFrom(_sds(ROOT_SECRET))
-    common.alpn_protocols.extend(("h2", "http/1.1"))
+    _mesh_validation(common, [trust_domain_san(trust_domain)])
+    common.alpn_protocols.extend(HTTP_ALPN if http else ISTIO_ALPN)
     return _socket(ctx)
 
 
-def base_pb2_bool(value: bool) -> Any:
-    from google.protobuf import wrappers_pb2
-
-    return wrappers_pb2.BoolValue(value=value)
+def forward_client_cert(hcm_filter: lc.Filter) -> lc.Filter:
+    """The app behind an inbound sidecar learns who called: ``x-forwarded-client-cert`` with
+    the peer's SPIFFE ID (``URI=...``), set by Envoy and never taken from the caller."""
+    hcm = hcm_pb2.HttpConnectionManager()
+    hcm_filter.typed_config.Unpack(hcm)
+    hcm.forward_client_cert_details = hcm_pb2.HttpConnectionManager.SANITIZE_SET
+    hcm.set_current_client_cert_details.uri = True
+    return lc.Filter(name=hcm_filter.name, typed_config=any_of(hcm))

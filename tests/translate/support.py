@@ -80,6 +80,10 @@ def mesh_from(spec: dict[str, Any]) -> MeshConfig:
     kwargs: dict[str, Any] = {}
     if "outboundTrafficPolicy" in m:
         kwargs["outbound_traffic_policy"] = m["outboundTrafficPolicy"]
+    if "meshConfig" in spec:  # Istio's MeshConfig document, as `controlplane serve --mesh-config`
+        from controlplane.mesh_config import apply_mesh_config, parse_document
+
+        return apply_mesh_config(MeshConfig(**kwargs), parse_document(spec["meshConfig"]))
     return MeshConfig(**kwargs)
 
 
@@ -154,7 +158,7 @@ def envoy_validate(bootstrap: dict[str, Any]) -> tuple[bool, str]:
         return proc.returncode == 0, text[:600] + (" ... " if len(text) > 600 else "")
 
 
-_CLUSTER_REF_KEYS = {"name", "cluster", "clusterName", "serviceName"}
+_CLUSTER_REF_KEYS = {"name", "cluster", "clusterName", "serviceName", "collectorCluster"}
 
 
 def _rename(node: Any, clusters: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ One set of Envoys serves every test in this module.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import http.client
 import math
 import socket
@@ -136,7 +137,8 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     workdir, xds_port=xds.port, name=pod, pod=pod, ip=addr, labels=labels,
                     extra_metadata={"INTERCEPTION_MODE": "NONE"},
                 )
-                proxy = parse_node(_node(envoy))
+                # This xDS server serves no SDS: the proxies hold no certificate (plaintext mesh).
+                proxy = dataclasses.replace(parse_node(_node(envoy)), has_certificate=False)
                 xds.set_snapshot(envoy.node_id, translate(ctx, proxy))
                 envoys.append(envoy.start())
             for envoy in envoys:

@@ -1,0 +1,83 @@
+"""Load Istio's mesh config YAML (``--mesh-config FILE``) into the translator's MeshConfig.
+
+Accepts the mesh document itself (``accessLogFile: /dev/stdout`` ...), or the ``istio``
+ConfigMap that holds it under ``data.mesh``, as ``kubectl get cm istio -o yaml`` prints it.
+Errors name the field path; unknown MeshConfig fields are ignored as istiod ignores what a
+version does not know.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controlplane.model.base import FieldError, Origin, ValidationError
+from controlplane.model.mesh_config import IstioMeshConfig, parse_mesh_config, telemetry_defaults
+from controlplane.translate.mesh import MeshConfig
+
+log = logging.getLogger(__name__)
+
+
+def parse_document(document: Any, origin: Origin | None = None) -> IstioMeshConfig:
+    """A mesh document (or an ``istio`` ConfigMap) -> IstioMeshConfig; ValidationError on errors."""
+    path_prefix = ""
+    if isinstance(document, Mapping) and document.get("kind") == "ConfigMap":
+        text = (document.get("data") or {}).get("mesh")
+        if not isinstance(text, str):
+            raise ValidationError(
+                [FieldError("data.mesh", "Required value: the mesh config YAML")], origin=origin
+            )
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValidationError(
+                [FieldError("data.mesh", f"not valid YAML: {exc}")], origin=origin
+            ) from exc
+        path_prefix = "data.mesh."
+    errors: list[FieldError] = []
+    mesh = parse_mesh_config(document, errors)
+    errors = [dataclasses.replace(e, path=path_prefix + e.path) for e in errors]
+    hard = [e for e in errors if e.severity == "error"]
+    if hard or mesh is None:
+        raise ValidationError(hard or errors, origin=origin)
+    for warning in errors:
+        log.warning("mesh config %s: %s", origin or "", warning)
+    return mesh
+
+
+def load_mesh_config(path: Path) -> IstioMeshConfig:
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValidationError(
+            [FieldError("", f"not valid YAML: {exc}")], origin=Origin(str(path))
+        ) from exc
+    return parse_document(document, Origin(str(path)))
+
+
+def apply_mesh_config(base: MeshConfig, mesh: IstioMeshConfig) -> MeshConfig:
+    """``base`` with what the document sets: telemetry always, the rest only where given.
+
+    trustDomain is parsed but not applied: the CA takes it from Settings (--trust-domain),
+    and the CA and the translator must agree."""
+    changes: dict[str, Any] = {"telemetry": telemetry_defaults(mesh)}
+    if mesh.root_namespace:
+        changes["root_namespace"] = mesh.root_namespace
+    if mesh.outbound_traffic_policy is not None:
+        changes["outbound_traffic_policy"] = mesh.outbound_traffic_policy.mode
+    if mesh.connect_timeout is not None:
+        changes["connect_timeout_seconds"] = mesh.connect_timeout.total_seconds()
+    if mesh.enable_auto_mtls is not None:
+        changes["enable_auto_mtls"] = mesh.enable_auto_mtls
+    return dataclasses.replace(base, **changes)
+
+
+def mesh_config_from_yaml(text: str, base: MeshConfig | None = None) -> MeshConfig:
+    """Convenience for tests and tools: YAML text -> MeshConfig."""
+    return apply_mesh_config(base or MeshConfig(), parse_document(yaml.safe_load(text)))

@@ -1,0 +1,131 @@
+"""Writes the input.yaml/proxy.yaml of the telemetry_* golden cases (access logs, tracing).
+
+proxy.yaml carries ``meshConfig:``, Istio's MeshConfig document as ``--mesh-config`` reads it.
+
+    .venv/bin/python tests/golden/make_telemetry_cases.py && .venv/bin/pytest tests/translate --update-golden
+"""
+
+import os
+
+import yaml
+
+G = os.path.dirname(os.path.abspath(__file__))
+
+# The same bookinfo as make_cases.py (not imported: importing it rewrites every case).
+
+
+def svc(name, ip, ports, ns="default"):
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+            "spec": {"clusterIP": ip, "selector": {"app": name}, "ports": ports}}
+
+
+def pod(name, ns, labels, ip, sa="default"):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {"serviceAccountName": sa}, "status": {"podIP": ip}}
+
+
+def slice_(svcname, ns, port_name, port, eps):
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{svcname}-abc", "namespace": ns, "labels": {"kubernetes.io/service-name": svcname}},
+            "addressType": "IPv4", "ports": [{"name": port_name, "port": port}],
+            "endpoints": [{"addresses": [ip], "targetRef": {"kind": "Pod", "name": pn, "namespace": ns}}
+                          for pn, ip, _ in eps]}
+
+
+def kind(k, name, spec, ns="default", api="networking.istio.io/v1"):
+    return {"apiVersion": api, "kind": k, "metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def bookinfo(ns="default"):
+    docs = []
+    ips = {"productpage": "10.96.0.10", "details": "10.96.0.11", "reviews": "10.96.0.12", "ratings": "10.96.0.13"}
+    n = 1
+    for name in ["productpage", "details", "reviews", "ratings"]:
+        docs.append(svc(name, ips[name], [{"name": "http", "port": 9080}], ns))
+        eps = []
+        for v in (["v1", "v2", "v3"] if name == "reviews" else ["v1"]):
+            pip = f"10.1.0.{n}"
+            n += 1
+            docs.append(pod(f"{name}-{v}", ns, {"app": name, "version": v}, pip, f"bookinfo-{name}"))
+            eps.append((f"{name}-{v}", pip, None))
+        docs.append(slice_(name, ns, "http", 9080, eps))
+    return docs
+
+
+PP = {"namespace": "default", "labels": {"app": "productpage", "version": "v1"},
+      "serviceAccount": "bookinfo-productpage", "ips": ["10.1.0.1"]}
+
+
+def telemetry(name, spec, ns="default"):
+    return kind("Telemetry", name, spec, ns, api="telemetry.istio.io/v1")
+
+
+def zipkin_service():
+    return [svc("zipkin", "10.96.5.5", [{"name": "http-query", "port": 9411}], ns="istio-system"),
+            slice_("zipkin", "istio-system", "http-query", 9411, [("zipkin-0", "10.1.5.5", None)])]
+
+
+def mongo():
+    return [svc("mongo", "10.96.6.6", [{"name": "tcp", "port": 27017}]),
+            slice_("mongo", "default", "tcp", 27017, [("mongo-0", "10.1.6.6", None)])]
+
+
+ZIPKIN = {"name": "zipkin", "zipkin": {"service": "zipkin.istio-system.svc.cluster.local", "port": 9411}}
+
+cases = {}
+
+
+def case(name, docs, mesh, proxy=None):
+    cases[name] = (docs, {**(proxy or PP), "meshConfig": mesh})
+
+
+case("telemetry_mesh_access_log_text", bookinfo() + mongo(), {"accessLogFile": "/dev/stdout"})
+case("telemetry_mesh_access_log_json", bookinfo(),
+     {"accessLogFile": "/dev/stderr", "accessLogEncoding": "JSON"})
+case("telemetry_mesh_access_log_custom_format", bookinfo(),
+     {"accessLogFile": "/dev/stdout", "accessLogFormat": "%START_TIME% %REQ(:METHOD)% %RESPONSE_CODE% %UPSTREAM_CLUSTER_RAW%"})
+case("telemetry_provider_labels_and_filter", bookinfo() + mongo() + [
+    telemetry("errors-only", {"accessLogging": [{"providers": [{"name": "json-file"}],
+                                                  "filter": {"expression": "response.code >= 400"}}]})],
+     {"extensionProviders": [{"name": "json-file", "envoyFileAccessLog": {
+         "path": "/dev/stdout",
+         "logFormat": {"labels": {"start": "%START_TIME%", "code": "%RESPONSE_CODE%", "cluster": "%UPSTREAM_CLUSTER_RAW%",
+                                  "peer": "%DOWNSTREAM_PEER_URI_SAN%"}}}}]})
+case("telemetry_workload_disables_server_logs", bookinfo() + [
+    telemetry("mesh-default", {"accessLogging": [{"providers": [{"name": "envoy"}]}]}, ns="istio-system"),
+    telemetry("productpage-quiet", {"selector": {"matchLabels": {"app": "productpage"}},
+                                    "accessLogging": [{"match": {"mode": "SERVER"}, "disabled": True}]})], {})
+case("telemetry_workload_disables_all_logs", bookinfo() + [
+    telemetry("reviews-quiet", {"selector": {"matchLabels": {"app": "reviews"}},
+                                "accessLogging": [{"disabled": True}]})],
+     {"accessLogFile": "/dev/stdout"},
+     {"namespace": "default", "labels": {"app": "reviews", "version": "v1"}, "ips": ["10.1.0.3"]})
+case("telemetry_zipkin_mesh_service", bookinfo() + zipkin_service() + [
+    telemetry("tracing", {"tracing": [{"randomSamplingPercentage": 100, "customTags": {
+        "cluster": {"literal": {"value": "east"}},
+        "user": {"header": {"name": "end-user", "defaultValue": "anonymous"}},
+        "pod": {"environment": {"name": "POD_NAME"}}}}]})],
+     {"extensionProviders": [ZIPKIN], "defaultProviders": {"tracing": ["zipkin"]}})
+case("telemetry_zipkin_outside_sidecar_scope", bookinfo() + zipkin_service() + [
+    kind("Sidecar", "default", {"egress": [{"hosts": ["./*"]}]})],
+     {"extensionProviders": [{**ZIPKIN, "zipkin": {**ZIPKIN["zipkin"], "maxTagLength": 99}}],
+      "defaultProviders": {"tracing": ["zipkin"]}, "defaultConfig": {"tracing": {"sampling": 10}}})
+case("telemetry_opentelemetry_grpc_external", bookinfo() + [
+    telemetry("otel", {"tracing": [{"providers": [{"name": "otel"}], "randomSamplingPercentage": 0}]})],
+     {"extensionProviders": [{"name": "otel", "opentelemetry": {"service": "otel-collector.example.com", "port": 4317}}]})
+case("telemetry_opentelemetry_http_ip", bookinfo() + [
+    telemetry("otel", {"tracing": [{"providers": [{"name": "otel-http"}], "match": {"mode": "CLIENT"}}]})],
+     {"extensionProviders": [{"name": "otel-http", "opentelemetry": {
+         "service": "192.0.2.10", "port": 4318, "http": {"path": "/v1/traces", "timeout": "2s"}}}]})
+case("telemetry_legacy_zipkin_address", bookinfo() + zipkin_service(),
+     {"enableTracing": True, "defaultConfig": {"tracing": {"sampling": 1, "zipkin": {"address": "zipkin.istio-system:9411"}}}})
+
+if __name__ == "__main__":
+    for name, (docs, proxy) in cases.items():
+        d = os.path.join(G, name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "input.yaml"), "w") as f:
+            yaml.safe_dump_all(docs, f, sort_keys=False)
+        with open(os.path.join(d, "proxy.yaml"), "w") as f:
+            yaml.safe_dump(proxy, f, sort_keys=False)
+    print(f"wrote {len(cases)} cases")
