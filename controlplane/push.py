@@ -78,6 +78,7 @@ class Pusher:
         self._context: PushContext | None = None
         self._context_version = -1
         self._full_version = -1  # snapshot version of the last push that retranslated everything
+        self._identities: dict[tuple[str, int], frozenset[tuple[str, str]]] = {}
         self.pushes = 0
 
     # --- groups -------------------------------------------------------------------------------
@@ -124,8 +125,7 @@ class Pusher:
             endpoints_only = changes is not None and changes.kinds <= ENDPOINT_ONLY_KINDS
             groups = self.groups()
             started = time.perf_counter()
-            work = self._endpoints if endpoints_only else self._full
-            failed = await asyncio.to_thread(work, groups)
+            failed, endpoints_only = await asyncio.to_thread(self._work, groups, endpoints_only)
             if not endpoints_only:
                 self._full_version = self._context_version
             report = PushReport(
@@ -146,6 +146,18 @@ class Pusher:
             self._context = translate.push_context(snapshot, self._mesh)
             self._context_version = snapshot.version
         return self._context
+
+    def _work(self, groups: dict[str, Proxy], endpoints_only: bool) -> tuple[int, bool]:
+        """Translate ``groups``; returns (failed groups, whether it was endpoints alone).
+
+        Clusters name the service accounts they accept from their endpoints, so endpoint
+        changes that bring a new identity behind a service must retranslate clusters too.
+        """
+        identities = endpoint_identities(self.context())
+        if identities != self._identities:
+            self._identities = identities
+            endpoints_only = False
+        return (self._endpoints(groups) if endpoints_only else self._full(groups)), endpoints_only
 
     def _full(self, groups: dict[str, Proxy]) -> int:
         ctx = self.context()
@@ -171,6 +183,14 @@ class Pusher:
                 failed += 1
                 log.exception("translation for proxy group %s failed; it keeps its last config", group)
         return failed
+
+
+def endpoint_identities(ctx: PushContext) -> dict[tuple[str, int], frozenset[tuple[str, str]]]:
+    """(host, port) -> the (namespace, service account) pairs of its endpoints."""
+    return {
+        key: frozenset((e.namespace, e.service_account) for e in eps if e.service_account)
+        for key, eps in ctx.endpoints.items()
+    }
 
 
 def merge_changes(pending: ChangeSet | None, later: ChangeSet) -> ChangeSet:

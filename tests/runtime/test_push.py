@@ -1,0 +1,80 @@
+"""The pusher: which pushes rebuild everything and which rebuild endpoints alone."""
+
+from __future__ import annotations
+
+from controlplane.auth import ProvenIdentity
+from controlplane.push import Pusher, PushReport
+from controlplane.sources.memory import MemorySource
+from controlplane.store import Store
+from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, MeshConfig
+from controlplane.xds import SnapshotCache
+from tests.harness.xds_double import node
+
+SERVICE = {
+    "apiVersion": "v1", "kind": "Service",
+    "metadata": {"name": "reviews", "namespace": "default"},
+    "spec": {"selector": {"app": "reviews"}, "ports": [{"name": "http", "port": 9080}]},
+}
+
+
+def pod(name: str, ip: str, service_account: str) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default",
+                     "labels": {"app": "reviews", "security.istio.io/tlsMode": "istio"}},
+        "spec": {"serviceAccountName": service_account},
+        "status": {"podIP": ip, "phase": "Running"},
+    }
+
+
+def slice_of(*pods: tuple[str, str]) -> dict:
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "reviews-1", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "reviews"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 9080}],
+        "endpoints": [
+            {"addresses": [ip], "targetRef": {"kind": "Pod", "name": name, "namespace": "default"}}
+            for name, ip in pods
+        ],
+    }
+
+
+async def test_endpoint_changes_push_endpoints_alone_unless_a_new_identity_appears() -> None:
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    reports: list[PushReport] = []
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig(), on_push=reports.append)
+    source.apply(SERVICE, pod("r1", "10.0.0.1", "reviews"), pod("r2", "10.0.0.2", "reviews"),
+                 pod("r3", "10.0.0.3", "intruder"), slice_of(("r1", "10.0.0.1")))
+    # A proxy with a proven identity: it gets certificates, so auto mTLS checks server identities.
+    proven = ProvenIdentity("cluster.local", "default", "app")
+    group = pusher.group_of(node("sidecar~10.0.0.9~app-0.default~default.svc.cluster.local"), proven)
+    await pusher.push(None)
+    clusters_before = cache.resources(group, CLUSTER_TYPE).version
+
+    # Another endpoint with an identity the service already has: endpoints alone.
+    changes = source.apply(slice_of(("r1", "10.0.0.1"), ("r2", "10.0.0.2")))
+    report = await pusher.push(changes)
+    assert report is not None and report.endpoints_only
+    assert cache.resources(group, CLUSTER_TYPE).version == clusters_before
+    assert any(b"10.0.0.2" in r.payload for r in cache.resources(group, ENDPOINT_TYPE).by_name.values())
+
+    # An endpoint running as another service account: the clusters' accepted identities change.
+    changes = source.apply(slice_of(("r1", "10.0.0.1"), ("r2", "10.0.0.2"), ("r3", "10.0.0.3")))
+    report = await pusher.push(changes)
+    assert report is not None and not report.endpoints_only
+    clusters = cache.resources(group, CLUSTER_TYPE)
+    assert clusters.version != clusters_before
+    assert any(b"sa/intruder" in r.payload for r in clusters.by_name.values())
+
+
+async def test_a_burst_already_covered_by_a_full_push_is_skipped() -> None:
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    changes = source.apply(SERVICE)
+    pusher.group_of(node("sidecar~10.0.0.9~app-0.default~default.svc.cluster.local"), None)
+    assert await pusher.push(None) is not None
+    assert await pusher.push(changes) is None, "the initial load is already in the first push"
