@@ -11,49 +11,7 @@ import yaml
 
 G = os.path.dirname(os.path.abspath(__file__))
 
-# The same bookinfo as make_cases.py (not imported: importing it rewrites every case).
-
-
-def svc(name, ip, ports, ns="default"):
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
-            "spec": {"clusterIP": ip, "selector": {"app": name}, "ports": ports}}
-
-
-def pod(name, ns, labels, ip, sa="default"):
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels},
-            "spec": {"serviceAccountName": sa}, "status": {"podIP": ip}}
-
-
-def slice_(svcname, ns, port_name, port, eps):
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": f"{svcname}-abc", "namespace": ns, "labels": {"kubernetes.io/service-name": svcname}},
-            "addressType": "IPv4", "ports": [{"name": port_name, "port": port}],
-            "endpoints": [{"addresses": [ip], "targetRef": {"kind": "Pod", "name": pn, "namespace": ns}}
-                          for pn, ip, _ in eps]}
-
-
-def kind(k, name, spec, ns="default", api="networking.istio.io/v1"):
-    return {"apiVersion": api, "kind": k, "metadata": {"name": name, "namespace": ns}, "spec": spec}
-
-
-def bookinfo(ns="default"):
-    docs = []
-    ips = {"productpage": "10.96.0.10", "details": "10.96.0.11", "reviews": "10.96.0.12", "ratings": "10.96.0.13"}
-    n = 1
-    for name in ["productpage", "details", "reviews", "ratings"]:
-        docs.append(svc(name, ips[name], [{"name": "http", "port": 9080}], ns))
-        eps = []
-        for v in (["v1", "v2", "v3"] if name == "reviews" else ["v1"]):
-            pip = f"10.1.0.{n}"
-            n += 1
-            docs.append(pod(f"{name}-{v}", ns, {"app": name, "version": v}, pip, f"bookinfo-{name}"))
-            eps.append((f"{name}-{v}", pip, None))
-        docs.append(slice_(name, ns, "http", 9080, eps))
-    return docs
-
-
-PP = {"namespace": "default", "labels": {"app": "productpage", "version": "v1"},
-      "serviceAccount": "bookinfo-productpage", "ips": ["10.1.0.1"]}
+from builders import PP, bookinfo, kind, slice_, svc
 
 
 def telemetry(name, spec, ns="default"):
