@@ -111,6 +111,8 @@ async def run(config: RunConfig, progress: Callable[[str], None] = lambda _: Non
 async def _main_session(results, name, plan, config, scenarios, progress) -> None:
     async with Session(make_target(name, config), plan, _session_config(config, config.proxies),
                        progress) as session:
+        if "cold_start" not in scenarios:
+            await session.cold_start()  # the others change a mesh whose proxies are connected
         for scenario in scenarios:
             if scenario == "cold_start":
                 r = await session.cold_start()

@@ -16,8 +16,14 @@ class TypeState:
     wildcard: bool = False  # legacy (empty first request) or explicit "*"
     names: set[str] = field(default_factory=set)  # explicitly subscribed names, never "*"
     ever_named: bool = False  # a name was sent once: an empty list is no longer a wildcard
-    # SotW: name -> version in the last response. Delta: name -> version the client has.
+    # SotW: name -> version the client holds or has in flight (EDS/RDS/SDS responses carry only
+    # names whose version differs; LDS/CDS: the last full set). Delta: what the client has.
     sent: dict[str, str] = field(default_factory=dict)
+    # SotW: name -> version the client ACKed (what it holds), versions in responses not yet
+    # answered, and versions it NACKed (not resent in a loop; a newer version goes out).
+    held: dict[str, str] = field(default_factory=dict)
+    in_flight: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
     version_sent: str | None = None
     client_version: str | None = None  # SotW: version_info of a reconnecting client's first request
     nonce_sent: str = ""
@@ -51,9 +57,39 @@ class TypeState:
         if (names != self.names or wildcard != self.wildcard) and not wildcard:
             # A name dropped and asked again later must be sent again: the client forgot it.
             self.sent = {n: v for n, v in self.sent.items() if n in names}
+            self.held = {n: v for n, v in self.held.items() if n in names}
+            self.in_flight = {n: v for n, v in self.in_flight.items() if n in names}
+            self.rejected = {n: v for n, v in self.rejected.items() if n in names}
         self.names = names
         self.wildcard = wildcard
         self.requested = True
+
+    def record_sotw_sent(self, sent: dict[str, str]) -> None:
+        """Names and versions a SotW response carried: in flight until ACKed."""
+        self.sent.update(sent)
+        if self.type_url in types.FULL_STATE_TYPES:
+            return  # each response replaces the whole set: versions of the set say it all
+        self.in_flight.update(sent)
+        for name in sent:
+            self.rejected.pop(name, None)
+
+    def sotw_acked(self) -> None:
+        self.held.update(self.in_flight)
+        self.in_flight.clear()
+
+    def sotw_nacked(self) -> None:
+        """The client kept its last good resources: what was in flight is not held, and is
+        remembered as rejected so the same versions are not sent again in a loop."""
+        self.rejected.update(self.in_flight)
+        self.in_flight.clear()
+        if self.type_url not in types.FULL_STATE_TYPES:
+            self.sent = dict(self.held)
+
+    def sotw_due(self, name: str, version: str) -> bool:
+        """Whether a SotW response for a partial-state type must carry this resource."""
+        if name in self.force:
+            return True
+        return self.sent.get(name) != version and self.rejected.get(name) != version
 
     # --- Delta ------------------------------------------------------------------------------
 

@@ -185,9 +185,13 @@ class Stream:
         if request.HasField("error_detail"):
             rejected = state.version_sent or ""
             self._record_nack(state, rejected, nonce, request.error_detail.message)
+            if self.kind == SOTW:
+                state.sotw_nacked()
             if state.type_url == types.CLUSTER:
                 self._state(types.ENDPOINT).owed.clear()  # those clusters were not taken
         else:
+            if self.kind == SOTW:
+                state.sotw_acked()
             state.version_acked = version if self.kind == SOTW else state.version_sent
             state.acked_at = time.time()
             self.core.counters.acks_by_type[types.short_name(state.type_url)] += 1
@@ -279,17 +283,18 @@ class Stream:
         if view is None or not state.requested:
             return False
         if self.kind == SOTW:
-            return self._plan_sotw(state, view)[2]
+            return self._plan_sotw(state, view)[3]
         _, to_send, removed = self._plan_delta(state, view)
         return bool(to_send or removed or state.check_missing)
 
     def _plan_sotw(
         self, state: TypeState, view: TypeResources
-    ) -> tuple[list[PreparedResource], str, bool]:
-        """What a SotW response would carry now, its version, and whether it is due."""
+    ) -> tuple[list[PreparedResource], list[PreparedResource], str, bool]:
+        """What the client would hold after a SotW response sent now, what the response would
+        carry, its version (of the type as a whole), and whether it is due."""
         selected = self._selected(state, view)
-        forced = bool(state.force) and any(r.name in state.force for r in selected)
         if state.type_url in types.FULL_STATE_TYPES:
+            forced = bool(state.force) and any(r.name in state.force for r in selected)
             version = view.version if state.wildcard else version_of_set(selected)
             if state.type_url == types.CLUSTER:
                 names = {r.name for r in selected}
@@ -297,42 +302,40 @@ class Stream:
                 if kept and self._keeps_removed_clusters(state):
                     selected = sorted(selected + kept, key=lambda r: r.name)
                     version = version_of_set(selected)
-            return selected, version, version != state.version_sent or forced
+            return selected, selected, version, version != state.version_sent or forced
         if not selected:
-            return selected, "", False
-        version = version_of_set(selected)
-        due = forced or any(state.sent.get(r.name) != r.version for r in selected)
-        return selected, version, due
+            return selected, [], "", False
+        # EDS/RDS/SDS: the client keeps subscribed resources a response leaves out (Istio's
+        # incremental EDS), so only new or changed versions, and re-warming clusters', go out.
+        to_send = [r for r in selected if state.sotw_due(r.name, r.version)]
+        return selected, to_send, version_of_set(selected), bool(to_send)
 
     def _build_sotw(self, state: TypeState, view: TypeResources) -> bytes | None:
-        selected, version, due = self._plan_sotw(state, view)
+        selected, to_send, version, due = self._plan_sotw(state, view)
         if due and state.version_sent is None and version == state.client_version:
             # Reconnect (e.g. after a control-plane restart): content-derived versions tell that
             # the client already has exactly this set.
             state.sent = {r.name: r.version for r in selected}
+            state.held = dict(state.sent)
             state.version_sent = state.version_acked = version
             return None
         if not due:
             return None
-        changed = [r for r in selected if state.sent.get(r.name) != r.version]
-        if state.type_url == types.ENDPOINT:
-            # Keep what a kept cluster's endpoints were: they were not sent this time.
-            kept_names = self._kept_endpoint_names()
-            kept = {n: v for n, v in state.sent.items() if n in kept_names}
-            state.sent = kept | {r.name: r.version for r in selected}
-        else:
-            state.sent = {r.name: r.version for r in selected}
+        changed = [r for r in to_send if state.sent.get(r.name) != r.version]
+        if state.type_url in types.FULL_STATE_TYPES:
+            state.sent = {}  # the response replaces the whole set
+        state.record_sotw_sent({r.name: r.version for r in to_send})
         if state.type_url == types.CLUSTER:
             state.resources = {r.name: r for r in selected}
         nonce = self._stamp(state, version)
-        self._after_send(state, selected, changed)
+        self._after_send(state, to_send, changed)
         header = discovery_pb2.DiscoveryResponse(
             version_info=version,
             type_url=state.type_url,
             nonce=nonce,
             control_plane=self.core.control_plane,
         ).SerializeToString()
-        return header + b"".join(r.sotw_field for r in selected)
+        return header + b"".join(r.sotw_field for r in to_send)
 
     def _plan_delta(
         self, state: TypeState, view: TypeResources

@@ -124,3 +124,10 @@ async def test_peer_serves_the_same_clusters_to_every_polling_client_or_says_why
     for phase in ("cold_start", "new_cluster"):
         assert result[phase]["complete"], result[phase]
         assert result[phase]["converged"] == SMALL.proxies
+
+
+async def test_a_change_scenario_run_alone_connects_its_proxies_first() -> None:
+    results = await run(replace(SMALL, targets=("floor",), scenarios=("endpoint_churn",)))
+    (churn,) = results["runs"]
+    assert churn["scenario"] == "endpoint_churn"
+    assert_converged(churn)

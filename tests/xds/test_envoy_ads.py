@@ -110,3 +110,19 @@ async def test_envoy_gets_config_applies_changes_and_survives_a_nack(tmp_path, d
                     return cds["version_acked"] == cds["version_sent"] and not cds["pending_ack"]
 
                 await eventually(cds_acked, message="server saw the ACK of the fixed cluster")
+
+                # Only svc's endpoints change: a SotW push carries svc's assignment alone, and
+                # Envoy keeps the assignments it left out (legacy still has its endpoint).
+                eds_pushes = xds.counters.pushes_by_type["EDS"]
+                xds.cache.set_snapshot(
+                    group,
+                    mesh(
+                        listen,
+                        [("/old", "legacy"), ("/", "svc")],
+                        {"svc": [("127.0.0.1", v1.port)], "legacy": [("127.0.0.1", v1.port)]},
+                        [fixed],
+                    ),
+                )
+                await eventually(lambda: answered_by(listen) == "v1", message="svc moved to v1")
+                assert await asyncio.to_thread(answered_by, listen, "/old") == "v1"
+                assert xds.counters.pushes_by_type["EDS"] > eds_pushes
