@@ -8,9 +8,10 @@ that need those events: ``pilot_proxy_convergence_time``, ``pilot_xds_config_siz
 
 Convergence is the delay from the first input change of a debounced burst until a proxy
 whose config that push changed has ACKed everything it was sent, with nothing left to
-send. The xDS server has no "stream settled" callback yet, so the observer polls its
-per-stream status while such a push is outstanding (never otherwise), and reads the
-ACK timestamps the server recorded: the poll interval does not add to the figure.
+send. The xDS server has no "stream settled" callback yet, so the observer polls the
+sync state (timestamps only) of just those streams while such a push is outstanding
+(never otherwise), and reads the ACK timestamps the server recorded: the poll interval
+does not add to the figure.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,8 @@ from controlplane.metrics import Metrics
 
 log = logging.getLogger("controlplane.monitoring")
 
-StreamsStatus = Callable[[], list[dict[str, Any]]]
+# XdsServer.sync_statuses: for the given stream ids, per type what was sent and ACKed when.
+SyncStatuses = Callable[[Iterable[int]], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Observer:
         self,
         metrics: Metrics,
         cache: Any,  # controlplane.xds.SnapshotCache
-        streams_status: StreamsStatus,
+        sync_statuses: SyncStatuses,
         *,
         clock: Callable[[], float] = time.time,
         poll_interval: float = 0.025,
@@ -68,7 +70,7 @@ class Observer:
     ) -> None:
         self._metrics = metrics
         self._cache = cache
-        self._streams_status = streams_status
+        self._sync_statuses = sync_statuses
         self._clock = clock
         self._poll_interval = poll_interval
         self._give_up_after = give_up_after
@@ -211,7 +213,7 @@ class Observer:
 
     def check(self, now: float) -> None:
         """One poll of the streams a push changed (the poller calls it; tests may too)."""
-        statuses = {s.get("stream_id"): s for s in self._streams_status()}
+        statuses = {s.get("stream_id"): s for s in self._sync_statuses(list(self._awaited))}
         for stream_id, awaited in list(self._awaited.items()):
             status = statuses.get(stream_id)
             verdict = None if status is None else _acked_at(status, awaited.push_started)

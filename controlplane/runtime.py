@@ -17,9 +17,10 @@ from google.protobuf.json_format import MessageToDict
 from controlplane import auth, xds
 from controlplane.auth.ca_service import add_certificate_service
 from controlplane.ca import CertificateAuthority, certificate_renewal_time, load_or_init_ca
-from controlplane.debounce import Debouncer
 from controlplane.ca_service_metrics import MeteredCertificateService
+from controlplane.debounce import Debouncer
 from controlplane.metrics import Metrics
+from controlplane.monitoring import MonitoringServer
 from controlplane.observer import Observer
 from controlplane.push import Pusher, PushReport, describe, merge_changes
 from controlplane.settings import Settings
@@ -94,9 +95,10 @@ class ControlPlane:
             self.xds_server.grpc_server,
             MeteredCertificateService(lambda: self.ca, self.authenticator, metrics=self.metrics),
         )
-        self.observer = Observer(self.metrics, self.cache, self.xds_server.streams_status)
+        self.observer = Observer(self.metrics, self.cache, self.xds_server.sync_statuses)
         self.folders = [FolderSource(self.store, path, source_id=f"folder:{path}") for path in s.config_dirs]
         self.kubernetes: Any = None
+        self.monitoring: MonitoringServer | None = None
         self.ready = asyncio.Event()
         self._debouncer: Debouncer[ChangeSet] = Debouncer(
             self._push_changes, merge_changes,
@@ -132,8 +134,6 @@ class ControlPlane:
             )
         await self.xds_server.start()
         if s.monitoring_port is not None:
-            from controlplane.monitoring import MonitoringServer
-
             self.monitoring = MonitoringServer(self)
             self.ports["monitoring"] = await self.monitoring.start(s.listen_host, s.monitoring_port)
         log.info("control plane ready: %s", ", ".join(f"{k} {v}" for k, v in sorted(self.ports.items())))
@@ -148,7 +148,7 @@ class ControlPlane:
             self.kubernetes.stop()
         await self._debouncer.stop()
         self.certificates.stop()
-        if getattr(self, "monitoring", None) is not None:
+        if self.monitoring is not None:
             await self.monitoring.stop()
         await self.xds_server.stop()
         for task in list(self._tasks):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from envoy.config.core.v3 import base_pb2
 
@@ -130,6 +130,10 @@ class XdsCore:
 
     def streams_status(self) -> list[dict[str, object]]:
         return [s.status() for _, s in sorted(self.streams.items())]
+
+    def sync_statuses(self, stream_ids: Iterable[int]) -> list[dict[str, object]]:
+        """Per type, only what was sent and ACKed when, for the given open streams."""
+        return [self.streams[i].sync_status() for i in stream_ids if i in self.streams]
 
     def recent_nacks(self) -> list[NackRecord]:
         return list(self.nacks)

@@ -7,7 +7,7 @@ yield bytes framed from pre-serialized resources, so per-stream work is joining 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
@@ -144,6 +144,9 @@ class XdsServer:
 
     def streams_status(self) -> list[dict[str, object]]:
         return self.core.streams_status()
+
+    def sync_statuses(self, stream_ids: Iterable[int]) -> list[dict[str, object]]:
+        return self.core.sync_statuses(stream_ids)
 
     def recent_nacks(self):
         return self.core.recent_nacks()

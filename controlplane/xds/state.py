@@ -128,21 +128,28 @@ class TypeState:
 
     # --- Operators --------------------------------------------------------------------------
 
-    def status(self) -> dict[str, object]:
+    def sync_status(self) -> dict[str, object]:
+        """What was sent when and whether it was ACKed or NACKed: cheap (no names), for
+        convergence tracking while a push is in flight."""
         nack = self.last_nack
+        return {
+            "version_sent": self.version_sent,
+            "sent_at": self.sent_at,
+            "pending_ack": self.pending,
+            "version_acked": self.version_acked,
+            "acked_at": self.acked_at,
+            "last_nack": None
+            if nack is None
+            else {"version": nack.rejected_version, "error": nack.error, "at": nack.at},
+        }
+
+    def status(self) -> dict[str, object]:
         return {
             "type_url": self.type_url,
             "type": types.short_name(self.type_url),
             "wildcard": self.wildcard,
             "subscribed": sorted(self.names),
-            "version_sent": self.version_sent,
             "nonce_sent": self.nonce_sent,
-            "sent_at": self.sent_at,
-            "pending_ack": self.pending,
-            "version_acked": self.version_acked,
-            "acked_at": self.acked_at,
             "resources_sent": len(self.sent),
-            "last_nack": None
-            if nack is None
-            else {"version": nack.rejected_version, "error": nack.error, "at": nack.at},
+            **self.sync_status(),
         }

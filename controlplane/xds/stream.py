@@ -411,6 +411,12 @@ class Stream:
 
     # --- operators ----------------------------------------------------------------------------
 
+    def sync_status(self) -> dict[str, object]:
+        return {
+            "stream_id": self.stream_id,
+            "types": {types.short_name(t): s.sync_status() for t, s in self.types.items()},
+        }
+
     def status(self) -> dict[str, object]:
         return {
             "stream_id": self.stream_id,

@@ -53,13 +53,15 @@ def _type(
 
 
 class Streams:
-    """What XdsServer.streams_status() would return, set by the test."""
+    """What XdsServer.sync_statuses() would return, set by the test."""
 
     def __init__(self) -> None:
         self.types: dict[int, dict[str, Any]] = {}
+        self.asked: list[list[int]] = []
 
-    def __call__(self) -> list[dict[str, Any]]:
-        return [{"stream_id": sid, "types": t} for sid, t in self.types.items()]
+    def __call__(self, stream_ids: Any) -> list[dict[str, Any]]:
+        self.asked.append(list(stream_ids))
+        return [{"stream_id": sid, "types": t} for sid, t in self.types.items() if sid in self.asked[-1]]
 
 
 def _push(observer: Observer, cache: xds.SnapshotCache, clock: Clock, cluster_name: str) -> None:
@@ -214,3 +216,12 @@ def test_proxy_status_table_explains_a_nack() -> None:
     assert header.split()[:7] == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "SDS"]
     assert "SYNCED (9s)" in row and "NACK (8s)" in row and row.count("IGNORED") == 3
     assert "beta-0.default LDS NACK of version v (8s ago): bad" in out
+
+
+async def test_polls_only_the_streams_a_push_changed() -> None:
+    # With a thousand proxies connected, each poll must stay cheap: only the awaited streams.
+    observer, _metrics, cache, clock, streams = _observer()
+    clock.now = 5000.0
+    _push(observer, cache, clock, "new")
+    observer.check(5000.05)
+    assert streams.asked == [[7]]
