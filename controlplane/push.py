@@ -29,6 +29,10 @@ log = logging.getLogger("controlplane.push")
 
 # Kinds whose changes can only alter ClusterLoadAssignments.
 ENDPOINT_ONLY_KINDS = frozenset({"EndpointSlice", "Endpoints"})
+# Pods feed endpoints (labels pick subsets, locality, tlsMode) and also, for a connected
+# proxy's own Pod, its inbound listeners (named target ports): endpoint-only unless it is
+# one of those. Identities they bring are checked apart (see Pusher._work).
+ENDPOINT_KINDS_UNLESS_OWN_POD = ENDPOINT_ONLY_KINDS | {"Pod"}
 
 
 def proxy_group(proxy: Proxy) -> str:
@@ -122,8 +126,8 @@ class Pusher:
         async with self._job:
             if changes is not None and changes.snapshot.version <= self._full_version:
                 return None
-            endpoints_only = changes is not None and changes.kinds <= ENDPOINT_ONLY_KINDS
             groups = self.groups()
+            endpoints_only = changes is not None and _endpoints_only(changes, groups)
             started = time.perf_counter()
             failed, endpoints_only = await asyncio.to_thread(self._work, groups, endpoints_only)
             if not endpoints_only:
@@ -183,6 +187,17 @@ class Pusher:
                 failed += 1
                 log.exception("translation for proxy group %s failed; it keeps its last config", group)
         return failed
+
+
+def _endpoints_only(changes: ChangeSet, groups: dict[str, Proxy]) -> bool:
+    if not changes.kinds <= ENDPOINT_KINDS_UNLESS_OWN_POD:
+        return False
+    if "Pod" not in changes.kinds:
+        return True
+    own_pods = {(proxy.namespace, proxy.pod_name) for proxy in groups.values()}
+    return not any(
+        key.kind == "Pod" and (key.namespace, key.name) in own_pods for key in changes.changes
+    )
 
 
 def endpoint_identities(ctx: PushContext) -> dict[tuple[str, int], frozenset[tuple[str, str]]]:

@@ -78,3 +78,22 @@ async def test_a_burst_already_covered_by_a_full_push_is_skipped() -> None:
     pusher.group_of(node("sidecar~10.0.0.9~app-0.default~default.svc.cluster.local"), None)
     assert await pusher.push(None) is not None
     assert await pusher.push(changes) is None, "the initial load is already in the first push"
+
+
+async def test_a_new_pod_behind_a_service_is_an_endpoint_change_unless_it_is_a_proxys_own() -> None:
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    source.apply(SERVICE, pod("r1", "10.0.0.1", "reviews"), slice_of(("r1", "10.0.0.1")))
+    proven = ProvenIdentity("cluster.local", "default", "app")
+    pusher.group_of(node("sidecar~10.0.0.9~app-0.default~default.svc.cluster.local"), proven)
+    await pusher.push(None)
+
+    # As Kubernetes reports a scale-up: the new Pod, then the EndpointSlice naming it.
+    changes = source.apply(pod("r2", "10.0.0.2", "reviews"), slice_of(("r1", "10.0.0.1"), ("r2", "10.0.0.2")))
+    report = await pusher.push(changes)
+    assert report is not None and report.endpoints_only
+
+    # The connected proxy's own Pod can change its inbound listeners: everything is rebuilt.
+    report = await pusher.push(source.apply(pod("app-0", "10.0.0.9", "app")))
+    assert report is not None and not report.endpoints_only
