@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controlplane.model.checks import is_ip
 from controlplane.stats_tags import stats_config
 
 XDS_CLUSTER = "xds-grpc"
@@ -120,7 +121,7 @@ def _grpc_service(p: BootstrapParams) -> dict[str, Any]:
 def _xds_cluster(p: BootstrapParams) -> dict[str, Any]:
     cluster: dict[str, Any] = {
         "name": XDS_CLUSTER,
-        "type": "STATIC" if _is_ip(p.xds_host) else "STRICT_DNS",
+        "type": "STATIC" if is_ip(p.xds_host) else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": XDS_CLUSTER,
@@ -171,16 +172,6 @@ def _xds_cluster(p: BootstrapParams) -> dict[str, Any]:
             },
         }
     return cluster
-
-
-def _is_ip(host: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _admin_cluster(p: BootstrapParams) -> dict[str, Any]:

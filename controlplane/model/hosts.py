@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
+from controlplane.model.checks import is_ip
 
 DEFAULT_DOMAIN_SUFFIX = "svc.cluster.local"
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def is_wildcard(host: str) -> bool:
@@ -56,7 +48,7 @@ def resolve_short_name(
     Names with a dot (``reviews.prod``), ``*`` and IP addresses are returned unchanged, exactly
     as Istio does (it never expands ``name.namespace``).
     """
-    if not host or host == "*" or "." in host or _is_ip(host):
+    if not host or host == "*" or "." in host or is_ip(host):
         return host
     out = f"{host}.{namespace}" if namespace else host
     return f"{out}.{domain_suffix}" if domain_suffix else out

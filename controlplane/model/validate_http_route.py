@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from http import HTTPStatus
 
 from controlplane.model.base import FieldError
@@ -33,6 +34,7 @@ from controlplane.model.virtual_service import (
     HTTPRetry,
     HTTPRoute,
     HTTPRouteDestination,
+    RouteDestination,
 )
 
 HTTP_METHODS = frozenset(
@@ -302,17 +304,25 @@ def validate_weights(weights: list[int], path: str, errors: list[FieldError]) ->
         )
 
 
-def _validate_http_route_destinations(
-    routes: tuple[HTTPRouteDestination, ...], path: str, errors: list[FieldError]
+def validate_route_destinations(
+    routes: Sequence[HTTPRouteDestination | RouteDestination], path: str, errors: list[FieldError]
 ) -> None:
+    """Weighted destinations of an HTTP, TCP or TLS route."""
     for index, route in enumerate(routes):
         d_path = f"{path}[{index}]"
         if route.destination is None:
             error(errors, f"{d_path}.destination", "destination is required")
         else:
             validate_destination(route.destination, f"{d_path}.destination", errors)
-        _validate_headers(route.headers, f"{d_path}.headers", errors)
     validate_weights([r.weight for r in routes], path, errors)
+
+
+def _validate_http_route_destinations(
+    routes: tuple[HTTPRouteDestination, ...], path: str, errors: list[FieldError]
+) -> None:
+    validate_route_destinations(routes, path, errors)
+    for index, route in enumerate(routes):
+        _validate_headers(route.headers, f"{path}[{index}].headers", errors)
 
 
 def _is_authority(name: str) -> bool:

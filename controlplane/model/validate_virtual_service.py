@@ -23,13 +23,11 @@ from controlplane.model.validate_common import (
     warning,
 )
 from controlplane.model.validate_http_route import (
-    validate_destination,
     validate_gateway_name,
     validate_http_route,
-    validate_weights,
+    validate_route_destinations,
 )
 from controlplane.model.virtual_service import (
-    RouteDestination,
     VirtualService,
 )
 
@@ -111,7 +109,7 @@ def validate_virtual_service(resource: Resource, errors: list[FieldError]) -> No
             )
         if not tls.route:
             error(errors, f"{path}.route", "TLS route is required")
-        _validate_route_destinations(tls.route, f"{path}.route", errors)
+        validate_route_destinations(tls.route, f"{path}.route", errors)
 
     for index, tcp in enumerate(spec.tcp):
         path = f"spec.tcp[{index}]"
@@ -126,7 +124,7 @@ def validate_virtual_service(resource: Resource, errors: list[FieldError]) -> No
             )
         if not tcp.route:
             error(errors, f"{path}.route", "TCP route is required")
-        _validate_route_destinations(tcp.route, f"{path}.route", errors)
+        validate_route_destinations(tcp.route, f"{path}.route", errors)
 
 
 def _validate_sni_host(
@@ -182,13 +180,3 @@ def _validate_l4_match(
         validate_gateway_name(gateway, f"{path}.gateways[{index}]", errors)
 
 
-def _validate_route_destinations(
-    routes: tuple[RouteDestination, ...], path: str, errors: list[FieldError]
-) -> None:
-    for index, route in enumerate(routes):
-        d_path = f"{path}[{index}]"
-        if route.destination is None:
-            error(errors, f"{d_path}.destination", "destination is required")
-        else:
-            validate_destination(route.destination, f"{d_path}.destination", errors)
-    validate_weights([r.weight for r in routes], path, errors)

@@ -9,7 +9,6 @@ tracers send to. With nothing configured both are no-ops, so output stays unchan
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.tracing.v3 import custom_tag_pb2
 from google.protobuf.message import Message
 
+from controlplane.model.checks import is_ip
 from controlplane.model.mesh_config import BUILTIN_ACCESS_LOG, ExtensionProvider, TelemetryDefaults
 from controlplane.translate import filters as flt
 from controlplane.translate import names
@@ -387,7 +387,7 @@ def _collector_cluster(ctx: PushContext, c: Collector) -> Message:
     """A plain cluster to the collector's host:port (shared by every proxy of the snapshot)."""
     cluster = cluster_pb2.Cluster(name=c.cluster)
     cluster.connect_timeout.CopyFrom(duration(ctx.mesh.connect_timeout_seconds))
-    cluster.type = cluster_pb2.Cluster.STATIC if _is_ip(c.host) else cluster_pb2.Cluster.STRICT_DNS
+    cluster.type = cluster_pb2.Cluster.STATIC if is_ip(c.host) else cluster_pb2.Cluster.STRICT_DNS
     if cluster.type == cluster_pb2.Cluster.STRICT_DNS:
         cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
     cluster.load_assignment.CopyFrom(
@@ -398,14 +398,6 @@ def _collector_cluster(ctx: PushContext, c: Collector) -> Message:
         opts.explicit_http_config.http2_protocol_options.SetInParent()
         cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(any_of(opts))
     return cluster
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 __all__ = [
