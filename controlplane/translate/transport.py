@@ -101,20 +101,12 @@ def upstream_transport_socket(
     mesh: MeshConfig,
     *,
     service_accounts: tuple[str, ...] = (),
-    peer_supports_mtls: bool = False,
 ) -> base_pb2.TransportSocket | None:
-    """The transport socket of ``outbound|port|subset|host``.
-
-    ``tls`` is the DestinationRule's ClientTLSSettings after merging (or None). With no
-    TLS settings, auto-mTLS (when enabled and the endpoints run our sidecars) gives
-    ISTIO_MUTUAL; ``service_accounts`` are the SPIFFE IDs to verify.
-    """
+    """The transport socket a DestinationRule's TLS settings give ``outbound|port|subset|host``
+    (None for none or DISABLE). ``service_accounts`` are the SPIFFE IDs ISTIO_MUTUAL verifies;
+    auto mTLS without settings is apply_upstream_tls's."""
     mode = getattr(tls, "mode", None) if tls is not None else None
-    if mode is None:
-        if mesh.enable_auto_mtls and peer_supports_mtls:
-            return _socket(istio_mutual_context(mtls_sni(host, port, subset), service_accounts, mesh.trust_domain))
-        return None
-    if mode == "DISABLE":
+    if mode is None or mode == "DISABLE":
         return None
     if mode == "ISTIO_MUTUAL":
         sni = tls.sni or mtls_sni(host, port, subset)

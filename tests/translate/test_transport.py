@@ -5,7 +5,8 @@ from __future__ import annotations
 from controlplane.model.destination_rule import ClientTLSSettings
 from controlplane.settings import Settings
 from controlplane.translate.mesh import MeshConfig
-from controlplane.translate.transport import upstream_transport_socket
+from controlplane.translate.transport import apply_upstream_tls, upstream_transport_socket
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 HOST = "reviews.default.svc.cluster.local"
@@ -20,12 +21,19 @@ def _ctx(socket) -> tls_pb2.UpstreamTlsContext:
 def test_no_tls_unless_auto_mtls_and_peer_has_sidecar() -> None:
     assert upstream_transport_socket(None, HOST, 9080, "", MeshConfig()) is None
     auto = MeshConfig(enable_auto_mtls=True)
-    assert upstream_transport_socket(None, HOST, 9080, "v1", auto) is None
-    sock = upstream_transport_socket(
-        None, HOST, 9080, "v1", auto, peer_supports_mtls=True,
+    plain = cluster_pb2.Cluster(name="outbound|9080|v1|" + HOST)
+    apply_upstream_tls(plain, None, HOST, 9080, "v1", auto, auto_mtls=False)
+    assert not plain.HasField("transport_socket") and not plain.transport_socket_matches
+    cluster = cluster_pb2.Cluster(name="outbound|9080|v1|" + HOST)
+    apply_upstream_tls(
+        cluster, None, HOST, 9080, "v1", auto, auto_mtls=True,
         service_accounts=("spiffe://cluster.local/ns/default/sa/reviews",),
     )
-    ctx = _ctx(sock)
+    # Endpoints with a sidecar (tlsMode: istio) get mTLS; the others plaintext.
+    istio, plaintext = cluster.transport_socket_matches
+    assert istio.match.fields["tlsMode"].string_value == "istio"
+    assert plaintext.transport_socket.name == "envoy.transport_sockets.raw_buffer"
+    ctx = _ctx(istio.transport_socket)
     assert ctx.sni == "outbound_.9080_.v1_.reviews.default.svc.cluster.local"
     assert ctx.common_tls_context.tls_certificate_sds_secret_configs[0].name == "default"
     combined = ctx.common_tls_context.combined_validation_context
@@ -35,7 +43,7 @@ def test_no_tls_unless_auto_mtls_and_peer_has_sidecar() -> None:
 
 def test_disable_simple_mutual() -> None:
     mesh = MeshConfig(enable_auto_mtls=True)
-    assert upstream_transport_socket(ClientTLSSettings(mode="DISABLE"), HOST, 80, "", mesh, peer_supports_mtls=True) is None
+    assert upstream_transport_socket(ClientTLSSettings(mode="DISABLE"), HOST, 80, "", mesh) is None
     simple = _ctx(upstream_transport_socket(ClientTLSSettings(mode="SIMPLE", ca_certificates="/ca.pem"), "api.example.com", 443, "", mesh))
     assert simple.sni == "api.example.com"
     assert simple.common_tls_context.validation_context.trusted_ca.filename == "/ca.pem"
