@@ -33,7 +33,8 @@ def envoy_binary() -> str | None:
 
 class Envoys:
     def __init__(self, count: int, address: str, groups: int, namespaces: int, workdir: Path) -> None:
-        from controlplane.bootstrap import BootstrapParams, render_bootstrap, write_bootstrap
+        from controlplane.cli.bootstrap import write_bootstrap
+        from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 
         host, port = address.rsplit(":", 1)
         self.admin_ports: list[int] = []

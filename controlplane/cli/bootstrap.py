@@ -8,12 +8,17 @@ so Envoy talks to port 15012 over TLS and is given its SPIFFE certificate over S
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from datetime import timedelta
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from controlplane.bootstrap import BootstrapParams, render_bootstrap, write_bootstrap
+import yaml
+
+from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -119,3 +124,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_bootstrap(bootstrap, args.output)
     return 0
+
+
+def write_bootstrap(bootstrap: Mapping[str, Any], path: Path) -> Path:
+    """Write as YAML for .yaml/.yml, JSON otherwise; returns the path.
+
+    Mode 0600: a bootstrap may carry the proxy's token."""
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        text = yaml.safe_dump(dict(bootstrap), sort_keys=False)
+    else:
+        text = json.dumps(bootstrap, indent=2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+    return path

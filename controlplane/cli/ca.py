@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from controlplane.settings import Settings
+from controlplane.server.settings import Settings
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}

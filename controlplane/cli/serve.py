@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from controlplane import logs
-from controlplane.settings import Settings
+from controlplane.server import logs
+from controlplane.server.settings import Settings
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -62,14 +62,14 @@ def run(args: argparse.Namespace) -> int:
     if not settings.config_dirs and not settings.kubernetes:
         raise SystemExit("controlplane serve: give --config-dir DIR or --kubernetes")
     if settings.mesh_config_file is not None:  # fail before serving, naming file and field
-        from controlplane.mesh_config import load_mesh_config
+        from controlplane.sources.mesh_config import load_mesh_config
         from controlplane.model.base import ValidationError
 
         try:
             load_mesh_config(settings.mesh_config_file)
         except (OSError, ValidationError) as exc:
             raise SystemExit(f"controlplane serve: --mesh-config: {exc}") from exc
-    from controlplane.runtime import run as run_control_plane
+    from controlplane.server.runtime import run as run_control_plane
 
     run_control_plane(settings)
     return 0

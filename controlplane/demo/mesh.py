@@ -4,7 +4,7 @@ Work folder layout (``--workdir``, a temp dir by default):
 
     config/       the YAML the control plane watches (the demo writes each phase here)
     ca/           the CA folder (root, signing key, token key), created on first run
-    bootstrap/    one Envoy bootstrap per workload (made by controlplane.bootstrap)
+    bootstrap/    one Envoy bootstrap per workload (made by controlplane.translate.bootstrap)
     logs/         one log per process: control-plane.log, <workload>.envoy.log, <workload>.app.log
     results.json  what each phase measured
 
@@ -93,8 +93,8 @@ def control_plane_spec(options: MeshOptions, xds_port: int, monitoring_port: int
 
 
 def write_bootstrap(workload: Workload, options: MeshOptions, xds_port: int) -> Path:
-    from controlplane.bootstrap import BootstrapParams, render_bootstrap
-    from controlplane.bootstrap import write_bootstrap as write_file
+    from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
+    from controlplane.cli.bootstrap import write_bootstrap as write_file
 
     tls: dict[str, object] = {}
     if options.xds_tls:

@@ -4,7 +4,7 @@ Public API (see translator.py): ``push_context``, ``translate``, ``endpoints``,
 ``group_key``; ``Proxy``/``parse_node`` (proxy.py); ``MeshConfig`` (mesh.py).
 """
 
-from controlplane.translate.mesh import MeshConfig, RetryDefaults
+from controlplane.model.mesh import MeshConfig, RetryDefaults
 from controlplane.translate.proxy import Locality, NodeParseError, Proxy, parse_node
 from controlplane.translate.push_context import PushContext
 from controlplane.translate.translator import (

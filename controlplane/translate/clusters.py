@@ -10,7 +10,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from controlplane.translate import destination_policy as dp
 from controlplane.translate import names
 from controlplane.translate.endpoints import load_assignment
-from controlplane.translate.mesh import MeshConfig
+from controlplane.model.mesh import MeshConfig
 from controlplane.translate.pb import ads_source, duration
 from controlplane.translate.protocol import is_http, is_http2
 from controlplane.translate.registry import (

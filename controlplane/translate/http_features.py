@@ -12,7 +12,7 @@ from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.v3 import percent_pb2
 
 from controlplane.translate.http_route_match import string_matcher
-from controlplane.translate.mesh import MeshConfig
+from controlplane.model.mesh import MeshConfig
 from controlplane.translate.pb import any_of, duration
 
 FAULT_FILTER = "envoy.filters.http.fault"

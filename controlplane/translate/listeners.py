@@ -18,7 +18,7 @@ from envoy.config.route.v3 import route_pb2
 
 from controlplane.translate import filters as flt
 from controlplane.translate import names
-from controlplane.translate.mesh import ALLOW_ANY
+from controlplane.model.mesh import ALLOW_ANY
 from controlplane.translate.pb import duration, socket_address
 from controlplane.translate.protocol import is_http, is_http2, is_tls, parse_protocol
 from controlplane.translate.proxy import INTERCEPTION_NONE, Proxy

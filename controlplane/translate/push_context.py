@@ -14,7 +14,7 @@ from typing import Any
 
 from controlplane.translate import services as svcs
 from controlplane.translate.hosts import host_matches, resolve_short_name, specificity
-from controlplane.translate.mesh import MeshConfig
+from controlplane.model.mesh import MeshConfig
 from controlplane.translate.proxy import Proxy
 from controlplane.translate.registry import (
     DNS,

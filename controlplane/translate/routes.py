@@ -13,7 +13,7 @@ from controlplane.translate import http_features as hf
 from controlplane.translate import names
 from controlplane.translate.hosts import resolve_short_name
 from controlplane.translate.http_route_match import applies_to_proxy, route_match
-from controlplane.translate.mesh import ALLOW_ANY
+from controlplane.model.mesh import ALLOW_ANY
 from controlplane.translate.pb import any_of, duration
 from controlplane.translate.protocol import is_http
 from controlplane.translate.proxy import Proxy

@@ -15,7 +15,7 @@ from controlplane.translate.hosts import (
     resolve_short_name,
     specificity,
 )
-from controlplane.translate.mesh import ALLOW_ANY
+from controlplane.model.mesh import ALLOW_ANY
 from controlplane.translate.proxy import Proxy
 from controlplane.translate.push_context import (
     MESH_GATEWAY,

@@ -20,7 +20,7 @@ from controlplane.translate.listeners import (
     virtual_inbound,
     virtual_outbound,
 )
-from controlplane.translate.mesh import MeshConfig
+from controlplane.model.mesh import MeshConfig
 from controlplane.translate.peer_authentication import endpoint_accepts_mtls, inbound_mtls
 from controlplane.translate.protocol import is_http2, parse_protocol
 from controlplane.translate.proxy import INTERCEPTION_NONE, Proxy

@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
 
-from controlplane.bootstrap import BootstrapParams, render_bootstrap, write_bootstrap
+from controlplane.cli.bootstrap import write_bootstrap
+from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 from tests.harness.ports import free_port
 from tests.harness.wait import DEFAULT_DEADLINE, wait_for
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from controlplane.debounce import Debouncer
+from controlplane.server.debounce import Debouncer
 
 
 def _merge(acc: list[int] | None, item: int) -> list[int]:

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from controlplane.logs import JsonFormatter, parse_levels
+from controlplane.server.logs import JsonFormatter, parse_levels
 
 
 def test_levels_per_component() -> None:

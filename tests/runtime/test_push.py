@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controlplane.auth import ProvenIdentity
-from controlplane.push import Pusher, PushReport
+from controlplane.server.push import Pusher, PushReport
 from controlplane.sources.memory import MemorySource
 from controlplane.store import Store
 from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, MeshConfig

@@ -16,7 +16,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import struct_pb2
 
 from controlplane.auth import local_token_issuer
-from controlplane.bootstrap import BootstrapParams, render_bootstrap
+from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 from controlplane.ca import load_ca_folder
 from tests.harness.control_plane import served_control_plane
 from tests.harness.envoy import EnvoyProcess, http_get

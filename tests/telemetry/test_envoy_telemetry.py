@@ -22,8 +22,8 @@ import yaml
 from envoy.config.core.v3 import base_pb2
 from google.protobuf.json_format import ParseDict
 
-from controlplane.bootstrap import render_bootstrap
-from controlplane.mesh_config import mesh_config_from_yaml
+from controlplane.translate.bootstrap import render_bootstrap
+from controlplane.model.mesh import mesh_config_from_yaml
 from controlplane.translate import parse_node, push_context, translate
 from tests.harness.envoy import EnvoyProcess, default_params
 from tests.harness.ports import free_port

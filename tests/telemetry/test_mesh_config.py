@@ -9,7 +9,8 @@ import yaml
 
 from controlplane.cli import build_parser
 from controlplane.cli.serve import settings_from
-from controlplane.mesh_config import apply_mesh_config, load_mesh_config, mesh_config_from_yaml
+from controlplane.model.mesh import apply_mesh_config, mesh_config_from_yaml
+from controlplane.sources.mesh_config import load_mesh_config
 from controlplane.model.base import ValidationError
 from controlplane.translate import MeshConfig
 
@@ -151,7 +152,7 @@ def test_configmap_errors_are_prefixed_with_data_mesh(tmp_path: Path) -> None:
 
 
 def test_serve_mesh_config_flag_reaches_the_runtime_mesh_config(tmp_path: Path) -> None:
-    from controlplane.runtime import mesh_config
+    from controlplane.server.runtime import mesh_config
 
     path = tmp_path / "mesh.yaml"
     path.write_text("accessLogFile: /tmp/access.log\n")

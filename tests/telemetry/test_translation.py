@@ -11,7 +11,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.access_loggers.file.v3 import file_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
-from controlplane.mesh_config import mesh_config_from_yaml
+from controlplane.model.mesh import mesh_config_from_yaml
 from controlplane.translate import (
     CLUSTER_TYPE,
     LISTENER_TYPE,

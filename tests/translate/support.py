@@ -81,7 +81,7 @@ def mesh_from(spec: dict[str, Any]) -> MeshConfig:
     if "outboundTrafficPolicy" in m:
         kwargs["outbound_traffic_policy"] = m["outboundTrafficPolicy"]
     if "meshConfig" in spec:  # Istio's MeshConfig document, as `controlplane serve --mesh-config`
-        from controlplane.mesh_config import apply_mesh_config, parse_document
+        from controlplane.model.mesh import apply_mesh_config, parse_document
 
         return apply_mesh_config(MeshConfig(**kwargs), parse_document(spec["meshConfig"]))
     return MeshConfig(**kwargs)

@@ -15,7 +15,7 @@ from controlplane.translate import (
     push_context,
     translate,
 )
-from controlplane.translate.mesh import MeshConfig
+from controlplane.model.mesh import MeshConfig
 from controlplane.translate.proxy import NodeParseError
 from tests.translate.support import load_documents, snapshot_of
 from tests.translate.test_golden import GOLDEN

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from controlplane.model.destination_rule import ClientTLSSettings
-from controlplane.settings import Settings
-from controlplane.translate.mesh import MeshConfig
+from controlplane.model.mesh import MeshConfig
 from controlplane.translate.transport import apply_upstream_tls, upstream_transport_socket
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
@@ -53,8 +52,3 @@ def test_disable_simple_mutual() -> None:
     cred = _ctx(upstream_transport_socket(ClientTLSSettings(mode="MUTUAL", credential_name="client-cred"), "x.example", 443, "", mesh))
     assert cred.common_tls_context.tls_certificate_sds_secret_configs[0].name == "client-cred"
     assert cred.common_tls_context.validation_context_sds_secret_config.name == "client-cred-cacert"
-
-
-def test_mesh_config_from_settings() -> None:
-    mesh = MeshConfig.from_settings(Settings(trust_domain="example.org", domain_suffix="svc.corp.local"))
-    assert mesh.trust_domain == "example.org" and mesh.domain_suffix == "corp.local"

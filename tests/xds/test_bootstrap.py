@@ -8,7 +8,8 @@ import subprocess
 import grpc
 import pytest
 
-from controlplane.bootstrap import BootstrapParams, node_id, render_bootstrap, write_bootstrap
+from controlplane.cli.bootstrap import write_bootstrap
+from controlplane.translate.bootstrap import BootstrapParams, node_id, render_bootstrap
 from controlplane.xds import types
 from tests.harness.envoy import EnvoyProcess, envoy_binary, http_get
 from tests.harness.ports import free_port

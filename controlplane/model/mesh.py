@@ -1,6 +1,7 @@
-"""Load Istio's mesh config YAML (``--mesh-config FILE``) into the translator's MeshConfig.
+"""The mesh-wide settings translation reads (``MeshConfig``), and how a user's Istio mesh config
+document (``--mesh-config FILE``) sets them.
 
-Accepts the mesh document itself (``accessLogFile: /dev/stdout`` ...), or the ``istio``
+The document is the mesh YAML itself (``accessLogFile: /dev/stdout`` ...) or the ``istio``
 ConfigMap that holds it under ``data.mesh``, as ``kubectl get cm istio -o yaml`` prints it.
 Errors name the field path; unknown MeshConfig fields are ignored as istiod ignores what a
 version does not know.
@@ -11,16 +12,51 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from controlplane.model.base import FieldError, Origin, ValidationError
-from controlplane.model.mesh_config import IstioMeshConfig, parse_mesh_config, telemetry_defaults
-from controlplane.translate.mesh import MeshConfig
+from controlplane.model.mesh_config import (
+    IstioMeshConfig,
+    TelemetryDefaults,
+    parse_mesh_config,
+    telemetry_defaults,
+)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("controlplane.model")
+
+ALLOW_ANY = "ALLOW_ANY"
+REGISTRY_ONLY = "REGISTRY_ONLY"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDefaults:
+    """Istio's default route retry policy, applied when a VirtualService sets none."""
+
+    attempts: int = 2
+    retry_on: str = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+    host_selection_retry_max_attempts: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class MeshConfig:
+    trust_domain: str = "cluster.local"
+    # Services are named <name>.<namespace>.svc.<domain_suffix>.
+    domain_suffix: str = "cluster.local"
+    root_namespace: str = "istio-system"
+    outbound_traffic_policy: str = ALLOW_ANY  # or REGISTRY_ONLY
+    default_retry: RetryDefaults | None = RetryDefaults()
+    connect_timeout_seconds: float = 10.0
+    # Istio's enableAutoMtls (on by default, as in Istio; see transport.apply_upstream_tls).
+    enable_auto_mtls: bool = True
+    # Where the sidecar reaches its own app when no Sidecar ingress says otherwise.
+    inbound_app_address: str = "127.0.0.1"
+    virtual_outbound_port: int = 15001
+    virtual_inbound_port: int = 15006
+    # Access logs, tracing and providers from Istio's MeshConfig (see translate/telemetry.py).
+    telemetry: TelemetryDefaults = field(default_factory=TelemetryDefaults)
 
 
 def parse_document(document: Any, origin: Origin | None = None) -> IstioMeshConfig:
@@ -48,17 +84,6 @@ def parse_document(document: Any, origin: Origin | None = None) -> IstioMeshConf
     for warning in errors:
         log.warning("mesh config %s: %s", origin or "", warning)
     return mesh
-
-
-def load_mesh_config(path: Path) -> IstioMeshConfig:
-    path = Path(path)
-    try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValidationError(
-            [FieldError("", f"not valid YAML: {exc}")], origin=Origin(str(path))
-        ) from exc
-    return parse_document(document, Origin(str(path)))
 
 
 def apply_mesh_config(base: MeshConfig, mesh: IstioMeshConfig) -> MeshConfig:

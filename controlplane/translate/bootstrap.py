@@ -1,6 +1,7 @@
 """Render a complete Envoy v3 bootstrap for a sidecar or a router (gateway), as plain data.
 
-Pure functions: no I/O except `write_bootstrap`. The node follows Istio's conventions so users
+Pure functions, no I/O (the CLI writes the file:
+`controlplane.cli.bootstrap.write_bootstrap`). The node follows Istio's conventions so users
 recognise it (`sidecar~<ip>~<pod>.<ns>~<ns>.svc.cluster.local`, metadata NAMESPACE,
 SERVICE_ACCOUNT, LABELS, INSTANCE_IPS, WORKLOAD_NAME). xDS comes from the `xds-grpc` static
 cluster over ADS (state of the world, or delta with `delta=True`); TLS towards the control plane
@@ -9,14 +10,12 @@ and a credential sent as gRPC initial metadata are optional parameters.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from controlplane.model.checks import is_ip
-from controlplane.stats_tags import stats_config
+from controlplane.translate.stats_tags import stats_config
 
 XDS_CLUSTER = "xds-grpc"
 _TLS_SOCKET = "envoy.transport_sockets.tls"
@@ -294,16 +293,3 @@ def render_bootstrap(p: BootstrapParams) -> dict[str, Any]:
             ]
         },
     }
-
-
-def write_bootstrap(bootstrap: Mapping[str, Any], path: Path) -> Path:
-    """Write as YAML for .yaml/.yml, JSON otherwise; returns the path."""
-    path = Path(path)
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        text = yaml.safe_dump(dict(bootstrap), sort_keys=False)
-    else:
-        text = json.dumps(bootstrap, indent=2)
-    path.write_text(text)
-    return path

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.metrics import Metrics
+from controlplane.server.metrics import Metrics
 
 log = logging.getLogger("controlplane.monitoring")
 
@@ -120,7 +120,7 @@ class Observer:
         self._burst_started = self._clock() - debounce_seconds
 
     def pushed(self, report: Any) -> None:
-        """A push finished (``controlplane.push.PushReport``)."""
+        """A push finished (``controlplane.server.push.PushReport``)."""
         now = self._clock()
         changed = self._changed_groups()
         burst_started, self._burst_started = self._burst_started, None

@@ -17,17 +17,17 @@ from google.protobuf.json_format import MessageToDict
 from controlplane import auth, xds
 from controlplane.auth.ca_service import add_certificate_service
 from controlplane.ca import CertificateAuthority, certificate_renewal_time, load_or_init_ca
-from controlplane.ca_service_metrics import MeteredCertificateService
-from controlplane.debounce import Debouncer
-from controlplane.metrics import Metrics
-from controlplane.monitoring import MonitoringServer
-from controlplane.observer import Observer
-from controlplane.push import Pusher, PushReport, describe, merge_changes
-from controlplane.settings import Settings
+from controlplane.server.ca_service_metrics import MeteredCertificateService
+from controlplane.server.debounce import Debouncer
+from controlplane.server.metrics import Metrics
+from controlplane.server.monitoring import MonitoringServer
+from controlplane.server.observer import Observer
+from controlplane.server.push import Pusher, PushReport, describe, merge_changes
+from controlplane.server.settings import Settings
 from controlplane.sources.folder import FolderSource
 from controlplane.store import ChangeSet, Store
 from controlplane.translate import MeshConfig
-from controlplane.workload_certs import WorkloadCertificates
+from controlplane.server.workload_certs import WorkloadCertificates
 
 log = logging.getLogger("controlplane.runtime")
 
@@ -35,7 +35,8 @@ log = logging.getLogger("controlplane.runtime")
 def mesh_config(settings: Settings) -> MeshConfig:
     mesh = MeshConfig(trust_domain=settings.trust_domain, domain_suffix=settings.domain_suffix)
     if settings.mesh_config_file is not None:  # ValidationError names the file and field
-        from controlplane.mesh_config import apply_mesh_config, load_mesh_config
+        from controlplane.model.mesh import apply_mesh_config
+        from controlplane.sources.mesh_config import load_mesh_config
 
         mesh = apply_mesh_config(mesh, load_mesh_config(settings.mesh_config_file))
     return mesh

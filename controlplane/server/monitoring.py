@@ -25,10 +25,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from controlplane.config_dump import config_dump_dict
+from controlplane.server.config_dump import config_dump_dict
 
 if TYPE_CHECKING:
-    from controlplane.runtime import ControlPlane
+    from controlplane.server.runtime import ControlPlane
 
 log = logging.getLogger("controlplane.monitoring")
 

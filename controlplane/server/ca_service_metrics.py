@@ -10,7 +10,7 @@ import grpc
 
 from controlplane._proto.istio.security.v1alpha1 import ca_pb2
 from controlplane.auth.ca_service import CertificateService
-from controlplane.metrics import Metrics
+from controlplane.server.metrics import Metrics
 
 _AUTH_FAILURES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
