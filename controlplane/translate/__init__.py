@@ -6,7 +6,7 @@ Public API (see translator.py): ``push_context``, ``translate``, ``endpoints``,
 
 from controlplane.model.mesh import MeshConfig, RetryDefaults
 from controlplane.translate.proxy import Locality, NodeParseError, Proxy, parse_node
-from controlplane.translate.push_context import PushContext
+from controlplane.translate.index.context import PushContext
 from controlplane.translate.translator import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,

@@ -13,7 +13,7 @@ from controlplane.translate.endpoints import load_assignment
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate.pb import ads_source, duration
 from controlplane.translate.protocol import is_http, is_http2
-from controlplane.translate.registry import (
+from controlplane.translate.index.registry import (
     DNS,
     DNS_ROUND_ROBIN,
     PASSTHROUGH,

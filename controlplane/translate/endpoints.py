@@ -18,7 +18,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from controlplane.translate.pb import socket_address, u32
 from controlplane.translate.peer_authentication import has_sidecar
 from controlplane.translate.proxy import Locality
-from controlplane.translate.registry import MeshEndpoint
+from controlplane.translate.index.registry import MeshEndpoint
 from controlplane.translate.transport import mark_istio_endpoint
 
 

@@ -16,14 +16,14 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
-from controlplane.translate import filters as flt
+from controlplane.translate.filters import network as flt
 from controlplane.translate import names
 from controlplane.model.mesh import ALLOW_ANY
 from controlplane.translate.pb import duration, socket_address
 from controlplane.translate.protocol import is_http, is_http2, is_tls, parse_protocol
 from controlplane.translate.proxy import INTERCEPTION_NONE, Proxy
-from controlplane.translate.push_context import PushContext
-from controlplane.translate.registry import WILDCARD_ADDRESS, MeshService, ServicePort
+from controlplane.translate.index.context import PushContext
+from controlplane.translate.index.registry import WILDCARD_ADDRESS, MeshService, ServicePort
 from controlplane.translate.routes import RouteInputs, outbound_route_config
 from controlplane.translate.scope import EgressScope, SidecarScope
 from controlplane.translate.tcp_routes import tcp_destinations, tls_chains

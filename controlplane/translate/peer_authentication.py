@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.translate.registry import MeshEndpoint, labels_match
+from controlplane.translate.index.registry import MeshEndpoint, labels_match
 from controlplane.translate.transport import DISABLE, PERMISSIVE, STRICT, TLS_MODE_ISTIO
 
 UNSET = "UNSET"

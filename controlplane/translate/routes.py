@@ -17,8 +17,8 @@ from controlplane.model.mesh import ALLOW_ANY
 from controlplane.translate.pb import any_of, duration
 from controlplane.translate.protocol import is_http
 from controlplane.translate.proxy import Proxy
-from controlplane.translate.push_context import PushContext, VirtualServiceEntry
-from controlplane.translate.registry import MeshService
+from controlplane.translate.index.context import PushContext, VirtualServiceEntry
+from controlplane.translate.index.registry import MeshService
 from controlplane.translate.scope import EgressScope
 
 _REDIRECT_CODES = {

@@ -17,13 +17,13 @@ from controlplane.translate.hosts import (
 )
 from controlplane.model.mesh import ALLOW_ANY
 from controlplane.translate.proxy import Proxy
-from controlplane.translate.push_context import (
+from controlplane.translate.index.context import (
     MESH_GATEWAY,
     PushContext,
     VirtualServiceEntry,
     exported_to,
 )
-from controlplane.translate.registry import MeshService
+from controlplane.translate.index.registry import MeshService
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from controlplane.translate import names
 from controlplane.translate.hosts import resolve_short_name
-from controlplane.translate.push_context import PushContext, VirtualServiceEntry
+from controlplane.translate.index.context import PushContext, VirtualServiceEntry
 
 
 def _applies(match: Any, port: int, labels: dict[str, str], namespace: str) -> bool:

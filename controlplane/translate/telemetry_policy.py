@@ -25,7 +25,7 @@ from controlplane.model.mesh_config import (
     ZipkinTracingProvider,
 )
 from controlplane.translate.proxy import Proxy
-from controlplane.translate.registry import labels_match
+from controlplane.translate.index.registry import labels_match
 
 CLIENT = "CLIENT"  # outbound listeners
 SERVER = "SERVER"  # inbound listeners

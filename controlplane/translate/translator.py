@@ -24,8 +24,8 @@ from controlplane.model.mesh import MeshConfig
 from controlplane.translate.peer_authentication import endpoint_accepts_mtls, inbound_mtls
 from controlplane.translate.protocol import is_http2, parse_protocol
 from controlplane.translate.proxy import INTERCEPTION_NONE, Proxy
-from controlplane.translate.push_context import PushContext, build_push_context
-from controlplane.translate.registry import EDS, MeshEndpoint, labels_match
+from controlplane.translate.index.context import PushContext, build_push_context
+from controlplane.translate.index.registry import EDS, MeshEndpoint, labels_match
 from controlplane.translate.scope import SidecarScope, sidecar_scope
 from controlplane.translate.transport import DISABLE, PERMISSIVE
 

@@ -12,7 +12,7 @@ from controlplane.translate.peer_authentication import (
     endpoint_accepts_mtls,
     inbound_mtls,
 )
-from controlplane.translate.registry import MeshEndpoint
+from controlplane.translate.index.registry import MeshEndpoint
 from tests.translate.support import load_documents, snapshot_of
 
 

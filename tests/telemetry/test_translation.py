@@ -20,7 +20,7 @@ from controlplane.translate import (
     push_context,
     translate,
 )
-from controlplane.translate.filters import HCM, HCM_TYPE, TCP_PROXY
+from controlplane.translate.filters.network import HCM, HCM_TYPE, TCP_PROXY
 from controlplane.translate.telemetry import ISTIO_TEXT_FORMAT
 from tests.translate.support import load_documents, snapshot_of, validate_many
 

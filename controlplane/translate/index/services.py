@@ -14,7 +14,7 @@ from typing import Any
 from controlplane.translate import protocol as proto
 from controlplane.translate.names import service_fqdn
 from controlplane.translate.proxy import Locality
-from controlplane.translate.registry import (
+from controlplane.translate.index.registry import (
     DNS,
     DNS_ROUND_ROBIN,
     EDS,

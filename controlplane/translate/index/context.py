@@ -12,11 +12,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from controlplane.translate import services as svcs
+from controlplane.translate.index import services as svcs
 from controlplane.translate.hosts import host_matches, resolve_short_name, specificity
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate.proxy import Proxy
-from controlplane.translate.registry import (
+from controlplane.translate.index.registry import (
     DNS,
     DNS_ROUND_ROBIN,
     MeshEndpoint,

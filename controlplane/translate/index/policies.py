@@ -1,0 +1,115 @@
+"""Which workload policies apply to a proxy: Istio's root namespace -> namespace -> workload.
+
+One rule for every policy kind that carries a ``selector`` (PeerAuthentication, Telemetry,
+and AuthorizationPolicy, RequestAuthentication, EnvoyFilter next):
+- mesh level: policies in the root namespace without a selector;
+- namespace level: policies in the proxy's namespace without a selector (none when the
+  proxy's namespace is the root namespace: its selector-less policies are mesh level);
+- workload level: policies in the proxy's namespace whose selector matches its labels, and,
+  where the kind says so (AuthorizationPolicy, RequestAuthentication in Istio), policies in
+  the root namespace whose selector matches, whatever the proxy's namespace.
+
+Policies that name ``targetRef(s)`` attach to gateways or services, not to workloads by
+selector: callers leave them out of a ``PolicySet``. Within a level, policies keep the store's order (by
+name), which stands in for Istio's "oldest first" as the input carries no creation time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from controlplane.model.common import WorkloadSelector
+from controlplane.model.base import ObjectMeta
+from controlplane.translate.index.registry import labels_match
+
+
+class _Spec(Protocol):
+    @property
+    def selector(self) -> WorkloadSelector | None: ...
+
+
+class _Policy(Protocol):
+    @property
+    def meta(self) -> ObjectMeta: ...
+    @property
+    def spec(self) -> _Spec: ...
+
+
+P = TypeVar("P", bound=_Policy)
+
+
+def selector_labels(policy: _Policy) -> dict[str, str]:
+    """A policy's ``selector.matchLabels``; empty: the policy selects no workload by labels."""
+    selector = policy.spec.selector
+    return dict(selector.match_labels) if selector is not None and selector.match_labels else {}
+
+
+@dataclass(frozen=True, slots=True)
+class Applicable(Generic[P]):
+    """The policies of one kind that apply to one workload, by level."""
+
+    mesh: tuple[P, ...] = ()
+    namespace: tuple[P, ...] = ()
+    workload: tuple[P, ...] = ()
+
+    def first_per_level(self) -> tuple[P | None, P | None, P | None]:
+        """Kinds where one policy per level wins (PeerAuthentication, Telemetry)."""
+        return (
+            self.mesh[0] if self.mesh else None,
+            self.namespace[0] if self.namespace else None,
+            self.workload[0] if self.workload else None,
+        )
+
+    def all(self) -> tuple[P, ...]:
+        """Kinds where every applicable policy counts (AuthorizationPolicy), least specific first."""
+        return self.mesh + self.namespace + self.workload
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySet(Generic[P]):
+    """One policy kind, indexed by namespace."""
+
+    by_namespace: Mapping[str, tuple[P, ...]]
+    # Do root-namespace policies with a selector apply to matching workloads everywhere?
+    root_selectors_mesh_wide: bool = False
+
+    @staticmethod
+    def of(policies: Iterable[P], *, root_selectors_mesh_wide: bool = False) -> PolicySet[P]:
+        by_ns: dict[str, list[P]] = {}
+        for p in policies:
+            by_ns.setdefault(p.meta.namespace, []).append(p)
+        return PolicySet({ns: tuple(items) for ns, items in by_ns.items()}, root_selectors_mesh_wide)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_namespace)
+
+    def in_namespace(self, namespace: str) -> tuple[P, ...]:
+        return self.by_namespace.get(namespace, ())
+
+    def selects_by_labels(self, root_namespace: str, namespace: str) -> bool:
+        """Does the choice for workloads in ``namespace`` depend on their labels?"""
+        if any(selector_labels(p) for p in self.in_namespace(namespace)):
+            return True
+        return self.root_selectors_mesh_wide and any(
+            selector_labels(p) for p in self.in_namespace(root_namespace)
+        )
+
+    def applicable(self, root_namespace: str, namespace: str, labels: Mapping[str, str] | None) -> Applicable[P]:
+        """The policies for a workload in ``namespace`` with ``labels``; ``labels`` None:
+        mesh and namespace levels only (what a service's namespace says, as auto mTLS asks)."""
+        root = self.in_namespace(root_namespace)
+        own = self.in_namespace(namespace)
+        mesh = tuple(p for p in root if not selector_labels(p))
+        ns_level = () if namespace == root_namespace else tuple(p for p in own if not selector_labels(p))
+        workload: tuple[P, ...] = ()
+        if labels is not None:
+            label_map = dict(labels)
+            candidates = own
+            if self.root_selectors_mesh_wide and namespace != root_namespace:
+                candidates = root + own
+            workload = tuple(
+                p for p in candidates if selector_labels(p) and labels_match(selector_labels(p), label_map)
+            )
+        return Applicable(mesh, ns_level, workload)
