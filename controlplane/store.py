@@ -108,6 +108,12 @@ class Snapshot(Mapping[ResourceKey, Resource]):
     def namespaces(self) -> tuple[str, ...]:
         return tuple(sorted({key.namespace for items in self._by_kind.values() for key in items}))
 
+    def kinds_changed_since(self, older: Snapshot) -> frozenset[str]:
+        """Kinds whose resources differ from ``older``'s. A kind untouched by every change in
+        between shares its inner map with ``older`` (see with_changes), so this is cheap."""
+        kinds = self._by_kind.keys() | older._by_kind.keys()
+        return frozenset(k for k in kinds if self._by_kind.get(k) is not older._by_kind.get(k))
+
     def _sorted(self, kind: str) -> tuple[Resource, ...]:
         cached = self._sorted_cache.get(kind)
         if cached is None:

@@ -22,8 +22,7 @@ from envoy.config.core.v3 import base_pb2
 
 from controlplane import translate
 from controlplane.store import ChangeSet, Snapshot
-from controlplane.translate import ENDPOINT_TYPE, MeshConfig, Proxy, PushContext
-from controlplane.translate.proxy import INTERCEPTION_NONE
+from controlplane.translate import ENDPOINT_TYPE, GroupKey, MeshConfig, Proxy, PushContext
 
 log = logging.getLogger("controlplane.push")
 
@@ -35,19 +34,12 @@ ENDPOINT_ONLY_KINDS = frozenset({"EndpointSlice", "Endpoints"})
 ENDPOINT_KINDS_UNLESS_OWN_POD = ENDPOINT_ONLY_KINDS | {"Pod"}
 
 
-def proxy_group(proxy: Proxy) -> str:
-    """The group of a proxy: every field of the node that the translation reads.
-
-    Addresses count only for proxies without traffic capture, whose listeners bind
-    their own addresses; captured sidecars in one workload share a group.
-    """
-    ips = proxy.ips if proxy.interception_mode == INTERCEPTION_NONE else ()
-    key = repr(
-        (proxy.kind, proxy.namespace, proxy.labels, proxy.service_account,
-         proxy.interception_mode, proxy.locality, ips, proxy.has_certificate)
-    )
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return f"{proxy.kind}/{proxy.namespace}/{proxy.workload_name or proxy.service_account}/{digest}"
+def group_name(key: GroupKey) -> str:
+    """A proxy group's name: readable, and unique by a digest of the translator's group key
+    (every field of the node that translation reads; see translate.group_key)."""
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+    who = dict(key.labels).get("app") or key.service_account
+    return f"{key.kind}/{key.namespace}/{who}/{digest}"
 
 
 @dataclass(frozen=True)
@@ -80,7 +72,9 @@ class Pusher:
         self._groups_lock = threading.Lock()
         self._job = asyncio.Lock()
         self._context: PushContext | None = None
+        self._context_snapshot: Snapshot | None = None
         self._context_version = -1
+        self._context_lock = threading.Lock()  # group_of (event loop) and pushes (a thread)
         self._full_version = -1  # snapshot version of the last push that retranslated everything
         self._identities: dict[tuple[str, int], frozenset[tuple[str, str]]] = {}
         self.pushes = 0
@@ -92,7 +86,7 @@ class Pusher:
         proxy = translate.parse_node(node)
         if identity is None:  # no credential: never given a certificate (see Proxy.has_certificate)
             proxy = dataclasses.replace(proxy, has_certificate=False)
-        group = proxy_group(proxy)
+        group = group_name(translate.group_key(self.context(), proxy))
         with self._groups_lock:
             self._groups.setdefault(group, proxy)
         return group
@@ -144,12 +138,21 @@ class Pusher:
             return report
 
     def context(self) -> PushContext:
-        """The push context of the newest snapshot, built once and shared by all groups."""
+        """The push context of the newest snapshot, built once and shared by all groups.
+
+        Only the parts of the index that changed kinds feed are rebuilt (an endpoint change
+        rebuilds services and endpoints alone)."""
         snapshot = self._snapshot()
-        if self._context is None or snapshot.version != self._context_version:
-            self._context = translate.push_context(snapshot, self._mesh)
+        with self._context_lock:
+            previous, before = self._context, self._context_snapshot
+            if previous is None or before is None:
+                self._context = translate.push_context(snapshot, self._mesh)
+            elif snapshot.version != self._context_version:
+                changed = snapshot.kinds_changed_since(before)
+                self._context = translate.update_push_context(previous, snapshot, changed)
+            self._context_snapshot = snapshot
             self._context_version = snapshot.version
-        return self._context
+            return self._context
 
     def _work(self, groups: dict[str, Proxy], endpoints_only: bool) -> tuple[int, bool]:
         """Translate ``groups``; returns (failed groups, whether it was endpoints alone).
@@ -169,10 +172,14 @@ class Pusher:
 
     def _endpoints(self, groups: dict[str, Proxy]) -> int:
         ctx = self.context()
-        return self._each(
-            groups,
-            lambda g, p: self._cache.set_resources(g, ENDPOINT_TYPE, translate.endpoints(ctx, p)),
-        )
+
+        def work(group: str, proxy: Proxy) -> None:
+            if self._cache.has_group(group):
+                self._cache.set_resources(group, ENDPOINT_TYPE, translate.endpoints(ctx, proxy))
+            else:  # joined since the last full push: nothing to update yet, translate it whole
+                self._cache.set_snapshot(group, translate.translate(ctx, proxy))
+
+        return self._each(groups, work)
 
     def _each(self, groups: dict[str, Proxy], work: Callable[[str, Proxy], None]) -> int:
         """Run ``work`` per group; a group that fails keeps its last config, the rest go on."""
@@ -180,9 +187,9 @@ class Pusher:
         for group, proxy in groups.items():
             try:
                 work(group, proxy)
-            except KeyError:
-                # An endpoints-only push reached a group whose first snapshot isn't there yet.
-                self._cache.set_snapshot(group, translate.translate(self.context(), proxy))
+            except translate.TranslationError as exc:
+                failed += 1
+                log.error("proxy group %s keeps its last config: %s", group, exc)
             except Exception:
                 failed += 1
                 log.exception("translation for proxy group %s failed; it keeps its last config", group)

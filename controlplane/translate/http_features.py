@@ -1,4 +1,5 @@
-"""Per-route HTTP features: retries, fault injection, CORS, mirrors, header operations."""
+"""Per-route HTTP features: retries, mirrors, header operations (fault and CORS are filter
+modules: ``translate/filters/``)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,12 @@ from typing import Any
 
 from envoy.config.core.v3 import base_pb2, extension_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
-from envoy.extensions.filters.http.cors.v3 import cors_pb2
-from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.v3 import percent_pb2
 
-from controlplane.translate.http_route_match import string_matcher
+from controlplane.model.common import Percent
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate.pb import any_of, duration
-
-FAULT_FILTER = "envoy.filters.http.fault"
-CORS_FILTER = "envoy.filters.http.cors"
-ROUTER_FILTER = "envoy.filters.http.router"
-
 
 def fractional(percent: float) -> percent_pb2.FractionalPercent:
     """A 0..100 percentage as Istio sends it: parts per million."""
@@ -27,7 +21,8 @@ def fractional(percent: float) -> percent_pb2.FractionalPercent:
     )
 
 
-def _percent(pct: Any, legacy: int | None) -> float:
+def percent_value(pct: Percent | None, legacy: int | None) -> float:
+    """A ``Percent`` (or a deprecated integer percent) as 0..100; unset: 100."""
     if pct is not None:
         return float(pct.value)
     if legacy is not None:
@@ -76,75 +71,15 @@ def retry_policy(retries: Any, mesh: MeshConfig) -> rc.RetryPolicy | None:
     return policy
 
 
-_GRPC_CODES = {
-    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4,
-    "NOT_FOUND": 5, "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8,
-    "FAILED_PRECONDITION": 9, "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12,
-    "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
-}
-
-
-def fault_config(fault: Any) -> fault_pb2.HTTPFault | None:
-    if fault is None or (fault.delay is None and fault.abort is None):
-        return None
-    out = fault_pb2.HTTPFault()
-    d = fault.delay
-    if d is not None and d.fixed_delay is not None:
-        out.delay.fixed_delay.CopyFrom(duration(d.fixed_delay))
-        out.delay.percentage.CopyFrom(fractional(_percent(d.percentage, d.percent)))
-    elif d is not None and d.exponential_delay is not None:  # Envoy has no exponential delay
-        out.delay.fixed_delay.CopyFrom(duration(d.exponential_delay))
-        out.delay.percentage.CopyFrom(fractional(_percent(d.percentage, d.percent)))
-    a = fault.abort
-    if a is not None:
-        if a.http_status is not None:
-            out.abort.http_status = a.http_status
-        elif a.grpc_status is not None:
-            out.abort.grpc_status = _GRPC_CODES.get(a.grpc_status.upper(), 2)
-        else:
-            out.abort.http_status = 503
-        out.abort.percentage.CopyFrom(fractional(_percent(a.percentage, None)))
-    return out
-
-
-def empty_fault_filter_config() -> fault_pb2.HTTPFault:
-    return fault_pb2.HTTPFault()
-
-
-def cors_policy(cors: Any) -> cors_pb2.CorsPolicy | None:
-    if cors is None:
-        return None
-    out = cors_pb2.CorsPolicy()
-    for m in cors.allow_origins:
-        sm = string_matcher(m)
-        if sm is not None:
-            out.allow_origin_string_match.append(sm)
-    for origin in cors.allow_origin:
-        out.allow_origin_string_match.add(exact=origin)
-    if cors.allow_methods:
-        out.allow_methods = ",".join(cors.allow_methods)
-    if cors.allow_headers:
-        out.allow_headers = ",".join(cors.allow_headers)
-    if cors.expose_headers:
-        out.expose_headers = ",".join(cors.expose_headers)
-    if cors.max_age is not None:
-        out.max_age = str(int(cors.max_age.total_seconds()))
-    if cors.allow_credentials is not None:
-        out.allow_credentials.value = cors.allow_credentials
-    if cors.unmatched_preflights == "IGNORE":
-        out.forward_not_matching_preflights.value = False
-    return out
-
-
 def mirror_policies(route: Any, cluster_for: Any) -> list[rc.RouteAction.RequestMirrorPolicy]:
     """``mirror`` (+ mirrorPercentage) and ``mirrors``; ``cluster_for(dest)`` names the cluster."""
     out = []
     if route.mirror is not None:
-        pct = _percent(route.mirror_percentage, route.mirror_percent)
+        pct = percent_value(route.mirror_percentage, route.mirror_percent)
         out.append((route.mirror, pct))
     for m in route.mirrors:
         if m.destination is not None:
-            out.append((m.destination, _percent(m.percentage, None)))
+            out.append((m.destination, percent_value(m.percentage, None)))
     policies = []
     for dest, pct in out:
         p = rc.RouteAction.RequestMirrorPolicy(cluster=cluster_for(dest))

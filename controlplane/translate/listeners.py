@@ -16,7 +16,9 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
+from controlplane.translate.filters import FilterSite, http_filter_chain, network_filter_chain
 from controlplane.translate.filters import network as flt
+from controlplane.translate.filters.base import INBOUND, OUTBOUND
 from controlplane.translate import names
 from controlplane.model.mesh import ALLOW_ANY
 from controlplane.translate.pb import duration, socket_address
@@ -95,9 +97,13 @@ def outbound_listeners(
                 continue
             route_name = str(number) if not egress.bind else f"{egress.bind}_{number}"
             lst = _listener(name, bind_addr, number, explicit)
-            lst.filter_chains.add().filters.append(
-                flt.http_connection_manager(f"outbound_{bind_addr}_{number}", rds_name=route_name)
-            )
+            site = FilterSite(ctx, proxy, OUTBOUND, number)
+            lst.filter_chains.add().filters.extend([
+                *network_filter_chain(site),
+                flt.http_connection_manager(
+                    f"outbound_{bind_addr}_{number}", http_filter_chain(site), rds_name=route_name
+                ),
+            ])
             result.listeners[name] = lst
             if route_name not in result.routes:
                 result.routes[route_name] = _shared_route_config(ctx, proxy, scope, egress, route_name, number, inputs)
@@ -114,11 +120,14 @@ def outbound_listeners(
                 lst = mine[name] = result.listeners[name] = _listener(name, address, sp.number, explicit)
             entry = egress.virtual_service_for(service.hostname)
             cluster = names.outbound_cluster(service.hostname, sp.number)
+            before = network_filter_chain(FilterSite(ctx, proxy, OUTBOUND, sp.number))
             if is_tls(sp.protocol):
-                _add_sni_chains(lst, service.hostname, cluster, tls_chains(entry, ctx, sp.number, labels, proxy.namespace))
+                _add_sni_chains(
+                    lst, service.hostname, cluster, tls_chains(entry, ctx, sp.number, labels, proxy.namespace), before
+                )
             elif not lst.filter_chains and not lst.listener_filters:
                 dests = tcp_destinations(entry, ctx, sp.number, labels, proxy.namespace)
-                lst.filter_chains.add().filters.append(flt.tcp_proxy(cluster, cluster=cluster, weighted=dests))
+                lst.filter_chains.add().filters.extend([*before, flt.tcp_proxy(cluster, cluster=cluster, weighted=dests)])
         fallback = _fallback_cluster(scope.outbound_policy)
         for lst in mine.values():
             if lst.listener_filters:  # SNI listener: unknown server names fall through
@@ -132,15 +141,19 @@ def _shared_route_config(
     """Route configs are shared by proxies of one scope unless sourceLabels make them differ."""
     by_labels = scope.routes_depend_on_labels or ctx.has_selective_rule(proxy.namespace)
     labels = proxy.labels if by_labels else None
-    key = ("routes", scope.key, scope.egress.index(egress), name, labels)
-    cached = ctx.scope_cache.get(key)
+    key = (scope.key, scope.egress.index(egress), name, labels)
+    cached = ctx.memo.route_configs.get(key)
     if cached is None:
-        cached = ctx.scope_cache[key] = outbound_route_config(name, port, egress, inputs)
+        cached = ctx.memo.route_configs[key] = outbound_route_config(name, port, egress, inputs)
     return cached
 
 
 def _add_sni_chains(
-    lst: Listener, hostname: str, cluster: str, routes: list[tuple[tuple[str, ...], list[tuple[str, int]]]]
+    lst: Listener,
+    hostname: str,
+    cluster: str,
+    routes: list[tuple[tuple[str, ...], list[tuple[str, int]]]],
+    before: list[lc.Filter],
 ) -> None:
     """One filter chain per VS tls match (server_names), then one for the host itself."""
     if lst.filter_chains and not lst.listener_filters:
@@ -155,13 +168,13 @@ def _add_sni_chains(
         fc = lst.filter_chains.add()
         fc.filter_chain_match.server_names.extend(fresh)
         fc.filter_chain_match.transport_protocol = "tls"
-        fc.filters.append(flt.tcp_proxy(dests[0][0], weighted=dests))
+        fc.filters.extend([*before, flt.tcp_proxy(dests[0][0], weighted=dests)])
         taken.update(fresh)
     if hostname not in taken:
         fc = lst.filter_chains.add()
         fc.filter_chain_match.server_names.append(hostname)
         fc.filter_chain_match.transport_protocol = "tls"
-        fc.filters.append(flt.tcp_proxy(cluster, cluster=cluster))
+        fc.filters.extend([*before, flt.tcp_proxy(cluster, cluster=cluster)])
 
 
 def virtual_outbound(ctx: PushContext, policy: str) -> Listener:
@@ -200,14 +213,17 @@ def inbound_route_config(port: int) -> route_pb2.RouteConfiguration:
     return route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[vh], validate_clusters=None)
 
 
-def _inbound_filters(ip: InboundPort) -> list[lc.Filter]:
+def _inbound_filters(ctx: PushContext, proxy: Proxy, ip: InboundPort) -> list[lc.Filter]:
     cluster = names.inbound_cluster(ip.port)
+    site = FilterSite(ctx, proxy, INBOUND, ip.port)
+    before = network_filter_chain(site)
     if is_http(ip.protocol):
         hcm = flt.http_connection_manager(
-            f"inbound_0.0.0.0_{ip.port}", route_config=inbound_route_config(ip.port), http2=is_http2(ip.protocol)
+            f"inbound_0.0.0.0_{ip.port}", http_filter_chain(site),
+            route_config=inbound_route_config(ip.port), http2=is_http2(ip.protocol),
         )
-        return [forward_client_cert(hcm)]
-    return [flt.tcp_proxy(cluster, cluster=cluster)]
+        return [*before, forward_client_cert(hcm)]
+    return [*before, flt.tcp_proxy(cluster, cluster=cluster)]
 
 
 def _add_mode_chains(
@@ -241,7 +257,7 @@ def _add_mode_chains(
 
 
 def virtual_inbound(
-    ctx: PushContext, ports: list[InboundPort], mode_for: Callable[[int], str], workload_mode: str
+    ctx: PushContext, proxy: Proxy, ports: list[InboundPort], mode_for: Callable[[int], str], workload_mode: str
 ) -> Listener:
     """15006 for captured inbound traffic: a chain set per port (by original destination
     port) in its mTLS mode; other ports pass through, mTLS-only when the workload is STRICT."""
@@ -254,7 +270,7 @@ def virtual_inbound(
     trust_domain = ctx.mesh.trust_domain
     for ip in ports:
         _add_mode_chains(
-            lst, names.inbound_cluster(ip.port), _inbound_filters(ip), mode_for(ip.port), trust_domain,
+            lst, names.inbound_cluster(ip.port), _inbound_filters(ctx, proxy, ip), mode_for(ip.port), trust_domain,
             is_http(ip.protocol), destination_port=ip.port,
         )
     passthrough = [flt.tcp_proxy(names.INBOUND_PASSTHROUGH_CLUSTER, cluster=names.INBOUND_PASSTHROUGH_CLUSTER)]
@@ -266,10 +282,11 @@ def virtual_inbound(
     return lst
 
 
-def bound_inbound(ip: InboundPort, tls_mode: str, trust_domain: str = "cluster.local") -> Listener:
+def bound_inbound(ctx: PushContext, proxy: Proxy, ip: InboundPort, tls_mode: str) -> Listener:
     lst = Listener(name=names.listener_name(ip.bind, ip.port), address=socket_address(ip.bind, ip.port))
     lst.traffic_direction = 1
     _add_mode_chains(
-        lst, names.inbound_cluster(ip.port), _inbound_filters(ip), tls_mode, trust_domain, is_http(ip.protocol)
+        lst, names.inbound_cluster(ip.port), _inbound_filters(ctx, proxy, ip), tls_mode, ctx.mesh.trust_domain,
+        is_http(ip.protocol),
     )
     return lst

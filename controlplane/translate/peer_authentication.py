@@ -13,17 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from controlplane.translate.index.registry import MeshEndpoint, labels_match
+from controlplane.model.security import MutualTLS, PeerAuthentication
+from controlplane.translate.index.registry import MeshEndpoint
 from controlplane.translate.transport import DISABLE, PERMISSIVE, STRICT, TLS_MODE_ISTIO
+
+if TYPE_CHECKING:
+    from controlplane.translate.index.context import PushContext
 
 UNSET = "UNSET"
 MODES = (STRICT, PERMISSIVE, DISABLE)
-
-# The label Istio's injector puts on Pods (and that WorkloadEntries carry) whose traffic goes
-# through a sidecar able to terminate mTLS.
-TLS_MODE_LABEL = "security.istio.io/tlsMode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,21 +40,16 @@ class InboundMtls:
         return self.mode
 
 
-def _mode_of(mtls: Any) -> str:
-    mode = getattr(mtls, "mode", None) or UNSET
+def _mode_of(mtls: MutualTLS | None) -> str:
+    mode = (mtls.mode if mtls is not None else None) or UNSET
     return mode if mode in MODES else UNSET
 
 
-def _selector(policy: Any) -> dict[str, str]:
-    selector = policy.spec.selector
-    return dict(selector.match_labels) if selector is not None and selector.match_labels else {}
-
-
-def _first(policies: list[Any]) -> Any:
-    return min(policies, key=lambda p: p.meta.name) if policies else None
-
-
-def compose(mesh_policy: Any, namespace_policy: Any, workload_policy: Any) -> InboundMtls:
+def compose(
+    mesh_policy: PeerAuthentication | None,
+    namespace_policy: PeerAuthentication | None,
+    workload_policy: PeerAuthentication | None,
+) -> InboundMtls:
     """The effective mode from the chosen policy of each level (each may be None)."""
     mode = PERMISSIVE
     for policy in (mesh_policy, namespace_policy, workload_policy):
@@ -69,53 +64,30 @@ def compose(mesh_policy: Any, namespace_policy: Any, workload_policy: Any) -> In
     return InboundMtls(mode, ports)
 
 
-@dataclass(frozen=True, slots=True)
-class _Index:
-    by_namespace: Mapping[str, tuple[Any, ...]]
-
-
-def _index(ctx: Any) -> _Index:
-    cached = ctx.scope_cache.get(("peer_authentication", "index"))
-    if cached is None:
-        by_ns: dict[str, list[Any]] = {}
-        for policy in ctx.snapshot.of_kind("PeerAuthentication"):
-            by_ns.setdefault(policy.meta.namespace, []).append(policy)
-        cached = ctx.scope_cache[("peer_authentication", "index")] = _Index(
-            {ns: tuple(items) for ns, items in by_ns.items()}
-        )
-    return cached
-
-
-def inbound_mtls(ctx: Any, namespace: str, labels: Mapping[str, str] | None) -> InboundMtls:
+def inbound_mtls(ctx: PushContext, namespace: str, labels: Mapping[str, str] | None) -> InboundMtls:
     """The effective policy of a workload in ``namespace`` with ``labels`` (memoized per
     snapshot). ``labels`` None: namespace and mesh levels only, as Istio infers a service's
     mode for auto mTLS."""
-    key = ("peer_authentication", namespace, None if labels is None else tuple(sorted(labels.items())))
-    cached = ctx.scope_cache.get(key)
-    if cached is not None:
-        return cached
-    index = _index(ctx)
-    root = ctx.mesh.root_namespace
-    mesh_level = [p for p in index.by_namespace.get(root, ()) if not _selector(p)]
-    own = index.by_namespace.get(namespace, ())
-    namespace_level = [] if namespace == root else [p for p in own if not _selector(p)]
-    workload_level = [] if labels is None else [
-        p for p in own if _selector(p) and labels_match(_selector(p), dict(labels))
-    ]
-    result = ctx.scope_cache[key] = compose(_first(mesh_level), _first(namespace_level), _first(workload_level))
-    return result
+    key = (namespace, None if labels is None else tuple(sorted(labels.items())))
+    cached = ctx.memo.inbound_mtls.get(key)
+    if cached is None:
+        levels = ctx.policies.peer_authentications.applicable(ctx.mesh.root_namespace, namespace, labels)
+        cached = ctx.memo.inbound_mtls[key] = compose(*levels.first_per_level())
+    return cached
 
 
 def has_sidecar(endpoint: MeshEndpoint) -> bool:
-    return any(k == TLS_MODE_LABEL and v == TLS_MODE_ISTIO for k, v in endpoint.labels)
+    """Its TLS mode is ``istio``: the Pod's label, or a WorkloadEntry's label or serviceAccount
+    (see index.services)."""
+    return endpoint.tls_mode == TLS_MODE_ISTIO
 
 
-def endpoint_accepts_mtls(ctx: Any, endpoint: MeshEndpoint) -> bool:
+def endpoint_accepts_mtls(ctx: PushContext, endpoint: MeshEndpoint) -> bool:
     """Does this endpoint run a sidecar (``tlsMode: istio``) whose policy does not DISABLE mTLS
     on its port? Auto mTLS uses it (Istio marks such endpoints ``tlsMode: istio`` in EDS)."""
     if not has_sidecar(endpoint):
         return False
     labels = endpoint.label_map
-    if not _index(ctx).by_namespace:
+    if not ctx.policies.peer_authentications:
         return True
     return inbound_mtls(ctx, endpoint.namespace, labels).mode_for(endpoint.port) != DISABLE

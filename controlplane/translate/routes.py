@@ -12,9 +12,10 @@ from controlplane.translate import destination_policy as dp
 from controlplane.translate import http_features as hf
 from controlplane.translate import names
 from controlplane.translate.hosts import resolve_short_name
+from controlplane.translate.filters import per_route_configs
 from controlplane.translate.http_route_match import applies_to_proxy, route_match
 from controlplane.model.mesh import ALLOW_ANY
-from controlplane.translate.pb import any_of, duration
+from controlplane.translate.pb import duration
 from controlplane.translate.protocol import is_http
 from controlplane.translate.proxy import Proxy
 from controlplane.translate.index.context import PushContext, VirtualServiceEntry
@@ -164,12 +165,7 @@ def http_routes(entry: VirtualServiceEntry, inputs: RouteInputs, port: int) -> l
                 route.direct_response.CopyFrom(_direct_response(http.direct_response))
             else:
                 route.route.CopyFrom(_route_action(http, entry, inputs, port))
-            fault = hf.fault_config(http.fault)
-            if fault is not None:
-                route.typed_per_filter_config[hf.FAULT_FILTER].CopyFrom(any_of(fault))
-            cors = hf.cors_policy(http.cors_policy)
-            if cors is not None:
-                route.typed_per_filter_config[hf.CORS_FILTER].CopyFrom(any_of(cors))
+            per_route_configs(http, route)
             if http.headers is not None:
                 add, remove = hf.header_options(http.headers.request)
                 route.request_headers_to_add.extend(add)

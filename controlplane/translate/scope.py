@@ -16,6 +16,7 @@ from controlplane.translate.hosts import (
     specificity,
 )
 from controlplane.model.mesh import ALLOW_ANY
+from controlplane.model.sidecar import Sidecar
 from controlplane.translate.proxy import Proxy
 from controlplane.translate.index.context import (
     MESH_GATEWAY,
@@ -154,14 +155,24 @@ def _destination_hosts(entry: VirtualServiceEntry, domain_suffix: str) -> set[st
 
 
 def sidecar_scope(ctx: PushContext, proxy: Proxy) -> SidecarScope:
-    sidecar = ctx.sidecar_for(proxy)
-    cache_key = (proxy.namespace, sidecar.key if sidecar is not None else None)
-    cached = ctx.scope_cache.get(cache_key)
+    """A sidecar's scope: from the Sidecar resource that applies to it, if any."""
+    return _scope(ctx, proxy.namespace, ctx.sidecar_for(proxy))
+
+
+def gateway_scope(ctx: PushContext, proxy: Proxy) -> SidecarScope:
+    """A gateway's: every service exported to its namespace (Istio's default scope for
+    gateways; Sidecar resources do not apply to them)."""
+    return _scope(ctx, proxy.namespace, None)
+
+
+def _scope(ctx: PushContext, namespace: str, sidecar: Sidecar | None) -> SidecarScope:
+    cache_key = (namespace, sidecar.key if sidecar is not None else None)
+    cached = ctx.memo.scopes.get(cache_key)
     if cached is not None:
         return cached
     policy = ctx.mesh.outbound_traffic_policy
     if sidecar is None:
-        scope = SidecarScope(None, (_egress_scope(ctx, proxy.namespace, None),), (), policy, cache_key)
+        scope = SidecarScope(None, (_egress_scope(ctx, namespace, None),), (), policy, cache_key)
     else:
         spec = sidecar.spec
         listeners = spec.egress or (None,)
@@ -169,10 +180,10 @@ def sidecar_scope(ctx: PushContext, proxy: Proxy) -> SidecarScope:
             policy = spec.outbound_traffic_policy.mode
         scope = SidecarScope(
             sidecar,
-            tuple(_egress_scope(ctx, proxy.namespace, e) for e in listeners),
+            tuple(_egress_scope(ctx, namespace, e) for e in listeners),
             tuple(spec.ingress),
             policy or ALLOW_ANY,
             cache_key,
         )
-    ctx.scope_cache[cache_key] = scope
+    ctx.memo.scopes[cache_key] = scope
     return scope

@@ -42,9 +42,6 @@ from controlplane.translate.telemetry_policy import (
     AccessLogPlan,
     DirectionPlan,
     TracingPlan,
-    applicable,
-    depends_on_labels,
-    index_by_namespace,
     telemetry_plan,
 )
 
@@ -297,23 +294,17 @@ def _no_route_only(log: accesslog_pb2.AccessLog) -> accesslog_pb2.AccessLog:
     return out
 
 
-def _index(ctx: PushContext) -> dict[str, list[Any]]:
-    key = ("telemetry-index",)
-    index = ctx.scope_cache.get(key)
-    if index is None:
-        index = ctx.scope_cache[key] = index_by_namespace(ctx.snapshot.of_kind("Telemetry"))
-    return index
-
-
 def proxy_telemetry(ctx: PushContext, proxy: Proxy) -> ProxyTelemetry | None:
     """What to add to this proxy's listeners and clusters; None when nothing is configured."""
-    index = _index(ctx)
-    labels = proxy.labels if depends_on_labels(index, proxy.namespace) else None
+    telemetries = ctx.policies.telemetries
+    root = ctx.mesh.root_namespace
+    labels = proxy.labels if telemetries.selects_by_labels(root, proxy.namespace) else None
     # OpenTelemetry's service_name names the workload, so its output is per workload.
-    key = ("telemetry", proxy.namespace, labels, _canonical_service(proxy))
-    if key in ctx.scope_cache:
-        return ctx.scope_cache[key]
-    plan = telemetry_plan(applicable(index, ctx.mesh.root_namespace, proxy), ctx.mesh.telemetry)
+    key = (proxy.namespace, labels, _canonical_service(proxy))
+    if key in ctx.memo.telemetry:
+        return ctx.memo.telemetry[key]
+    levels = telemetries.applicable(root, proxy.namespace, proxy.label_map).first_per_level()
+    plan = telemetry_plan([t for t in levels if t is not None], ctx.mesh.telemetry)
     result = None
     if not plan.empty:
         providers = {
@@ -325,7 +316,7 @@ def proxy_telemetry(ctx: PushContext, proxy: Proxy) -> ProxyTelemetry | None:
         result = ProxyTelemetry(
             _direction(ctx, proxy, plan.outbound), _direction(ctx, proxy, plan.inbound), collectors
         )
-    ctx.scope_cache[key] = result
+    ctx.memo.telemetry[key] = result
     return result
 
 
@@ -376,10 +367,10 @@ def collector_clusters(
     for c in telemetry.collectors:
         if c.cluster in existing:
             continue
-        key = ("telemetry-cluster", c)
-        if key not in ctx.scope_cache:
-            ctx.scope_cache[key] = _collector_cluster(ctx, c)
-        out.append(ctx.scope_cache[key])
+        cluster = ctx.memo.collector_clusters.get(c.cluster)
+        if cluster is None:
+            cluster = ctx.memo.collector_clusters[c.cluster] = _collector_cluster(ctx, c)
+        out.append(cluster)
     return out
 
 

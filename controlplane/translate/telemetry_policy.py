@@ -14,7 +14,6 @@ mesh ``accessLogFile`` (Istio's legacy switch) and ``enableTracing`` + Zipkin ad
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +23,6 @@ from controlplane.model.mesh_config import (
     TelemetryDefaults,
     ZipkinTracingProvider,
 )
-from controlplane.translate.proxy import Proxy
-from controlplane.translate.index.registry import labels_match
 
 CLIENT = "CLIENT"  # outbound listeners
 SERVER = "SERVER"  # inbound listeners
@@ -63,48 +60,6 @@ class TelemetryPlan:
 
     def for_direction(self, direction: str) -> DirectionPlan:
         return self.outbound if direction == CLIENT else self.inbound
-
-
-def _selector(telemetry: Any) -> dict[str, str]:
-    sel = telemetry.spec.selector
-    return dict(sel.match_labels) if sel is not None else {}
-
-
-def _namespace_wide(telemetry: Any) -> bool:
-    return (
-        not _selector(telemetry)
-        and not telemetry.spec.target_ref
-        and not telemetry.spec.target_refs
-    )
-
-
-def index_by_namespace(telemetries: Iterable[Any]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for t in sorted(telemetries, key=lambda t: (t.meta.namespace, t.meta.name)):
-        out.setdefault(t.meta.namespace, []).append(t)
-    return out
-
-
-def applicable(index: dict[str, list[Any]], root_namespace: str, proxy: Proxy) -> list[Any]:
-    """The Telemetry resources that apply to ``proxy``, least specific first."""
-    levels: list[Any] = []
-    if proxy.namespace != root_namespace:
-        root = next((t for t in index.get(root_namespace, ()) if _namespace_wide(t)), None)
-        if root is not None:
-            levels.append(root)
-    own = index.get(proxy.namespace, [])
-    namespace = next((t for t in own if _namespace_wide(t)), None)
-    if namespace is not None:
-        levels.append(namespace)
-    labels = proxy.label_map
-    workload = next((t for t in own if _selector(t) and labels_match(_selector(t), labels)), None)
-    if workload is not None:
-        levels.append(workload)
-    return levels
-
-
-def depends_on_labels(index: dict[str, list[Any]], namespace: str) -> bool:
-    return any(_selector(t) for t in index.get(namespace, ()))
 
 
 def _applies(match: Any, direction: str) -> bool:

@@ -1,11 +1,10 @@
-"""Network and listener filter builders: HTTP connection manager, tcp_proxy, inspectors."""
+"""Terminal network filters (HTTP connection manager, tcp_proxy) and listener filters
+(inspectors). The filters inside a chain come from the registry (``filters/__init__``)."""
 
 from __future__ import annotations
 
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.http.cors.v3 import cors_pb2
-from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
@@ -14,7 +13,6 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
-from controlplane.translate import http_features as hf
 from controlplane.translate.pb import ads_source, any_of
 
 HCM = "envoy.filters.network.http_connection_manager"
@@ -26,18 +24,9 @@ HTTP_INSPECTOR = "envoy.filters.listener.http_inspector"
 HCM_TYPE = hcm_pb2.HttpConnectionManager
 
 
-def http_filters(with_fault_and_cors: bool = True) -> list[hcm_pb2.HttpFilter]:
-    """fault and cors come before the router, as Istio orders them."""
-    out = []
-    if with_fault_and_cors:
-        out.append(hcm_pb2.HttpFilter(name=hf.FAULT_FILTER, typed_config=any_of(hf.empty_fault_filter_config())))
-        out.append(hcm_pb2.HttpFilter(name=hf.CORS_FILTER, typed_config=any_of(cors_pb2.Cors())))
-    out.append(hcm_pb2.HttpFilter(name=hf.ROUTER_FILTER, typed_config=any_of(router_pb2.Router())))
-    return out
-
-
 def http_connection_manager(
     stat_prefix: str,
+    http_filters: list[hcm_pb2.HttpFilter],
     *,
     rds_name: str | None = None,
     route_config: route_pb2.RouteConfiguration | None = None,
@@ -50,7 +39,7 @@ def http_connection_manager(
         hcm.rds.route_config_name = rds_name
     elif route_config is not None:
         hcm.route_config.CopyFrom(route_config)
-    hcm.http_filters.extend(http_filters())
+    hcm.http_filters.extend(http_filters)
     hcm.use_remote_address.value = False
     hcm.upgrade_configs.add(upgrade_type="websocket")
     if http2:

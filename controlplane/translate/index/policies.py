@@ -1,4 +1,4 @@
-"""Which workload policies apply to a proxy: Istio's root namespace -> namespace -> workload.
+"""The policy part of the index, and which workload policies apply to a proxy: Istio's root namespace -> namespace -> workload.
 
 One rule for every policy kind that carries a ``selector`` (PeerAuthentication, Telemetry,
 and AuthorizationPolicy, RequestAuthentication, EnvoyFilter next):
@@ -17,12 +17,15 @@ name), which stands in for Istio's "oldest first" as the input carries no creati
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from controlplane.model.common import WorkloadSelector
 from controlplane.model.base import ObjectMeta
+from controlplane.model.security import PeerAuthentication
+from controlplane.model.telemetry import Telemetry
 from controlplane.translate.index.registry import labels_match
+from controlplane.translate.index.service_index import Snapshot
 
 
 class _Spec(Protocol):
@@ -113,3 +116,24 @@ class PolicySet(Generic[P]):
                 p for p in candidates if selector_labels(p) and labels_match(selector_labels(p), label_map)
             )
         return Applicable(mesh, ns_level, workload)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyIndex:
+    """The policy part of the index: one PolicySet per policy kind."""
+
+    peer_authentications: PolicySet[PeerAuthentication] = field(default_factory=lambda: PolicySet({}))
+    telemetries: PolicySet[Telemetry] = field(default_factory=lambda: PolicySet({}))
+
+
+def build_policy_index(snapshot: Snapshot) -> PolicyIndex:
+    telemetries: list[Telemetry] = [
+        t for t in snapshot.of_kind(Telemetry.KIND) if not (t.spec.target_ref or t.spec.target_refs)
+    ]
+    return PolicyIndex(
+        peer_authentications=PolicySet.of(snapshot.of_kind(PeerAuthentication.KIND)),
+        telemetries=PolicySet.of(telemetries),
+    )
+
+
+POLICY_KINDS = frozenset({"PeerAuthentication", "Telemetry"})

@@ -1,0 +1,33 @@
+"""What a builder makes for one proxy, and what every builder offers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+
+from controlplane.translate.index.context import PushContext
+from controlplane.translate.proxy import Proxy
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """One proxy's resources by name (assignments sorted by cluster name)."""
+
+    clusters: Mapping[str, cluster_pb2.Cluster] = field(default_factory=dict)
+    assignments: tuple[endpoint_pb2.ClusterLoadAssignment, ...] = ()
+    listeners: Mapping[str, listener_pb2.Listener] = field(default_factory=dict)
+    routes: Mapping[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Builder:
+    """One kind of proxy: ``build`` makes everything; ``assignments`` only the
+    ClusterLoadAssignments, for pushes after an endpoint-only change."""
+
+    build: Callable[[PushContext, Proxy], ProxyConfig]
+    assignments: Callable[[PushContext, Proxy], tuple[endpoint_pb2.ClusterLoadAssignment, ...]]

@@ -1,0 +1,64 @@
+"""The filter registry: every HTTP and network filter is one module in this package.
+
+A module that defines ``FILTER`` is found at import and placed by its ``position`` (see
+``base``). Adding a filter (RBAC, JWT, ext_authz, stats, rate limits, ...) is adding a file;
+no chain is written out by hand anywhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+
+from controlplane.model.virtual_service import HTTPRoute
+from controlplane.translate.filters.base import FilterSite, HttpFilter, NetworkFilter, apply_per_route
+
+
+def _discover() -> tuple[tuple[HttpFilter, ...], tuple[NetworkFilter, ...]]:
+    http: list[HttpFilter] = []
+    network: list[NetworkFilter] = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found = getattr(module, "FILTER", None)
+        if isinstance(found, HttpFilter):
+            http.append(found)
+        elif isinstance(found, NetworkFilter):
+            network.append(found)
+    return (
+        tuple(sorted(http, key=lambda f: (f.position, f.name))),
+        tuple(sorted(network, key=lambda f: (f.position, f.name))),
+    )
+
+
+HTTP_FILTERS, NETWORK_FILTERS = _discover()
+
+
+def http_filter_chain(site: FilterSite) -> list[hcm_pb2.HttpFilter]:
+    """The HTTP filters of one connection manager, in registry order."""
+    return [f for f in (m.http_filter(site) for m in HTTP_FILTERS) if f is not None]
+
+
+def network_filter_chain(site: FilterSite) -> list[lc.Filter]:
+    """The network filters that go before a chain's terminal filter."""
+    return [f for f in (m.network_filter(site) for m in NETWORK_FILTERS) if f is not None]
+
+
+def per_route_configs(http: HTTPRoute, route: rc.Route) -> None:
+    """Every filter's per-route config for a VirtualService http route."""
+    apply_per_route(HTTP_FILTERS, http, route)
+
+
+__all__ = [
+    "HTTP_FILTERS",
+    "NETWORK_FILTERS",
+    "FilterSite",
+    "http_filter_chain",
+    "network_filter_chain",
+    "per_route_configs",
+]

@@ -1,0 +1,133 @@
+"""The routing part of the index: VirtualServices, DestinationRules and Sidecars.
+
+Hosts are resolved to FQDNs once here, so builders compare names only. Built from those
+three kinds alone: a change to services, endpoints or policies leaves this part as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from controlplane.model.destination_rule import DestinationRule, DestinationRuleSpec, LoadBalancerSettings
+from controlplane.model.mesh import MeshConfig
+from controlplane.model.sidecar import Sidecar
+from controlplane.model.virtual_service import VirtualService
+from controlplane.translate.hosts import resolve_short_name, specificity
+from controlplane.translate.index import services as svcs
+from controlplane.translate.index.delegation import merge_delegates
+from controlplane.translate.index.service_index import Snapshot
+
+MESH_GATEWAY = "mesh"
+ROUTING_KINDS = frozenset({"VirtualService", "DestinationRule", "Sidecar"})
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualServiceEntry:
+    vs: VirtualService
+    hosts: tuple[str, ...]  # resolved to FQDNs
+    gateways: frozenset[str]  # "mesh" or "ns/name"
+    export_to: frozenset[str]
+
+    @property
+    def namespace(self) -> str:
+        return self.vs.meta.namespace
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationRuleEntry:
+    rule: DestinationRule
+    host: str  # resolved
+    export_to: frozenset[str]
+
+    @property
+    def namespace(self) -> str:
+        return self.rule.meta.namespace
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationRuleIndex:
+    """One namespace's DestinationRules: by exact host, and wildcard ones by specificity."""
+
+    exact: Mapping[str, tuple[DestinationRuleEntry, ...]] = field(default_factory=dict)
+    wildcards: tuple[DestinationRuleEntry, ...] = ()  # most specific first
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingIndex:
+    virtual_services: tuple[VirtualServiceEntry, ...] = ()
+    destination_rules: Mapping[str, tuple[DestinationRuleEntry, ...]] = field(default_factory=dict)
+    dr_index: Mapping[str, DestinationRuleIndex] = field(default_factory=dict)
+    sidecars: Mapping[str, tuple[Sidecar, ...]] = field(default_factory=dict)
+    # Does any DestinationRule compare endpoint labels with the proxy's (failoverPriority)?
+    uses_failover_priority: bool = False
+
+
+def exported_to(export: frozenset[str], owner_ns: str, proxy_ns: str) -> bool:
+    if "*" in export:
+        return True
+    if "~" in export and len(export) == 1:
+        return False
+    return proxy_ns in export or ("." in export and owner_ns == proxy_ns)
+
+
+def _has_failover_priority(spec: DestinationRuleSpec) -> bool:
+    policies = [spec.traffic_policy] + [s.traffic_policy for s in spec.subsets]
+    lbs: list[LoadBalancerSettings | None] = []
+    for p in policies:
+        if p is not None:
+            lbs.append(p.load_balancer)
+            lbs += [pls.load_balancer for pls in p.port_level_settings]
+    return any(
+        lb is not None and lb.locality_lb_setting is not None and bool(lb.locality_lb_setting.failover_priority)
+        for lb in lbs
+    )
+
+
+def virtual_service_entries(virtual_services: list[VirtualService], mesh: MeshConfig) -> tuple[VirtualServiceEntry, ...]:
+    out = []
+    for vs in virtual_services:
+        ns = vs.meta.namespace
+        gateways = frozenset(
+            g if g == MESH_GATEWAY or "/" in g else f"{ns}/{g}" for g in (vs.spec.gateways or (MESH_GATEWAY,))
+        )
+        hosts = tuple(resolve_short_name(h, ns, mesh.domain_suffix) for h in vs.spec.hosts)
+        out.append(VirtualServiceEntry(vs, hosts, gateways, svcs.export_set(vs.spec.export_to)))
+    return tuple(out)
+
+
+def build_routing_index(snapshot: Snapshot, mesh: MeshConfig) -> RoutingIndex:
+    # Roots come merged with their delegates; delegates are not routed on their own.
+    merged = merge_delegates(snapshot.of_kind(VirtualService.KIND), mesh.domain_suffix)
+    virtual_services = virtual_service_entries(merged, mesh)
+    rules: dict[str, list[DestinationRuleEntry]] = {}
+    failover_priority = False
+    dr: DestinationRule
+    for dr in snapshot.of_kind(DestinationRule.KIND):
+        ns = dr.meta.namespace
+        entry = DestinationRuleEntry(
+            dr, resolve_short_name(dr.spec.host, ns, mesh.domain_suffix), svcs.export_set(dr.spec.export_to)
+        )
+        rules.setdefault(ns, []).append(entry)
+        failover_priority |= _has_failover_priority(dr.spec)
+    dr_index: dict[str, DestinationRuleIndex] = {}
+    for ns, entries in rules.items():
+        exact: dict[str, list[DestinationRuleEntry]] = {}
+        wildcards = []
+        for entry in entries:
+            if entry.host.startswith("*"):
+                wildcards.append(entry)
+            else:
+                exact.setdefault(entry.host, []).append(entry)
+        wildcards.sort(key=lambda e: specificity(e.host))
+        dr_index[ns] = DestinationRuleIndex({h: tuple(v) for h, v in exact.items()}, tuple(wildcards))
+    sidecars: dict[str, list[Sidecar]] = {}
+    for sc in snapshot.of_kind(Sidecar.KIND):
+        sidecars.setdefault(sc.meta.namespace, []).append(sc)
+    return RoutingIndex(
+        virtual_services=virtual_services,
+        destination_rules={ns: tuple(v) for ns, v in rules.items()},
+        dr_index=dr_index,
+        sidecars={ns: tuple(v) for ns, v in sidecars.items()},
+        uses_failover_priority=failover_priority,
+    )
