@@ -103,3 +103,15 @@ def test_no_listener_raises() -> None:
     out = run_case("explicit_bind_local_mesh")  # no iptables: no virtualOutbound catch-all
     with pytest.raises(WalkError):
         walk(out, Request(12345, "x", address="1.1.1.1"))
+
+
+def test_delegated_routes_under_the_roots_match() -> None:
+    out = run_case("vs_delegate_cross_namespace")  # root in default, delegate in team-reviews
+    beta = walk(out, Request(9080, "reviews", "/v2/beta/x", headers={"end-user": "jason"}))
+    assert beta.cluster == cluster("v3") and beta.route == "v2-team-beta"
+    assert walk(out, Request(9080, "reviews", "/v2/beta/x")).cluster == cluster("v2")
+    assert walk(out, Request(9080, "reviews", "/v2/anything")).cluster == cluster("v2")
+    # a delegate route outside the root's /v2, a missing and a private delegate: no routes of theirs
+    for path in ("/other", "/missing/x", "/private/x", "/"):
+        assert walk(out, Request(9080, "reviews", path)).cluster == cluster("v1"), path
+    assert walk(out, Request(9080, "ratings", "/r")).cluster == "outbound|9080||ratings.default.svc.cluster.local"
