@@ -8,13 +8,21 @@ route's business; everything else goes on the cluster.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 
+from controlplane.model.destination_rule import (
+    ClientTLSSettings,
+    ConnectionPoolSettings,
+    DestinationRuleSpec,
+    LoadBalancerSettings,
+    OutlierDetection,
+    Subset,
+    TrafficPolicy,
+)
 from controlplane.translate.pb import any_of, duration, u32
 
 MAX_U32 = 4294967295
@@ -25,44 +33,48 @@ HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 class EffectivePolicy:
     """The four policy parts that apply to one cluster after merging levels."""
 
-    load_balancer: Any = None
-    connection_pool: Any = None
-    outlier_detection: Any = None
-    tls: Any = None
+    load_balancer: LoadBalancerSettings | None = None
+    connection_pool: ConnectionPoolSettings | None = None
+    outlier_detection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
 
     @property
     def locality_lb_enabled(self) -> bool:
         """Istio applies locality-aware priorities only when outlier detection is on."""
         if self.outlier_detection is None:
             return False
-        setting = getattr(self.load_balancer, "locality_lb_setting", None)
-        return getattr(setting, "enabled", None) is not False
+        setting = self.load_balancer.locality_lb_setting if self.load_balancer is not None else None
+        return setting is None or setting.enabled is not False
 
 
-_PARTS = ("load_balancer", "connection_pool", "outlier_detection", "tls")
-
-
-def _overlay(base: EffectivePolicy, policy: Any, port: int) -> EffectivePolicy:
+def _overlay(base: EffectivePolicy, policy: TrafficPolicy | None, port: int) -> EffectivePolicy:
     if policy is None:
         return base
-    values = {p: getattr(policy, p, None) or getattr(base, p) for p in _PARTS}
-    for pls in getattr(policy, "port_level_settings", None) or ():
-        sel = getattr(pls, "port", None)
-        if sel is not None and getattr(sel, "number", 0) == port:
-            for p in _PARTS:
-                v = getattr(pls, p, None)
-                if v is not None:
-                    values[p] = v
-    return EffectivePolicy(**values)
+    merged = EffectivePolicy(
+        load_balancer=policy.load_balancer or base.load_balancer,
+        connection_pool=policy.connection_pool or base.connection_pool,
+        outlier_detection=policy.outlier_detection or base.outlier_detection,
+        tls=policy.tls or base.tls,
+    )
+    for pls in policy.port_level_settings:
+        if pls.port is not None and pls.port.number == port:
+            merged = replace(
+                merged,
+                load_balancer=pls.load_balancer or merged.load_balancer,
+                connection_pool=pls.connection_pool or merged.connection_pool,
+                outlier_detection=pls.outlier_detection or merged.outlier_detection,
+                tls=pls.tls or merged.tls,
+            )
+    return merged
 
 
-def effective_policy(rule: Any, port: int, subset: Any = None) -> EffectivePolicy:
+def effective_policy(rule: DestinationRuleSpec | None, port: int, subset: Subset | None = None) -> EffectivePolicy:
     """Merge a DestinationRule's spec policy (and a subset's) for one port."""
     merged = EffectivePolicy()
     if rule is not None:
-        merged = _overlay(merged, getattr(rule, "traffic_policy", None), port)
+        merged = _overlay(merged, rule.traffic_policy, port)
     if subset is not None:
-        merged = _overlay(merged, getattr(subset, "traffic_policy", None), port)
+        merged = _overlay(merged, subset.traffic_policy, port)
     return merged
 
 
@@ -76,12 +88,12 @@ _SIMPLE = {
 }
 
 
-def apply_load_balancer(cluster: cluster_pb2.Cluster, lb: Any) -> None:
+def apply_load_balancer(cluster: cluster_pb2.Cluster, lb: LoadBalancerSettings | None) -> None:
     cluster.lb_policy = cluster_pb2.Cluster.LEAST_REQUEST  # Istio's default since 1.14
     if lb is None:
         return
-    simple = getattr(lb, "simple", None)
-    chash = getattr(lb, "consistent_hash", None)
+    simple = lb.simple
+    chash = lb.consistent_hash
     if simple == "PASSTHROUGH":
         cluster.ClearField("eds_cluster_config")
         cluster.type = cluster_pb2.Cluster.ORIGINAL_DST
@@ -89,44 +101,38 @@ def apply_load_balancer(cluster: cluster_pb2.Cluster, lb: Any) -> None:
     elif simple in _SIMPLE:
         cluster.lb_policy = _SIMPLE[simple]
     elif chash is not None:
-        maglev = getattr(chash, "maglev", None)
-        if maglev is not None:
+        if chash.maglev is not None:
             cluster.lb_policy = cluster_pb2.Cluster.MAGLEV
-            size = getattr(maglev, "table_size", 0) or 0
-            if size:
-                cluster.maglev_lb_config.table_size.value = size
+            if chash.maglev.table_size:
+                cluster.maglev_lb_config.table_size.value = chash.maglev.table_size
         else:
             cluster.lb_policy = cluster_pb2.Cluster.RING_HASH
-            ring = getattr(chash, "ring_hash", None)
-            size = getattr(ring, "minimum_ring_size", 0) or getattr(chash, "minimum_ring_size", 0) or 1024
-            cluster.ring_hash_lb_config.minimum_ring_size.value = size
-    setting = getattr(lb, "locality_lb_setting", None)
-    if setting is not None and getattr(setting, "distribute", None):
+            ring = chash.ring_hash.minimum_ring_size if chash.ring_hash is not None else 0
+            cluster.ring_hash_lb_config.minimum_ring_size.value = ring or chash.minimum_ring_size or 1024
+    setting = lb.locality_lb_setting
+    if setting is not None and setting.distribute:
         cluster.common_lb_config.locality_weighted_lb_config.SetInParent()
 
 
-def hash_policies(lb: Any) -> list[rc.RouteAction.HashPolicy]:
+def hash_policies(lb: LoadBalancerSettings | None) -> list[rc.RouteAction.HashPolicy]:
     """consistentHash -> the route's hash policy (Envoy hashes on the route, not the cluster)."""
-    chash = getattr(lb, "consistent_hash", None) if lb is not None else None
+    chash = lb.consistent_hash if lb is not None else None
     if chash is None:
         return []
     hp = rc.RouteAction.HashPolicy()
-    header = getattr(chash, "http_header_name", None)
-    cookie = getattr(chash, "http_cookie", None)
-    query = getattr(chash, "http_query_parameter_name", None)
-    if header:
-        hp.header.header_name = header
+    cookie = chash.http_cookie
+    if chash.http_header_name:
+        hp.header.header_name = chash.http_header_name
     elif cookie is not None:
         hp.cookie.name = cookie.name
-        if getattr(cookie, "path", None):
+        if cookie.path:
             hp.cookie.path = cookie.path
-        ttl = getattr(cookie, "ttl", None)
-        if ttl is not None:
-            hp.cookie.ttl.CopyFrom(duration(ttl))
-    elif getattr(chash, "use_source_ip", False):
+        if cookie.ttl is not None:
+            hp.cookie.ttl.CopyFrom(duration(cookie.ttl))
+    elif chash.use_source_ip:
         hp.connection_properties.source_ip = True
-    elif query:
-        hp.query_parameter.name = query
+    elif chash.http_query_parameter_name:
+        hp.query_parameter.name = chash.http_query_parameter_name
     else:
         return []
     return [hp]
@@ -147,57 +153,57 @@ def default_circuit_breakers() -> circuit_breaker_pb2.CircuitBreakers:
 
 
 def apply_connection_pool(
-    cluster: cluster_pb2.Cluster, pool: Any, http2: bool, http_port: bool
+    cluster: cluster_pb2.Cluster, pool: ConnectionPoolSettings | None, http2: bool, http_port: bool
 ) -> None:
     """Circuit breakers, connect timeout, keepalive and upstream HTTP protocol options."""
     cluster.circuit_breakers.CopyFrom(default_circuit_breakers())
     th = cluster.circuit_breakers.thresholds[0]
-    tcp = getattr(pool, "tcp", None) if pool is not None else None
-    http = getattr(pool, "http", None) if pool is not None else None
+    tcp = pool.tcp if pool is not None else None
+    http = pool.http if pool is not None else None
     options = hpo.HttpProtocolOptions()
     if tcp is not None:
-        if getattr(tcp, "max_connections", 0):
+        if tcp.max_connections:
             th.max_connections.value = tcp.max_connections
-        if getattr(tcp, "connect_timeout", None) is not None:
+        if tcp.connect_timeout is not None:
             cluster.connect_timeout.CopyFrom(duration(tcp.connect_timeout))
-        ka = getattr(tcp, "tcp_keepalive", None)
+        ka = tcp.tcp_keepalive
         if ka is not None:
             keep = cluster.upstream_connection_options.tcp_keepalive
             keep.SetInParent()
-            if getattr(ka, "probes", 0):
+            if ka.probes:
                 keep.keepalive_probes.value = ka.probes
-            if getattr(ka, "time", None) is not None:
+            if ka.time is not None:
                 keep.keepalive_time.value = max(1, int(ka.time.total_seconds()))
-            if getattr(ka, "interval", None) is not None:
+            if ka.interval is not None:
                 keep.keepalive_interval.value = max(1, int(ka.interval.total_seconds()))
-        if getattr(tcp, "max_connection_duration", None) is not None:
+        if tcp.max_connection_duration is not None:
             options.common_http_protocol_options.max_connection_duration.CopyFrom(
                 duration(tcp.max_connection_duration)
             )
     upgrade = False
     if http is not None:
-        if getattr(http, "http1_max_pending_requests", 0):
+        if http.http1_max_pending_requests:
             th.max_pending_requests.value = http.http1_max_pending_requests
-        if getattr(http, "http2_max_requests", 0):
+        if http.http2_max_requests:
             th.max_requests.value = http.http2_max_requests
-        if getattr(http, "max_retries", 0):
+        if http.max_retries:
             th.max_retries.value = http.max_retries
-        if getattr(http, "max_requests_per_connection", 0):
+        if http.max_requests_per_connection:
             options.common_http_protocol_options.max_requests_per_connection.value = (
                 http.max_requests_per_connection
             )
-        if getattr(http, "idle_timeout", None) is not None:
+        if http.idle_timeout is not None:
             options.common_http_protocol_options.idle_timeout.CopyFrom(duration(http.idle_timeout))
-        upgrade = getattr(http, "h2_upgrade_policy", None) == "UPGRADE"
+        upgrade = http.h2_upgrade_policy == "UPGRADE"
     if not http_port:
         return
-    if http is not None and getattr(http, "use_client_protocol", False):
+    if http is not None and http.use_client_protocol:
         # Keep the downstream's protocol (HTTP/1.1 stays HTTP/1.1, h2 stays h2).
         options.use_downstream_protocol_config.http_protocol_options.SetInParent()
         options.use_downstream_protocol_config.http2_protocol_options.SetInParent()
     elif http2 or upgrade:
         options.explicit_http_config.http2_protocol_options.SetInParent()
-        streams = getattr(http, "max_concurrent_streams", 0) if http is not None else 0
+        streams = http.max_concurrent_streams if http is not None else 0
         if streams:
             options.explicit_http_config.http2_protocol_options.max_concurrent_streams.value = streams
     else:
@@ -208,37 +214,33 @@ def apply_connection_pool(
 # --- outlier detection ---------------------------------------------------------------------
 
 
-def apply_outlier_detection(cluster: cluster_pb2.Cluster, od: Any) -> None:
+def apply_outlier_detection(cluster: cluster_pb2.Cluster, od: OutlierDetection | None) -> None:
     if od is None:
         return
     out = outlier_detection_pb2.OutlierDetection()
-    five = getattr(od, "consecutive_5xx_errors", None)
-    legacy = getattr(od, "consecutive_errors", None)
-    if five is None and legacy:
-        five = legacy
+    five = od.consecutive_5xx_errors
+    if five is None and od.consecutive_errors:
+        five = od.consecutive_errors
     if five is not None:
         out.consecutive_5xx.value = five
         out.enforcing_consecutive_5xx.value = 100 if five > 0 else 0
-    gw = getattr(od, "consecutive_gateway_errors", None)
+    gw = od.consecutive_gateway_errors
     if gw is not None:
         out.consecutive_gateway_failure.value = gw
         out.enforcing_consecutive_gateway_failure.value = 100 if gw > 0 else 0
-    if getattr(od, "interval", None) is not None:
+    if od.interval is not None:
         out.interval.CopyFrom(duration(od.interval))
-    if getattr(od, "base_ejection_time", None) is not None:
+    if od.base_ejection_time is not None:
         out.base_ejection_time.CopyFrom(duration(od.base_ejection_time))
-    if getattr(od, "max_ejection_percent", 0):
+    if od.max_ejection_percent:
         out.max_ejection_percent.value = od.max_ejection_percent
-    if getattr(od, "split_external_local_origin_errors", False):
+    if od.split_external_local_origin_errors:
         out.split_external_local_origin_errors = True
-        local = getattr(od, "consecutive_local_origin_failures", None)
-        if local is not None:
-            out.consecutive_local_origin_failure.value = local
+        if od.consecutive_local_origin_failures is not None:
+            out.consecutive_local_origin_failure.value = od.consecutive_local_origin_failures
     out.enforcing_success_rate.value = 0
     cluster.outlier_detection.CopyFrom(out)
     # As Istio: minHealthPercent (default 0) is the panic threshold, so by default an
     # ejected host is never used again "in panic" while others remain.
-    cluster.common_lb_config.healthy_panic_threshold.value = float(
-        getattr(od, "min_health_percent", 0) or 0
-    )
+    cluster.common_lb_config.healthy_panic_threshold.value = float(od.min_health_percent or 0)
 

@@ -97,3 +97,40 @@ async def test_a_new_pod_behind_a_service_is_an_endpoint_change_unless_it_is_a_p
     # The connected proxy's own Pod can change its inbound listeners: everything is rebuilt.
     report = await pusher.push(source.apply(pod("app-0", "10.0.0.9", "app")))
     assert report is not None and not report.endpoints_only
+
+
+async def test_a_group_translation_refuses_keeps_its_last_config_and_others_go_on(monkeypatch) -> None:
+    from google.protobuf import struct_pb2
+
+    from controlplane import translate
+
+    def labelled(pod_name: str, app: str):
+        n = node(f"sidecar~10.0.0.9~{pod_name}.default~default.svc.cluster.local")
+        meta = struct_pb2.Struct()
+        meta.update({"LABELS": {"app": app}})
+        n.metadata.CopyFrom(meta)
+        return n
+
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    source.apply(SERVICE, pod("r1", "10.0.0.1", "reviews"), slice_of(("r1", "10.0.0.1")))
+    good = pusher.group_of(labelled("good-0", "good"), None)
+    bad = pusher.group_of(labelled("bad-0", "bad"), None)
+    assert good != bad
+    await pusher.push(None)
+    before = {g: cache.resources(g, CLUSTER_TYPE).version for g in (good, bad)}
+
+    real = translate.translate
+
+    def refuse_bad(ctx, proxy, mesh=None):
+        if proxy.label_map.get("app") == "bad":
+            raise translate.TranslationError("refused for the test")
+        return real(ctx, proxy, mesh)
+
+    monkeypatch.setattr(translate, "translate", refuse_bad)
+    changed = dict(SERVICE, spec={**SERVICE["spec"], "ports": [{"name": "http", "port": 9081}]})
+    report = await pusher.push(source.apply(changed))
+    assert report is not None and not report.endpoints_only and report.failed_groups == 1
+    assert cache.resources(bad, CLUSTER_TYPE).version == before[bad]
+    assert cache.resources(good, CLUSTER_TYPE).version != before[good]

@@ -1,0 +1,97 @@
+"""The filter registry: chains come from the filter modules, in their declared positions."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+from envoy.config.listener.v3 import listener_components_pb2 as lc
+from envoy.extensions.filters.http.buffer.v3 import buffer_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.filters.network.rbac.v3 import rbac_pb2
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+
+from controlplane.translate import LISTENER_TYPE, MeshConfig, Proxy, push_context, translate
+from controlplane.translate import filters
+from controlplane.translate.filters.base import FilterSite, HttpFilter, NetworkFilter
+from controlplane.translate.pb import any_of
+from tests.translate.support import load_documents, snapshot_of
+from tests.translate.test_golden import GOLDEN
+
+
+def _hcm_filters(listeners) -> list[list[str]]:
+    chains = []
+    for lst in listeners:
+        for fc in [*lst.filter_chains, lst.default_filter_chain]:
+            for f in fc.filters:
+                if f.name == "envoy.filters.network.http_connection_manager":
+                    hcm = hcm_pb2.HttpConnectionManager()
+                    f.typed_config.Unpack(hcm)
+                    chains.append([h.name for h in hcm.http_filters])
+    return chains
+
+
+def _translate(case: str, proxy: Proxy):
+    ctx = push_context(snapshot_of(load_documents((GOLDEN / case / "input.yaml").read_text())), MeshConfig())
+    return translate(ctx, proxy)[LISTENER_TYPE]
+
+
+def test_registry_order_is_istios() -> None:
+    assert [f.name for f in filters.HTTP_FILTERS] == [
+        "envoy.filters.http.fault", "envoy.filters.http.cors", "envoy.filters.http.router",
+    ]
+    positions = [f.position for f in filters.HTTP_FILTERS]
+    assert positions == sorted(positions)
+
+
+class _Buffer(HttpFilter):
+    """A stand-in for a new filter module (RBAC, JWT, ...): inbound only, position 300."""
+
+    name: ClassVar[str] = "envoy.filters.http.buffer"
+    position: ClassVar[int] = 300
+
+    def http_filter(self, site: FilterSite) -> hcm_pb2.HttpFilter | None:
+        if site.direction != "inbound":
+            return None
+        return self.entry(buffer_pb2.Buffer(max_request_bytes={"value": 1024}))
+
+
+class _DenyAll(NetworkFilter):
+    name: ClassVar[str] = "envoy.filters.network.rbac"
+    position: ClassVar[int] = 300
+
+    def network_filter(self, site: FilterSite) -> lc.Filter | None:
+        return lc.Filter(name=self.name, typed_config=any_of(rbac_pb2.RBAC(stat_prefix="tcp.")))
+
+
+def test_a_registered_http_filter_reaches_every_chain_of_its_direction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filters, "HTTP_FILTERS", tuple(sorted([*filters.HTTP_FILTERS, _Buffer()], key=lambda f: f.position)))
+    listeners = _translate("bookinfo_all_v1", Proxy.make("sidecar", "default", labels={"app": "reviews"}))
+    inbound = _hcm_filters([lst for lst in listeners if lst.name == "virtualInbound"])
+    outbound = _hcm_filters([lst for lst in listeners if lst.name != "virtualInbound"])
+    assert inbound and all(chain[0] == "envoy.filters.http.buffer" for chain in inbound)
+    assert outbound and not any("envoy.filters.http.buffer" in chain for chain in outbound)
+    assert all(chain[-1] == "envoy.filters.http.router" for chain in inbound + outbound)
+
+
+def test_a_registered_network_filter_goes_before_the_terminal_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filters, "NETWORK_FILTERS", (_DenyAll(),))
+    listeners = _translate("tcp_routes", Proxy.make("sidecar", "default", labels={"app": "client"}))
+    # Every chain to a service (passthrough and blackhole chains carry no policy, as Istio's).
+    chains = [
+        fc for lst in listeners for fc in lst.filter_chains
+        if fc.filters and _terminal_cluster(fc.filters[-1]).startswith(("outbound|", "inbound|"))
+    ]
+    assert chains
+    for fc in chains:
+        assert [f.name for f in fc.filters][:1] == ["envoy.filters.network.rbac"] and len(fc.filters) == 2
+
+
+def _terminal_cluster(f: lc.Filter) -> str:
+    if f.name != "envoy.filters.network.tcp_proxy":
+        return "outbound|http"  # the HCM routes to service clusters
+    tp = tcp_proxy_pb2.TcpProxy()
+    f.typed_config.Unpack(tp)
+    return tp.cluster or tp.weighted_clusters.clusters[0].name
