@@ -48,6 +48,7 @@ from google.protobuf import struct_pb2
 
 from controlplane.auth import local_token_issuer
 from controlplane.ca import load_ca_folder
+from controlplane.model.node import SIDECAR, node_id
 from tests.harness.control_plane import ServedControlPlane, served_control_plane
 from tests.harness.xds_client import XdsClientStream
 
@@ -93,7 +94,7 @@ class SdsProxy:
 
     def node(self) -> base_pb2.Node:
         ip = f"127.0.50.{self.index % 250 + 1}"
-        node = base_pb2.Node(id=f"sidecar~{ip}~bench-{self.index}.{NAMESPACE}~{NAMESPACE}.svc.cluster.local")
+        node = base_pb2.Node(id=node_id(SIDECAR, ip, f"bench-{self.index}", NAMESPACE))
         node.metadata.CopyFrom(struct_pb2.Struct(fields={
             "NAMESPACE": struct_pb2.Value(string_value=NAMESPACE),
             "SERVICE_ACCOUNT": struct_pb2.Value(string_value=self.service_account),

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import struct_pb2
 
+from controlplane.model.node import SIDECAR, node_id
+
 
 @dataclass(frozen=True)
 class ProxyIdentity:
@@ -30,7 +32,7 @@ class ProxyIdentity:
 
     @property
     def node_id(self) -> str:
-        return f"sidecar~{self.ip}~{self.pod}.{self.namespace}~{self.namespace}.svc.cluster.local"
+        return node_id(SIDECAR, self.ip, self.pod, self.namespace)
 
     @property
     def cluster(self) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from controlplane.analysis.crossref import CrossReferences
 from controlplane.analysis.inputs import Inputs, read_inputs
+from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX
 from controlplane.sources.diagnostics import Diagnostic
 
 
@@ -33,8 +34,10 @@ def analyze_paths(
     paths: Sequence[Path | str],
     *,
     default_namespace: str = "default",
-    domain_suffix: str = "svc.cluster.local",
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
 ) -> Report:
+    """``domain_suffix`` is Istio's domainSuffix (``cluster.local``); Services are
+    ``<name>.<namespace>.svc.<domain_suffix>``."""
     inputs = read_inputs([Path(p) for p in paths], default_namespace)
     found = list(inputs.diagnostics) + CrossReferences(inputs, domain_suffix).check()
     unique = sorted(set(found), key=Diagnostic.sort_key)

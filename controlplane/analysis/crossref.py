@@ -7,6 +7,9 @@ so field paths in messages are the ones users see in their YAML.
   subset no DestinationRule for that host defines;
 - a VirtualService names a Gateway that does not exist;
 - a Gateway no VirtualService references;
+- a root VirtualService delegates to a VirtualService that is missing, has hosts, or is
+  not exported to the root's namespace; a delegate route whose match does not fall within
+  the root route's (Istio drops all of these, silently);
 - a DestinationRule subset that selects no workload of its service, checked only
   when that service's workloads are known (Pods, WorkloadEntries, or the pod
   templates of Deployments and the like in the same input).
@@ -20,10 +23,18 @@ from typing import Any
 
 from controlplane.analysis.inputs import Inputs
 from controlplane.model.base import Origin
-from controlplane.model.hosts import host_matches, resolve_short_name
+from controlplane.model.hosts import (
+    DEFAULT_DOMAIN_SUFFIX,
+    host_matches,
+    normalize_host,
+    resolve_short_name,
+    service_fqdn,
+)
 from controlplane.model.labels import selector_matches
+from controlplane.model.virtual_service import VirtualService
 from controlplane.sources.diagnostics import WARNING, Diagnostic
 from controlplane.sources.parsing import Parsed
+from controlplane.translate.index import delegation
 
 WORKLOAD_TEMPLATES = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
 
@@ -58,11 +69,11 @@ def _warn(parsed: Parsed, path: str, message: str) -> Diagnostic:
 
 
 class CrossReferences:
-    def __init__(self, inputs: Inputs, domain_suffix: str = "svc.cluster.local") -> None:
+    def __init__(self, inputs: Inputs, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> None:
         self.inputs = inputs
         self.domain_suffix = domain_suffix
         self.services = {
-            f"{p.key.name}.{p.key.namespace}.{domain_suffix}": p
+            service_fqdn(p.key.name, p.key.namespace, domain_suffix): p
             for p in inputs.valid("Service")
             if p.key
         }
@@ -95,7 +106,8 @@ class CrossReferences:
     def _resolve(self, host: str, namespace: str) -> str:
         resolved = resolve_short_name(host, namespace, self.domain_suffix)
         # "reviews.prod" and "reviews.prod.svc" name a Service too, for users if not for Istio.
-        for candidate in (resolved, f"{host}.{self.domain_suffix}", f"{host}.cluster.local"):
+        host = normalize_host(host)
+        for candidate in (resolved, f"{host}.svc.{self.domain_suffix}", f"{host}.{self.domain_suffix}"):
             if candidate in self.services:
                 return candidate
         return resolved
@@ -105,9 +117,7 @@ class CrossReferences:
             return True
         for entry in self.service_entries:
             for pattern in _list(_dict(entry.document.body.get("spec")).get("hosts")):
-                if isinstance(pattern, str) and (
-                    host_matches(pattern, host) or pattern.lower() == host.lower()
-                ):
+                if isinstance(pattern, str) and host_matches(pattern, host):
                     return True
         return False
 
@@ -127,6 +137,7 @@ class CrossReferences:
             *self.check_destinations(),
             *self.check_gateway_references(),
             *self.check_subsets_select_workloads(),
+            *self.check_delegates(),
         ]
 
     def _destinations(self, spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -247,3 +258,27 @@ class CrossReferences:
                         f"spec.subsets[{i}].labels",
                         f'subset "{name}" ({shown}) selects no workload of service {service.key.name if service.key else host}',
                     )
+
+    def check_delegates(self) -> Iterator[Diagnostic]:
+        by_key = {(p.key.namespace, p.key.name): p for p in self.virtual_services if p.key}
+        models = {key: p.resource for key, p in by_key.items() if isinstance(p.resource, VirtualService)}
+        for parsed in self.virtual_services:
+            root = parsed.resource
+            if not isinstance(root, VirtualService) or not root.spec.hosts:
+                continue
+            for i, route in enumerate(root.spec.http):
+                if route.delegate is None:
+                    continue
+                found = delegation.find_delegate(root, route, models)
+                if found.delegate is None:
+                    yield _warn(parsed, f"spec.http[{i}].delegate", f"{found.problem}: this route is ignored")
+                    continue
+                merged = delegation.delegated_routes(root, route, found.delegate, self.domain_suffix)
+                for j, result in enumerate(merged):
+                    if result is None:
+                        yield _warn(
+                            by_key[(found.namespace, found.name)],
+                            f"spec.http[{j}].match",
+                            f"no match falls within the match of VirtualService {_namespace(parsed)}/"
+                            f"{root.meta.name} spec.http[{i}], which delegates here: this route is ignored there",
+                        )

@@ -8,6 +8,7 @@ from typing import Any
 
 from controlplane.auth.errors import PermissionDenied
 from controlplane.ca.spiffe import SpiffeId
+from controlplane.model.node import NodeInfo, NodeParseError, parse_node
 
 SERVICE_ACCOUNT_USER_PREFIX = "system:serviceaccount:"
 
@@ -29,20 +30,25 @@ class ProvenIdentity:
 
 @dataclass(frozen=True)
 class ClaimedIdentity:
-    """What the node says: every namespace it names must agree, as must its service account.
+    """What the node says: the namespace it is configured for, and maybe a service account.
 
-    Empty fields claim nothing (a bare node id such as ``test`` claims no namespace).
+    Empty fields claim nothing; a node read by ``model.node.parse_node`` always claims its
+    namespace (as Istio's checkConnectionIdentity compares ConfigNamespace and, when set,
+    SERVICE_ACCOUNT).
     """
 
-    namespaces: frozenset[str] = frozenset()
-    service_account: str | None = None
+    namespace: str = ""
+    service_account: str = ""
+
+    @staticmethod
+    def of(node: NodeInfo) -> ClaimedIdentity:
+        return ClaimedIdentity(node.namespace, node.service_account)
 
     def check_against(self, proven: ProvenIdentity) -> None:
-        for namespace in sorted(self.namespaces):
-            if namespace != proven.namespace:
-                raise PermissionDenied(
-                    f"node claims namespace {namespace!r}, credential proves {proven.namespace!r}"
-                )
+        if self.namespace and self.namespace != proven.namespace:
+            raise PermissionDenied(
+                f"node claims namespace {self.namespace!r}, credential proves {proven.namespace!r}"
+            )
         if self.service_account and self.service_account != proven.service_account:
             raise PermissionDenied(
                 f"node claims service account {self.service_account!r}, "
@@ -51,24 +57,13 @@ class ClaimedIdentity:
 
 
 def claim_from_node(node_id: str, metadata: Mapping[str, Any] | None = None) -> ClaimedIdentity:
-    """Read the claim from Istio node metadata (NAMESPACE, SERVICE_ACCOUNT) and node id.
-
-    A node id ``sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local`` names the
-    namespace twice; both must match the credential, like the metadata.
-    """
-    metadata = metadata or {}
-    namespaces: set[str] = set()
-    if metadata.get("NAMESPACE"):
-        namespaces.add(str(metadata["NAMESPACE"]))
-    parts = node_id.split("~")
-    if len(parts) == 4 and parts[0] in ("sidecar", "router"):
-        _, _, pod_dot_namespace, dns_domain = parts
-        if "." in pod_dot_namespace:  # pod names may hold dots, namespaces never do
-            namespaces.add(pod_dot_namespace.rsplit(".", 1)[1])
-        if dns_domain and ".svc." in dns_domain:
-            namespaces.add(dns_domain.split(".", 1)[0])
-    service_account = metadata.get("SERVICE_ACCOUNT")
-    return ClaimedIdentity(frozenset(namespaces), str(service_account) if service_account else None)
+    """The claim of a node, read exactly as translation reads it (``model.node.parse_node``),
+    so the namespace checked here is the namespace the proxy gets config for. A node that
+    cannot be read (or names two namespaces) is refused: no credential can vouch for it."""
+    try:
+        return ClaimedIdentity.of(parse_node(node_id, metadata))
+    except NodeParseError as error:
+        raise PermissionDenied(str(error)) from None
 
 
 def identity_from_username(username: str, trust_domain: str) -> ProvenIdentity | None:

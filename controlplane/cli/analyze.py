@@ -37,18 +37,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--domain-suffix",
-        default="svc.cluster.local",
-        help="cluster domain suffix for Service host names (default: %(default)s)",
+        type=_domain_suffix,
+        help=(
+            "Istio's domainSuffix: Services are <name>.<namespace>.svc.<suffix> "
+            "(default: cluster.local; the older form svc.cluster.local is accepted)"
+        ),
     )
     parser.add_argument("--errors-only", action="store_true", help="do not print warnings")
     parser.set_defaults(func=run)
 
 
+def _domain_suffix(value: str) -> str:
+    from controlplane.model.hosts import normalize_domain_suffix
+
+    suffix = normalize_domain_suffix(value)
+    if not suffix:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a domain suffix")
+    return suffix
+
+
 def run(args: argparse.Namespace) -> int:
     from controlplane.analysis import analyze_paths  # imported here: keeps `--help` fast
+    from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX
 
     report = analyze_paths(
-        args.paths, default_namespace=args.namespace, domain_suffix=args.domain_suffix
+        args.paths,
+        default_namespace=args.namespace,
+        domain_suffix=args.domain_suffix or DEFAULT_DOMAIN_SUFFIX,
     )
     for diagnostic in report.diagnostics:
         if diagnostic.is_error or not args.errors_only:

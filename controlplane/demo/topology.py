@@ -19,6 +19,9 @@ from typing import Any
 
 import yaml
 
+from controlplane.model.labels import selector_matches
+from controlplane.model.node import SIDECAR, node_id
+
 CONFIG_ROOT = Path(__file__).resolve().parent / "config"
 BASE_DIR = CONFIG_ROOT / "base"
 PHASES_DIR = CONFIG_ROOT / "phases"
@@ -57,7 +60,7 @@ class Workload:
 
     @property
     def node_id(self) -> str:
-        return f"sidecar~{self.address}~{self.name}.{self.namespace}~{self.namespace}.svc.{TRUST_DOMAIN}"
+        return node_id(SIDECAR, self.address, self.name, self.namespace)
 
     @property
     def admin_url(self) -> str:
@@ -101,7 +104,7 @@ def load_workloads(config_dir: Path) -> list[Workload]:
         for sidecar in sidecars:
             selector = ((sidecar["spec"].get("workloadSelector") or {}).get("labels")) or {}
             same_ns = sidecar["metadata"].get("namespace", "default") == namespace
-            if not same_ns or not selector or any(labels.get(k) != v for k, v in selector.items()):
+            if not same_ns or not selector or not selector_matches(selector, labels):
                 continue
             for ingress in sidecar["spec"].get("ingress") or ():
                 fields["inbound_port"] = int(ingress["port"]["number"])

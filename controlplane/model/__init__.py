@@ -17,9 +17,11 @@ Public API
 ``is_supported(api_version, kind) -> bool``, ``supported_kinds()``, ``KINDS``, ``BY_KIND``
     The kind registry: which (group, kind) pairs are modelled and under which versions.
 
-Helpers: ``hosts`` (``host_matches``, ``hosts_overlap``, ``resolve_short_name``,
-``service_fqdn``, ``split_namespaced_host``) and ``labels`` (``selector_matches``,
-``service_selects``).
+Helpers, each the one implementation of its concept: ``hosts`` (``host_matches``,
+``hosts_overlap``, ``resolve_short_name``, ``service_fqdn``, ``split_namespaced_host``,
+``DEFAULT_DOMAIN_SUFFIX``; case-insensitive), ``labels`` (``selector_matches``,
+``service_selects``, ``selector_labels``) and ``node`` (Istio's node id and metadata:
+``parse_node``, ``node_id``).
 
 Conventions of the models: Python snake_case attributes (the document's camelCase stays in
 the parser and in error paths), tuples for lists, ``FrozenDict`` (a read-only, hashable dict)

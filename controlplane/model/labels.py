@@ -1,24 +1,44 @@
-"""Label selector matching."""
+"""Label selectors: the one implementation every caller uses (Istio's ``labels.Instance.SubsetOf``).
+
+Istio selects workloads by equality only: a selector matches when each of its labels is
+present on the workload with the same value. What an empty selector means differs by kind,
+so it has its own function: a policy without one covers its whole namespace
+(``selector_matches``), a Kubernetes Service without one selects no Pod (``service_selects``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+
+from controlplane.model.common import LabelSelector, WorkloadSelector
+
+# A selector as the model holds it (a mapping) or as indexes keep it (sorted pairs).
+Selector = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
-def selector_matches(selector: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
+def selector_labels(selector: WorkloadSelector | LabelSelector | None) -> Mapping[str, str]:
+    """The labels of a ``selector.matchLabels`` (security, telemetry, DestinationRule
+    ``workloadSelector``) or a ``workloadSelector.labels`` (Sidecar, ServiceEntry); empty
+    for no selector."""
+    if selector is None:
+        return {}
+    if isinstance(selector, WorkloadSelector):
+        return selector.match_labels or {}
+    return selector.labels or {}
+
+
+def selector_matches(selector: Selector | None, labels: Mapping[str, str]) -> bool:
     """Istio workload selectors: every selector label is present with the same value.
 
     An empty or absent selector matches every workload (a namespace-wide policy).
     """
     if not selector:
         return True
-    for key, value in selector.items():
-        if labels.get(key) != value:
-            return False
-    return True
+    items = selector.items() if isinstance(selector, Mapping) else selector
+    return all(labels.get(key) == value for key, value in items)
 
 
-def service_selects(selector: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
+def service_selects(selector: Selector | None, labels: Mapping[str, str]) -> bool:
     """Kubernetes Service selectors: like ``selector_matches`` but an empty selector selects nothing
     (a Service without selector has its endpoints managed by hand)."""
     if not selector:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from controlplane.model.base import FieldError, Origin, ValidationError
+from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX
 from controlplane.model.mesh_config import (
     IstioMeshConfig,
     TelemetryDefaults,
@@ -43,8 +44,8 @@ class RetryDefaults:
 @dataclass(frozen=True, slots=True)
 class MeshConfig:
     trust_domain: str = "cluster.local"
-    # Services are named <name>.<namespace>.svc.<domain_suffix>.
-    domain_suffix: str = "cluster.local"
+    # Istio's domainSuffix: services are named <name>.<namespace>.svc.<domain_suffix>.
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
     root_namespace: str = "istio-system"
     outbound_traffic_policy: str = ALLOW_ANY  # or REGISTRY_ONLY
     default_retry: RetryDefaults | None = RetryDefaults()

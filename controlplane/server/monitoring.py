@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from controlplane.model.node import proxy_name, split_pod_name
 from controlplane.server.config_dump import config_dump_dict
 
 if TYPE_CHECKING:
@@ -75,17 +76,11 @@ def sync_state(type_status: dict[str, Any] | None) -> str:
     return SYNCED
 
 
-def proxy_name(node_id: str) -> str:
-    """``sidecar~10.0.0.1~reviews-v1-abc.default~...`` → ``reviews-v1-abc.default``, as
-    istioctl names proxies; other ids are shown whole."""
-    parts = node_id.split("~")
-    return parts[2] if len(parts) == 4 and parts[2] else node_id
-
-
 def matches_proxy(query: str, node_id: str) -> bool:
-    """A proxy is named by its node id, ``pod.namespace`` or the pod name alone."""
+    """A proxy is named by its node id, ``pod.namespace`` (``proxy_name``) or the pod name
+    alone (pod names may hold dots: the namespace follows the last one)."""
     name = proxy_name(node_id)
-    return query in (node_id, name) or name.split(".", 1)[0] == query
+    return query in (node_id, name) or split_pod_name(name)[0] == query
 
 
 def admin_address(info: Any) -> str | None:

@@ -215,8 +215,9 @@ class ControlPlane:
         node claims."""
         if call.metadata_value("authorization") is None:
             return None
-        claim = auth.claim_from_node(node.id, MessageToDict(node.metadata))
         try:
+            # Read as translate.parse_node reads it: the namespace checked is the one served.
+            claim = auth.claim_from_node(node.id, MessageToDict(node.metadata))
             return await self.authenticator.authenticate(call.metadata, claim)
         except auth.PermissionDenied as error:
             raise xds.PermissionDenied(str(error)) from None

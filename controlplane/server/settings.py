@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -19,7 +21,7 @@ class Settings:
     monitoring_port: int | None = 15014
     # Mesh.
     trust_domain: str = "cluster.local"
-    domain_suffix: str = "cluster.local"  # services are <name>.<ns>.svc.<domain_suffix>
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX  # services are <name>.<ns>.svc.<domain_suffix>
     ca_dir: Path = field(default_factory=lambda: Path("certs"))
     workload_cert_ttl_seconds: float = 24 * 3600
     # Push debounce, as Istio's PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX.

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controlplane.model.checks import is_ip
+from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX
+from controlplane.model.locality import Locality
+from controlplane.model.node import node_id as _node_id
 from controlplane.translate.stats_tags import stats_config
 
 XDS_CLUSTER = "xds-grpc"
@@ -35,12 +38,11 @@ def node_id(
     namespace: str,
     *,
     kind: str = "sidecar",
-    domain_suffix: str = "svc.cluster.local",
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
 ) -> str:
-    """Istio's node id: `sidecar~10.0.0.1~reviews-v1-abc.default~default.svc.cluster.local`."""
-    if kind not in ("sidecar", "router"):
-        raise ValueError(f"kind must be 'sidecar' or 'router', not {kind!r}")
-    return f"{kind}~{ip}~{pod}.{namespace}~{namespace}.{domain_suffix}"
+    """Istio's node id: `sidecar~10.0.0.1~reviews-v1-abc.default~default.svc.cluster.local`
+    (``domain_suffix`` is Istio's domainSuffix, ``cluster.local``: ``.svc.`` is inserted)."""
+    return _node_id(kind, ip, pod, namespace, domain_suffix)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class BootstrapParams:
     labels: Mapping[str, str] = field(default_factory=dict)
     instance_ips: Sequence[str] = ()
     kind: str = "sidecar"  # or "router" for gateways
-    domain_suffix: str = "svc.cluster.local"
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX  # Istio's domainSuffix: <name>.<ns>.svc.<this>
     cluster: str = ""  # node.cluster; defaults to "<workload>.<namespace>"
     # Where the control plane is.
     xds_host: str = "127.0.0.1"
@@ -76,6 +78,8 @@ class BootstrapParams:
     health_port: int | None = None
     listen_host: str = "127.0.0.1"  # where stats/health listeners bind
     extra_metadata: Mapping[str, Any] = field(default_factory=dict)
+    # node.locality, as pilot-agent writes it: where the proxy runs, for locality-aware balancing.
+    locality: Locality | None = None
 
     @property
     def node_id(self) -> str:
@@ -101,11 +105,16 @@ def _node(p: BootstrapParams) -> dict[str, Any]:
         "PROXY_CONFIG": {"proxyAdminPort": p.admin_port},
     }
     metadata.update(p.extra_metadata)
-    return {
+    node: dict[str, Any] = {
         "id": p.node_id,
         "cluster": p.cluster or f"{workload}.{p.namespace}",
         "metadata": metadata,
     }
+    loc = p.locality or Locality()
+    parts = {"region": loc.region, "zone": loc.zone, "sub_zone": loc.subzone}
+    if any(parts.values()):
+        node["locality"] = {k: v for k, v in parts.items() if v}
+    return node
 
 
 def _grpc_service(p: BootstrapParams) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from typing import Any
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
+from controlplane.model.labels import selector_matches
+
 
 def string_matcher(m: Any, ignore_case: bool = False) -> string_pb2.StringMatcher | None:
     """Istio StringMatch -> StringMatcher; None for an empty match (presence only)."""
@@ -72,7 +74,7 @@ def applies_to_proxy(match: Any, port: int, labels: dict[str, str], namespace: s
         return True
     if match.port and match.port != port:
         return False
-    if any(labels.get(k) != v for k, v in match.source_labels.items()):
+    if not selector_matches(match.source_labels, labels):
         return False
     if match.source_namespace and match.source_namespace != namespace:
         return False

@@ -43,6 +43,3 @@ def listener_name(address: str, port: int) -> str:
 def virtual_host_name(host: str, port: int) -> str:
     return f"{host}:{port}"
 
-
-def service_fqdn(name: str, namespace: str, domain_suffix: str) -> str:
-    return f"{name}.{namespace}.svc.{domain_suffix}"

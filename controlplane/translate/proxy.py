@@ -1,9 +1,8 @@
 """The proxy being configured: who it is, parsed from the Envoy node it sends.
 
-Istio's node id is ``<kind>~<ip>~<pod>.<namespace>~<namespace>.svc.<domain>`` and
-the node metadata carries NAMESPACE, SERVICE_ACCOUNT, LABELS, INSTANCE_IPS,
-WORKLOAD_NAME (and INTERCEPTION_MODE). Metadata is what the proxy claims; the xDS
-layer decides what to trust.
+The node id and metadata are read by ``controlplane.model.node`` (the same reader the
+credential check uses); this module adds what only the protobuf Node has (locality).
+Metadata is what the proxy claims; the xDS layer decides what to trust.
 """
 
 from __future__ import annotations
@@ -12,22 +11,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-SIDECAR = "sidecar"
-ROUTER = "router"
+from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX
+from controlplane.model.locality import Locality, proxy_locality
+from controlplane.model.node import (
+    INTERCEPTION_NONE,
+    INTERCEPTION_REDIRECT,
+    ROUTER,
+    SIDECAR,
+    NodeParseError,
+    node_id,
+)
+from controlplane.model.node import parse_node as parse_node_id
 
-INTERCEPTION_REDIRECT = "REDIRECT"
-INTERCEPTION_NONE = "NONE"
-
-
-class NodeParseError(ValueError):
-    """The node id or metadata does not describe a proxy we can configure."""
-
-
-@dataclass(frozen=True, slots=True)
-class Locality:
-    region: str = ""
-    zone: str = ""
-    subzone: str = ""
+__all__ = [
+    "INTERCEPTION_NONE",
+    "INTERCEPTION_REDIRECT",
+    "ROUTER",
+    "SIDECAR",
+    "Locality",
+    "NodeParseError",
+    "Proxy",
+    "parse_node",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +40,7 @@ class Proxy:
     kind: str  # "sidecar" or "router"
     id: str
     namespace: str
-    service_account: str = "default"
+    service_account: str = "default"  # from a node: "" when it claims none (model.node)
     labels: tuple[tuple[str, str], ...] = ()
     ips: tuple[str, ...] = ()
     workload_name: str = ""
@@ -62,15 +67,14 @@ class Proxy:
         pod_name: str = "",
         interception_mode: str = INTERCEPTION_REDIRECT,
         locality: Locality | None = None,
-        domain_suffix: str = "cluster.local",
+        domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
     ) -> Proxy:
         """Build a Proxy with a node id in Istio's form (tests, local runs)."""
         ip = ips[0] if ips else "127.0.0.1"
         pod = pod_name or workload_name or "proxy"
-        node_id = f"{kind}~{ip}~{pod}.{namespace}~{namespace}.svc.{domain_suffix}"
         return Proxy(
             kind=kind,
-            id=node_id,
+            id=node_id(kind, ip, pod, namespace, domain_suffix),
             namespace=namespace,
             service_account=service_account,
             labels=tuple(sorted((labels or {}).items())),
@@ -78,7 +82,7 @@ class Proxy:
             workload_name=workload_name,
             pod_name=pod,
             interception_mode=interception_mode,
-            locality=locality or Locality(),
+            locality=proxy_locality(labels or {}, locality),  # as parse_node: labels first
         )
 
 
@@ -90,33 +94,19 @@ def _struct_to_dict(struct: Any) -> dict[str, Any]:
 
 def parse_node(node: Any) -> Proxy:
     """Proxy from an ``envoy.config.core.v3.Node`` (id, metadata, locality)."""
-    parts = node.id.split("~")
-    if len(parts) != 4:
-        raise NodeParseError(f"node id {node.id!r}: want kind~ip~pod.namespace~namespace.svc.domain")
-    kind, ip, pod_dot_ns, dns_domain = parts
-    if kind not in (SIDECAR, ROUTER):
-        raise NodeParseError(f"node id {node.id!r}: kind {kind!r} is not sidecar or router")
-    meta = _struct_to_dict(node.metadata) if node.HasField("metadata") else {}
-    pod, _, ns_from_pod = pod_dot_ns.partition(".")
-    namespace = str(meta.get("NAMESPACE") or ns_from_pod or dns_domain.split(".")[0])
-    if not namespace:
-        raise NodeParseError(f"node id {node.id!r}: no namespace")
-    raw_labels = meta.get("LABELS") or {}
-    if not isinstance(raw_labels, dict):
-        raise NodeParseError("node metadata LABELS must be a map")
-    ips_raw = meta.get("INSTANCE_IPS") or ip
-    ips = tuple(p.strip() for p in str(ips_raw).split(",") if p.strip())
-    mode = str(meta.get("INTERCEPTION_MODE") or INTERCEPTION_REDIRECT).upper()
+    info = parse_node_id(node.id, _struct_to_dict(node.metadata) if node.HasField("metadata") else {})
     loc = node.locality if node.HasField("locality") else None
+    node_locality = Locality(loc.region, loc.zone, loc.sub_zone) if loc is not None else None
     return Proxy(
-        kind=kind,
-        id=node.id,
-        namespace=namespace,
-        service_account=str(meta.get("SERVICE_ACCOUNT") or "default"),
-        labels=tuple(sorted((str(k), str(v)) for k, v in raw_labels.items())),
-        ips=ips,
-        workload_name=str(meta.get("WORKLOAD_NAME") or ""),
-        pod_name=pod,
-        interception_mode=mode,
-        locality=Locality(loc.region, loc.zone, loc.sub_zone) if loc is not None else Locality(),
+        kind=info.kind,
+        id=info.id,
+        namespace=info.namespace,
+        service_account=info.service_account,
+        labels=info.labels,
+        ips=info.ips,
+        workload_name=info.workload_name,
+        pod_name=info.pod_name,
+        interception_mode=info.interception_mode,
+        # Istio's order: the proxy's topology or locality labels, else the node's locality.
+        locality=proxy_locality(dict(info.labels), node_locality),
     )

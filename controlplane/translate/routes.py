@@ -11,7 +11,7 @@ from envoy.config.route.v3 import route_pb2
 from controlplane.translate import destination_policy as dp
 from controlplane.translate import http_features as hf
 from controlplane.translate import names
-from controlplane.translate.hosts import resolve_short_name
+from controlplane.model.hosts import resolve_short_name
 from controlplane.translate.filters import per_route_configs
 from controlplane.translate.http_route_match import applies_to_proxy, route_match
 from controlplane.model.mesh import ALLOW_ANY

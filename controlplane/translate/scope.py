@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from controlplane.translate.hosts import (
+from controlplane.model.hosts import (
     host_matches,
-    hosts_intersect,
+    hosts_overlap,
     resolve_short_name,
     specificity,
 )
@@ -100,7 +100,7 @@ def _egress_scope(ctx: PushContext, proxy_ns: str, listener: Any) -> EgressScope
         e for e in ctx.virtual_services
         if MESH_GATEWAY in e.gateways
         and exported_to(e.export_to, e.namespace, proxy_ns)
-        and any(_ns_ok(ns, e.namespace) and any(hosts_intersect(h, vh) for vh in e.hosts) for ns, h in host_patterns)
+        and any(_ns_ok(ns, e.namespace) and any(hosts_overlap(h, vh) for vh in e.hosts) for ns, h in host_patterns)
     )
     wanted: dict[str, MeshService] = {}
     for s in ctx.services:

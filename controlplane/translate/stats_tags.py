@@ -17,10 +17,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX
+
 
 def _istio_tags(domain_suffix: str) -> list[dict[str, str]]:
     """Istio's bootstrap stats_tags (tools/packaging/common/envoy_bootstrap.json)."""
-    svc = re.escape(domain_suffix)
+    svc = re.escape(f"svc.{domain_suffix}")
     return [
         {"tag_name": "cluster_name", "regex": rf"^cluster\.((.+?(\..+?\.{svc})?)\.)"},
         {"tag_name": "tcp_prefix", "regex": r"^tcp\.((.*?)\.)\w+?$"},
@@ -45,7 +47,7 @@ def _destination_tags(domain_suffix: str) -> list[dict[str, str]]:
     """From ``outbound|<port>|<subset>|<name>.<namespace>.svc.<domain>`` cluster names (and the
     port of ``inbound|<port>||``). The first group is what the tag removes from the name (all
     inside the cluster name, which cluster_name removes anyway), the second its value."""
-    svc = re.escape(domain_suffix)
+    svc = re.escape(f"svc.{domain_suffix}")
     head = r"^cluster\.outbound\|\d+\|[^|]*\|"
     return [
         {"tag_name": "destination_port", "regex": r"^cluster\.(?:outbound|inbound)\|((\d+))\|"},
@@ -68,7 +70,7 @@ def stats_config(
     workload: str,
     namespace: str,
     labels: Mapping[str, str],
-    domain_suffix: str = "svc.cluster.local",
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
 ) -> dict[str, Any]:
     """The bootstrap ``stats_config`` (Istio's ``use_all_default_tags: false`` and its tags)."""
     fixed = [

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from controlplane.model.hosts import resolve_short_name
+from controlplane.model.labels import selector_matches
 from controlplane.translate import names
-from controlplane.translate.hosts import resolve_short_name
 from controlplane.translate.index.context import PushContext, VirtualServiceEntry
 
 
 def _applies(match: Any, port: int, labels: dict[str, str], namespace: str) -> bool:
     if match.port and match.port != port:
         return False
-    if any(labels.get(k) != v for k, v in match.source_labels.items()):
+    if not selector_matches(match.source_labels, labels):
         return False
     if match.source_namespace and match.source_namespace != namespace:
         return False

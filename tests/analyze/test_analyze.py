@@ -144,3 +144,42 @@ def test_the_installed_command_exits_1_on_errors(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert f"{bad}:25: Service prod/reviews: spec.ports[0].port: error:" in result.stdout
     assert "3 error(s)" in result.stderr
+
+
+DOMAIN = """\
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: shop}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews}
+      weight: 50
+    - destination: {host: reviews.shop.svc.corp.internal}
+      weight: 50
+"""
+
+
+def test_domain_suffix_is_istios_and_the_old_form_still_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--domain-suffix`` is Istio's domainSuffix (Services are <name>.<ns>.svc.<suffix>);
+    the old ``svc.<suffix>`` spelling means the same, so users' scripts keep working."""
+    config = tmp_path / "shop.yaml"
+    config.write_text(DOMAIN)
+    for suffix in ("corp.internal", "svc.corp.internal"):
+        code, out = run(capsys, config, "--domain-suffix", suffix)
+        assert (code, out) == (0, []), out
+    # The default is cluster.local: the corp.internal FQDN is then unknown (and named so).
+    code, out = run(capsys, config)
+    assert code == 0 and len(out) == 1
+    assert '"reviews.shop.svc.corp.internal" (reviews.shop.svc.corp.internal) is not defined' in out[0]
+    assert analyze_paths([config], domain_suffix="corp.internal").diagnostics == ()

@@ -14,6 +14,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from envoy.config.core.v3 import base_pb2
+from google.protobuf import struct_pb2
+from google.protobuf.json_format import MessageToDict
 
 from controlplane.auth import (
     Authenticator,
@@ -26,6 +29,7 @@ from controlplane.auth import (
     load_or_create_token_key,
 )
 from controlplane.auth.tokens import TOKEN_KEY_FILE
+from controlplane.translate import NodeParseError, parse_node
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -139,25 +143,62 @@ async def test_tampered_claims_are_unauthenticated(issuer, authenticator) -> Non
 
 async def test_token_for_a_claiming_b_is_permission_denied(issuer, authenticator) -> None:
     token = issuer.mint("default", "service-a")
+    node = "sidecar~10.0.0.1~pod.default~default.svc.cluster.local"
     for claim in (
-        claim_from_node("node", {"NAMESPACE": "default", "SERVICE_ACCOUNT": "service-b"}),
-        claim_from_node("node", {"NAMESPACE": "prod", "SERVICE_ACCOUNT": "service-a"}),
+        claim_from_node(node, {"NAMESPACE": "default", "SERVICE_ACCOUNT": "service-b"}),
+        claim_from_node("sidecar~10.0.0.1~pod~cluster.local", {"NAMESPACE": "prod"}),
         claim_from_node("sidecar~10.0.0.1~pod.prod~prod.svc.cluster.local", {}),
-        # metadata agrees, node id does not: still denied
-        claim_from_node(
-            "sidecar~10.0.0.1~pod.prod~prod.svc.cluster.local", {"NAMESPACE": "default"}
-        ),
     ):
         with pytest.raises(PermissionDenied):
             await authenticator.authenticate(_metadata(token), claim)
+    # metadata agrees with the credential, the node id does not: refused before any check
+    with pytest.raises(PermissionDenied, match="different namespaces"):
+        claim_from_node("sidecar~10.0.0.1~pod.prod~prod.svc.cluster.local", {"NAMESPACE": "default"})
 
 
 def test_claim_from_node_id() -> None:
     claim = claim_from_node(
         "router~10.0.0.1~gw.with.dots.istio-system~istio-system.svc.cluster.local"
     )
-    assert claim.namespaces == frozenset({"istio-system"})
-    assert claim_from_node("plain-node-id").namespaces == frozenset()
+    assert claim.namespace == "istio-system" and claim.service_account == ""
+    # A node that cannot be read claims nothing a credential could vouch for: refused.
+    for unreadable in ("plain-node-id", "sidecar~10.0.0.1~pod~evil.example.com"):
+        with pytest.raises(PermissionDenied):
+            claim_from_node(unreadable)
+
+
+def _node(node_id: str, **meta: object) -> base_pb2.Node:
+    struct = struct_pb2.Struct()
+    struct.update(meta)
+    node = base_pb2.Node(id=node_id)
+    node.metadata.CopyFrom(struct)
+    return node
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        _node("sidecar~10.0.0.1~reviews-v1.default~default.svc.cluster.local"),
+        _node("router~10.0.0.1~gw.with.dots.istio-system~istio-system.svc.cluster.local"),
+        _node("sidecar~10.0.0.1~pod~cluster.local", NAMESPACE="prod", SERVICE_ACCOUNT="reviews"),
+        _node("sidecar~10.0.0.1~pod.prod~evil.example.com"),
+        _node("sidecar~10.0.0.1~pod~evil.example.com"),
+        _node("sidecar~10.0.0.1~pod.prod~prod.svc.cluster.local", NAMESPACE="default"),
+        _node("sidecar~10.0.0.1~my.pod~default.svc.cluster.local", NAMESPACE="default"),
+    ],
+)
+def test_the_checked_namespace_is_the_translated_namespace(node: base_pb2.Node) -> None:
+    """The runtime checks ``claim_from_node`` against the credential and translates for
+    ``translate.parse_node``: for every node both read the same namespace, or both refuse it."""
+    try:
+        proxy = parse_node(node)
+    except NodeParseError:
+        with pytest.raises(PermissionDenied):
+            claim_from_node(node.id, MessageToDict(node.metadata))
+        return
+    claim = claim_from_node(node.id, MessageToDict(node.metadata))
+    assert claim.namespace == proxy.namespace != ""
+    assert claim.service_account == proxy.service_account
 
 
 def test_bearer_token_parsing() -> None:

@@ -104,8 +104,13 @@ def test_envoy_over_tls_routes_and_follows_live_edits(tmp_path: Path) -> None:
             assert cp.stop() == 0, "SIGTERM shuts the control plane down cleanly"
 
 
-def _ads_request(channel: grpc.Channel, token: str, claimed_sa: str) -> grpc.RpcError | None:
-    node = base_pb2.Node(id="sidecar~127.0.30.9~x-0.default~default.svc.cluster.local")
+def _ads_request(
+    channel: grpc.Channel,
+    token: str,
+    claimed_sa: str,
+    node_id: str = "sidecar~127.0.30.9~x-0.default~default.svc.cluster.local",
+) -> grpc.RpcError | None:
+    node = base_pb2.Node(id=node_id)
     node.metadata.CopyFrom(struct_pb2.Struct(fields={
         "NAMESPACE": struct_pb2.Value(string_value="default"),
         "SERVICE_ACCOUNT": struct_pb2.Value(string_value=claimed_sa),
@@ -148,5 +153,10 @@ def test_a_proxy_must_prove_the_identity_it_claims(tmp_path: Path) -> None:
             # A token that does not verify.
             error = _ads_request(channel, "not-a-token", claimed_sa="b")
             assert error is not None and error.code() == grpc.StatusCode.UNAUTHENTICATED
+            # Metadata claims "default" as the token proves, the node id names "prod": config
+            # would be for the node id's namespace, so it is refused.
+            prod = "sidecar~127.0.30.9~x-0.prod~prod.svc.cluster.local"
+            error = _ads_request(channel, issuer.mint("default", "b"), claimed_sa="b", node_id=prod)
+            assert error is not None and error.code() == grpc.StatusCode.PERMISSION_DENIED
             # The right token is served.
             assert _ads_request(channel, issuer.mint("default", "b"), claimed_sa="b") is None

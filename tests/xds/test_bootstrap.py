@@ -37,6 +37,25 @@ def test_node_follows_istio_conventions():
     assert node_id("10.0.0.1", "gw-0", "istio-system", kind="router").startswith("router~10.0.0.1~")
 
 
+def test_domain_suffix_is_istios_in_node_id_and_stats_tags():
+    """``domain_suffix`` is Istio's domainSuffix (``cluster.local``): ``.svc.`` is inserted in
+    the node id, and the stats tags read ``<name>.<ns>.svc.<suffix>`` cluster names."""
+    import re
+
+    params = BootstrapParams(ip="10.0.0.1", pod="a-0", namespace="prod", domain_suffix="corp.internal")
+    bootstrap = render_bootstrap(params)
+    assert bootstrap["node"]["id"] == "sidecar~10.0.0.1~a-0.prod~prod.svc.corp.internal"
+    tags = {t["tag_name"]: t["regex"] for t in bootstrap["stats_config"]["stats_tags"] if "regex" in t}
+    stat = "cluster.outbound|9080|v1|reviews.shop.svc.corp.internal.upstream_rq_200"
+    found = re.search(tags["destination_service"], stat)
+    assert found is not None and found.group(2) == "reviews.shop.svc.corp.internal"
+    default = render_bootstrap(BootstrapParams(ip="10.0.0.1", pod="a-0", namespace="prod"))
+    assert default["node"]["id"].endswith("~prod.svc.cluster.local")
+    regexes = [t.get("regex", "") for t in default["stats_config"]["stats_tags"]]
+    assert any(r"svc\.cluster\.local" in r for r in regexes)
+    assert not any(r"svc\.svc" in r for r in regexes)
+
+
 @pytest.mark.parametrize("delta", [False, True])
 def test_envoy_validates_the_bootstrap(tmp_path, delta):
     cert, _ = self_signed("istiod.istio-system.svc")

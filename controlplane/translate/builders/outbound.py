@@ -12,13 +12,15 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from controlplane.model.destination_rule import DestinationRuleSpec, Subset
+from controlplane.model.labels import selector_matches
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate import clusters as cb
 from controlplane.translate import destination_policy as dp
 from controlplane.translate import names
+from controlplane.translate.credentials import credential_resource_names
 from controlplane.translate.endpoints import load_assignment
 from controlplane.translate.index.context import PushContext
-from controlplane.translate.index.registry import EDS, MeshEndpoint, MeshService, ServicePort, labels_match
+from controlplane.translate.index.registry import EDS, MeshEndpoint, MeshService, ServicePort
 from controlplane.translate.peer_authentication import endpoint_accepts_mtls, inbound_mtls
 from controlplane.translate.proxy import Proxy
 from controlplane.translate.scope import SidecarScope
@@ -30,7 +32,7 @@ ClusterSpec = tuple[MeshService, ServicePort, Subset | None, DestinationRuleSpec
 def subset_endpoints(eps: tuple[MeshEndpoint, ...], subset: Subset | None) -> tuple[MeshEndpoint, ...]:
     if subset is None:
         return eps
-    return tuple(e for e in eps if labels_match(dict(subset.labels), e.label_map))
+    return tuple(e for e in eps if selector_matches(subset.labels, e.label_map))
 
 
 def cluster_specs(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> Iterator[ClusterSpec]:
@@ -71,6 +73,20 @@ def _build_clusters(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> dict
         )
         clusters.setdefault(c.name, c)
     return clusters
+
+
+def outbound_credential_names(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> tuple[str, ...]:
+    """The SDS names that DestinationRule ``credentialName`` makes the scope's clusters ask
+    for, sorted (who may be given them: builders/credentials.py)."""
+    key = _shared_key(ctx, proxy, scope)
+    cached = ctx.memo.credential_names.get(key)
+    if cached is None:
+        cached = ctx.memo.credential_names[key] = tuple(sorted({
+            name
+            for _, port, subset, rule in cluster_specs(ctx, proxy, scope) if rule is not None
+            for name in credential_resource_names(dp.effective_policy(rule, port.number, subset).tls)
+        }))
+    return cached
 
 
 def _auto_mtls(ctx: PushContext, proxy: Proxy, service: MeshService) -> bool:

@@ -1,10 +1,11 @@
 """The push context: everything derived from one input snapshot that every proxy shares
-(Istio's PushContext), in three parts that are built, and rebuilt, apart:
+(Istio's PushContext), in parts that are built, and rebuilt, apart:
 
 - ``service_index``: services and their endpoints (ServiceIndex), rebuilt alone after
   an endpoint change;
 - ``routing``: VirtualServices, DestinationRules, Sidecars (RoutingIndex);
-- ``policies``: PeerAuthentication, Telemetry, ... (PolicyIndex).
+- ``policies``: PeerAuthentication, Telemetry, ... (PolicyIndex);
+- ``credentials``: Secrets, for DestinationRule ``credentialName`` (CredentialIndex).
 
 ``memo`` holds outputs that proxies of one scope share within this snapshot (sidecar scopes,
 outbound clusters, route configurations, ...); it starts empty with every new context.
@@ -22,9 +23,11 @@ from envoy.config.route.v3 import route_pb2
 
 from controlplane.model.mesh import MeshConfig
 from controlplane.model.sidecar import Sidecar
-from controlplane.translate.hosts import host_matches
+from controlplane.model.hosts import host_matches
+from controlplane.model.labels import selector_labels, selector_matches
+from controlplane.translate.index.credentials import CREDENTIAL_KINDS, CredentialIndex, build_credential_index
 from controlplane.translate.index.policies import POLICY_KINDS, PolicyIndex, build_policy_index
-from controlplane.translate.index.registry import MeshEndpoint, MeshService, labels_match
+from controlplane.translate.index.registry import MeshEndpoint, MeshService
 from controlplane.translate.index.routing import (
     MESH_GATEWAY,
     ROUTING_KINDS,
@@ -54,7 +57,7 @@ __all__ = [
 ]
 
 # Every kind some part of the index reads.
-INDEXED_KINDS = SERVICE_KINDS | ROUTING_KINDS | POLICY_KINDS
+INDEXED_KINDS = SERVICE_KINDS | ROUTING_KINDS | POLICY_KINDS | CREDENTIAL_KINDS
 
 # Labels as a hashable key part (sorted pairs); None where labels do not matter.
 LabelsKey = tuple[tuple[str, str], ...] | None
@@ -71,6 +74,7 @@ class Memo:
     inbound_mtls: dict[tuple[str, LabelsKey], InboundMtls] = field(default_factory=dict)
     telemetry: dict[Hashable, ProxyTelemetry | None] = field(default_factory=dict)
     collector_clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
+    credential_names: dict[Hashable, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +83,7 @@ class PushContext:
     service_index: ServiceIndex
     routing: RoutingIndex
     policies: PolicyIndex
+    credentials: CredentialIndex = field(default_factory=CredentialIndex)
     memo: Memo = field(default_factory=Memo)
 
     # --- services ---------------------------------------------------------------------------
@@ -138,16 +143,17 @@ class PushContext:
     def has_selective_rule(self, namespace: str) -> bool:
         """Does a DestinationRule in ``namespace`` select workloads (so results differ by labels)?"""
         return any(
-            _selector_labels(e) for e in self.routing.destination_rules.get(namespace, ())
+            selector_labels(e.rule.spec.workload_selector)
+            for e in self.routing.destination_rules.get(namespace, ())
         )
 
     @staticmethod
     def _dr_applies(entry: DestinationRuleEntry, ns: str, proxy: Proxy) -> bool:
         if not exported_to(entry.export_to, ns, proxy.namespace):
             return False
-        selector = _selector_labels(entry)
+        selector = selector_labels(entry.rule.spec.workload_selector)
         if selector:
-            return ns == proxy.namespace and labels_match(selector, proxy.label_map)
+            return ns == proxy.namespace and selector_matches(selector, proxy.label_map)
         return True
 
     def sidecar_for(self, proxy: Proxy) -> Sidecar | None:
@@ -156,19 +162,13 @@ class PushContext:
         labels = proxy.label_map
         candidates = self.routing.sidecars.get(proxy.namespace, ())
         for sc in candidates:
-            sel = sc.spec.workload_selector
-            if sel is not None and sel.labels and labels_match(dict(sel.labels), labels):
+            selector = selector_labels(sc.spec.workload_selector)
+            if selector and selector_matches(selector, labels):
                 return sc
         for sc in (*candidates, *self.routing.sidecars.get(self.mesh.root_namespace, ())):
-            if sc.spec.workload_selector is None or not sc.spec.workload_selector.labels:
+            if not selector_labels(sc.spec.workload_selector):
                 return sc
         return None
-
-
-def _selector_labels(entry: DestinationRuleEntry) -> dict[str, str]:
-    """A DestinationRule's workloadSelector labels (Istio's type: ``matchLabels``)."""
-    selector = entry.rule.spec.workload_selector
-    return dict(selector.match_labels) if selector is not None else {}
 
 
 def build_push_context(snapshot: Snapshot, mesh: MeshConfig) -> PushContext:
@@ -177,6 +177,7 @@ def build_push_context(snapshot: Snapshot, mesh: MeshConfig) -> PushContext:
         service_index=build_service_index(snapshot, mesh),
         routing=build_routing_index(snapshot, mesh),
         policies=build_policy_index(snapshot),
+        credentials=build_credential_index(snapshot),
     )
 
 
@@ -192,5 +193,6 @@ def update_push_context(previous: PushContext, snapshot: Snapshot, changed_kinds
         service_index=build_service_index(snapshot, mesh) if changed & SERVICE_KINDS else previous.service_index,
         routing=build_routing_index(snapshot, mesh) if changed & ROUTING_KINDS else previous.routing,
         policies=build_policy_index(snapshot) if changed & POLICY_KINDS else previous.policies,
+        credentials=build_credential_index(snapshot) if changed & CREDENTIAL_KINDS else previous.credentials,
         memo=Memo(),
     )

@@ -24,7 +24,8 @@ from controlplane.model.common import WorkloadSelector
 from controlplane.model.base import ObjectMeta
 from controlplane.model.security import PeerAuthentication
 from controlplane.model.telemetry import Telemetry
-from controlplane.translate.index.registry import labels_match
+from controlplane.model.labels import selector_labels as _selector_labels
+from controlplane.model.labels import selector_matches
 from controlplane.translate.index.service_index import Snapshot
 
 
@@ -45,8 +46,7 @@ P = TypeVar("P", bound=_Policy)
 
 def selector_labels(policy: _Policy) -> dict[str, str]:
     """A policy's ``selector.matchLabels``; empty: the policy selects no workload by labels."""
-    selector = policy.spec.selector
-    return dict(selector.match_labels) if selector is not None and selector.match_labels else {}
+    return dict(_selector_labels(policy.spec.selector))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,7 @@ class PolicySet(Generic[P]):
             if self.root_selectors_mesh_wide and namespace != root_namespace:
                 candidates = root + own
             workload = tuple(
-                p for p in candidates if selector_labels(p) and labels_match(selector_labels(p), label_map)
+                p for p in candidates if selector_labels(p) and selector_matches(selector_labels(p), label_map)
             )
         return Applicable(mesh, ns_level, workload)
 

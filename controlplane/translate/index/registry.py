@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from controlplane.model.labels import selector_matches
 from controlplane.translate.proxy import Locality
 
 # How the cluster of a service finds its endpoints.
@@ -18,6 +19,12 @@ DNS_ROUND_ROBIN = "DNS_ROUND_ROBIN"
 PASSTHROUGH = "PASSTHROUGH"  # ServiceEntry resolution NONE, headless Kubernetes Service
 
 WILDCARD_ADDRESS = "0.0.0.0"
+
+# An endpoint's TLS mode (Istio's IstioEndpoint.TLSMode): "istio" when a sidecar able to
+# terminate mTLS fronts it; from this label, or for WorkloadEntries from their serviceAccount.
+TLS_MODE_LABEL = "security.istio.io/tlsMode"
+TLS_MODE_ISTIO = "istio"
+TLS_MODE_DISABLED = "disabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +78,12 @@ class MeshEndpoint:
     healthy: bool = True
     service_account: str = ""
     namespace: str = ""
+    tls_mode: str = TLS_MODE_DISABLED
 
     @property
     def label_map(self) -> dict[str, str]:
         return dict(self.labels)
 
 
-def labels_match(selector: dict[str, str] | tuple[tuple[str, str], ...], labels: dict[str, str]) -> bool:
-    """Equality-based selector: every selector label present with the same value."""
-    items = selector.items() if isinstance(selector, dict) else selector
-    return all(labels.get(k) == v for k, v in items)
+# The one label selector rule lives in the model; this name stays for code not yet moved to it.
+labels_match = selector_matches

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from controlplane.model.destination_rule import DestinationRule, DestinationRuleSpec, LoadBalancerSettings
+from controlplane.model.hosts import resolve_short_name, specificity
 from controlplane.model.mesh import MeshConfig
 from controlplane.model.sidecar import Sidecar
 from controlplane.model.virtual_service import VirtualService
-from controlplane.model.hosts import resolve_short_name, specificity
 from controlplane.translate.index import services as svcs
 from controlplane.translate.index.delegation import merge_delegates
 from controlplane.translate.index.service_index import Snapshot

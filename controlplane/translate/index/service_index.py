@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from controlplane.model.kubernetes import Endpoints, EndpointSlice, Pod, Service
+from controlplane.model.labels import service_selects
 from controlplane.model.mesh import MeshConfig
 from controlplane.model.service_entry import ServiceEntry, WorkloadEntry
 from controlplane.translate.index import services as svcs
-from controlplane.translate.index.registry import DNS, DNS_ROUND_ROBIN, MeshEndpoint, MeshService, labels_match
+from controlplane.translate.index.registry import DNS, DNS_ROUND_ROBIN, MeshEndpoint, MeshService
 
 # The kinds this part is built from: a change to any other kind leaves it as it is.
 SERVICE_KINDS = frozenset({"Service", "ServiceEntry", "EndpointSlice", "Endpoints", "Pod", "WorkloadEntry"})
@@ -42,7 +43,7 @@ class ServiceIndex:
         """Services (and ServiceEntries) in ``namespace`` whose selector matches ``labels``."""
         return [
             s for s in self.services
-            if s.namespace == namespace and s.selector and labels_match(s.selector, dict(labels))
+            if s.namespace == namespace and service_selects(s.selector, labels)
         ]
 
     def named_container_port(self, namespace: str, pod_name: str, port_name: str) -> int | None:
