@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,7 +29,12 @@ from controlplane.model.node import proxy_name, split_pod_name
 from controlplane.server.config_dump import config_dump_dict
 
 if TYPE_CHECKING:
-    from controlplane.server.runtime import ControlPlane
+    from prometheus_client import CollectorRegistry
+
+    from controlplane.server.observer import Observer
+    from controlplane.server.push import Pusher
+    from controlplane.store import Snapshot
+    from controlplane.xds import SnapshotCache, XdsServer
 
 log = logging.getLogger("controlplane.monitoring")
 
@@ -114,9 +119,24 @@ def _peer_host(peer: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class MonitoringInputs:
+    """What the monitoring port reads, handed over by the runtime (which it never sees)."""
+
+    registry: CollectorRegistry
+    refresh_metrics: Callable[[], None]  # bring gauges up to date before a scrape
+    ready: asyncio.Event  # set after the first full translation
+    snapshot: Callable[[], Snapshot]  # the newest input snapshot
+    config_errors: Callable[[], list[str]]  # input that failed validation, one line each
+    observer: Observer
+    xds_server: XdsServer
+    cache: SnapshotCache
+    pusher: Pusher
+
+
 class MonitoringServer:
-    def __init__(self, runtime: ControlPlane) -> None:
-        self._rt = runtime
+    def __init__(self, inputs: MonitoringInputs) -> None:
+        self._rt = inputs
         self._server: asyncio.base_events.Server | None = None
         self._routes: dict[str, Callable[[Query], Response]] = {
             "/metrics": self._metrics,
@@ -173,8 +193,8 @@ class MonitoringServer:
 
     def _metrics(self, _query: Query) -> Response:
         self._rt.refresh_metrics()
-        self._rt.observer.refresh(self._rt.store.snapshot)
-        return 200, CONTENT_TYPE_LATEST, generate_latest(self._rt.metrics.registry)
+        self._rt.observer.refresh(self._rt.snapshot())
+        return 200, CONTENT_TYPE_LATEST, generate_latest(self._rt.registry)
 
     def _ready(self, _query: Query) -> Response:
         # Ready only after the first full translation.
@@ -227,7 +247,7 @@ class MonitoringServer:
 
     def _configz(self, query: Query) -> Response:
         """Input resources by key (never their content: input Secrets hold keys)."""
-        snapshot = self._rt.store.snapshot
+        snapshot = self._rt.snapshot()
         kind = (query.get("kind") or [""])[0]
         keys = [key for key in snapshot if not kind or key.kind == kind]
         counts: dict[str, int] = {}
@@ -239,7 +259,7 @@ class MonitoringServer:
                 "version": snapshot.version,
                 "counts": counts,
                 "resources": [str(key) for key in keys],
-                "errors": [str(e) for folder in self._rt.folders for e in folder.errors],
+                "errors": self._rt.config_errors(),
             },
         )
 

@@ -20,7 +20,7 @@ from controlplane.ca import CertificateAuthority, certificate_renewal_time, load
 from controlplane.server.ca_service_metrics import MeteredCertificateService
 from controlplane.server.debounce import Debouncer
 from controlplane.server.metrics import Metrics
-from controlplane.server.monitoring import MonitoringServer
+from controlplane.server.monitoring import MonitoringInputs, MonitoringServer
 from controlplane.server.observer import Observer
 from controlplane.server.push import Pusher, PushReport, describe, merge_changes
 from controlplane.server.settings import Settings
@@ -135,7 +135,17 @@ class ControlPlane:
             )
         await self.xds_server.start()
         if s.monitoring_port is not None:
-            self.monitoring = MonitoringServer(self)
+            self.monitoring = MonitoringServer(MonitoringInputs(
+                registry=self.metrics.registry,
+                refresh_metrics=self.refresh_metrics,
+                ready=self.ready,
+                snapshot=lambda: self.store.snapshot,
+                config_errors=lambda: [str(e) for folder in self.folders for e in folder.errors],
+                observer=self.observer,
+                xds_server=self.xds_server,
+                cache=self.cache,
+                pusher=self.pusher,
+            ))
             self.ports["monitoring"] = await self.monitoring.start(s.listen_host, s.monitoring_port)
         log.info("control plane ready: %s", ", ".join(f"{k} {v}" for k, v in sorted(self.ports.items())))
 
