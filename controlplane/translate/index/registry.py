@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controlplane.model.labels import selector_matches
 from controlplane.translate.proxy import Locality
 
 # How the cluster of a service finds its endpoints.
@@ -84,6 +83,3 @@ class MeshEndpoint:
     def label_map(self) -> dict[str, str]:
         return dict(self.labels)
 
-
-# The one label selector rule lives in the model; this name stays for code not yet moved to it.
-labels_match = selector_matches
