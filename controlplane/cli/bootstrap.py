@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from controlplane.model.locality import Locality, locality_label, split_locality
 from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 
 
@@ -29,6 +30,23 @@ def _labels(text: str) -> dict[str, str]:
             raise argparse.ArgumentTypeError(f"label {part!r} is not key=value")
         labels[key] = value
     return labels
+
+
+def _locality(text: str) -> Locality:
+    parts = text.split("/")
+    if len(parts) > 3 or not parts[0] or "*" in text:
+        raise argparse.ArgumentTypeError(f"locality {text!r} is not region[/zone[/subzone]]")
+    return split_locality(text)
+
+
+def _node_locality(args: argparse.Namespace) -> Locality | None:
+    """As pilot-agent: the workload's locality label (``istio-locality: region.zone.subzone``),
+    else ``--locality``; both must agree when both are given."""
+    label = locality_label(args.labels)
+    from_label = split_locality(label) if label else None
+    if from_label and args.locality and from_label != args.locality:
+        raise SystemExit(f"bootstrap: --locality {args.locality} disagrees with the label's {label}")
+    return from_label or args.locality
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -47,6 +65,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pod", default="", help="pod name in the node id (default: <workload>-0)")
     p.add_argument("--labels", type=_labels, default={}, help="k=v,k2=v2")
     p.add_argument("--ip", default="127.0.0.1", help="the workload's address (node id, INSTANCE_IPS)")
+    p.add_argument("--locality", type=_locality, metavar="REGION/ZONE/SUBZONE",
+                   help="where the proxy runs (node.locality), for locality-aware load balancing")
     p.add_argument("--interception", choices=("REDIRECT", "NONE"), default="NONE",
                    help="NONE: listeners bind explicitly (no iptables); REDIRECT: captured by iptables")
     p.add_argument("--xds-address", type=_address, default=("127.0.0.1", 15012), metavar="HOST:PORT")
@@ -96,6 +116,7 @@ def params_from(args: argparse.Namespace) -> BootstrapParams:
         health_port=args.health_port or None,
         listen_host=args.ip,
         extra_metadata={"INTERCEPTION_MODE": args.interception},
+        locality=_node_locality(args),
     )
 
 

@@ -3,12 +3,13 @@
 gRPC xDS clients reject an assignment whose locality is missing, so even endpoints
 with no topology labels sit in an (empty) Locality. With locality-aware balancing on,
 priorities follow Istio: 0 same region/zone/subzone as the proxy, 1 same zone,
-2 same region, then failover regions, then the rest.
+2 same region, then the failover region, then the rest (see ``load_assignment``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2, health_check_pb2
@@ -37,14 +38,18 @@ def _lb_endpoint(ep: MeshEndpoint, accepts_mtls: Callable[[MeshEndpoint], bool])
     return lb
 
 
-def _priority(proxy: Locality, loc: Locality, failover: dict[str, str]) -> int:
+def _locality_priority(proxy: Locality, loc: Locality, failover: tuple[Any, ...]) -> int:
+    """Istio's LbPriority and region failover: 0 same subzone, 1 same zone, 2 same region,
+    3 another region, except that when a ``failover`` entry is ``from`` the proxy's region
+    (the first one counts), regions other than its ``to`` drop to 4."""
     if loc.region == proxy.region:
         if loc.zone == proxy.zone:
             return 0 if loc.subzone == proxy.subzone else 1
         return 2
-    if failover.get(proxy.region) == loc.region:
-        return 3
-    return 4 if failover else 3
+    for f in failover:
+        if f.from_ == proxy.region:
+            return 3 if loc.region == f.to else 4
+    return 3
 
 
 _TOPOLOGY_KEYS = {
@@ -54,29 +59,22 @@ _TOPOLOGY_KEYS = {
 }
 
 
-def _failover_priority(keys: tuple[str, ...], ep: MeshEndpoint, proxy: Locality, labels: dict[str, str]) -> int:
+def _failover_priority(
+    keys: tuple[str, ...], ep: MeshEndpoint, proxy: Locality, labels: Mapping[str, str]
+) -> int:
     """Istio's failoverPriority: 0 when an endpoint matches the proxy on every listed label,
-    1 when on all but the last, ...; topology keys compare localities."""
+    else ``len(keys) - i`` for the first label ``i`` it differs on. A missing label is "" on
+    either side; ``label=value`` compares with that value instead of the proxy's; topology
+    keys compare localities (Istio adds them to both sides' labels)."""
     ep_labels = ep.label_map
-    matched = 0
-    for key in keys:
+    for i, entry in enumerate(keys):
+        key, has_value, value = entry.partition("=")
         attr = _TOPOLOGY_KEYS.get(key)
-        if attr is not None:
-            same = getattr(ep.locality, attr) == getattr(proxy, attr)
-        else:
-            same = key in labels and ep_labels.get(key) == labels[key]
-        if not same:
-            break
-        matched += 1
-    return len(keys) - matched
-
-
-def _distribute_weights(setting: Any, proxy: Locality) -> dict[str, int] | None:
-    """``distribute`` entry whose ``from`` matches the proxy locality: locality -> weight."""
-    for d in getattr(setting, "distribute", ()) or ():
-        if _locality_matches(d.from_, proxy):
-            return dict(d.to)
-    return None
+        want = value if has_value else getattr(proxy, attr) if attr else labels.get(key, "")
+        have = getattr(ep.locality, attr) if attr else ep_labels.get(key, "")
+        if want != have:
+            return len(keys) - i
+    return 0
 
 
 def _loc_str(loc: Locality) -> str:
@@ -94,6 +92,27 @@ def _locality_matches(pattern: str, loc: Locality) -> bool:
     return True
 
 
+def _group_weights(
+    to: Mapping[str, int], groups: Mapping[Locality, list[MeshEndpoint]]
+) -> dict[Locality, int]:
+    """Istio's applyLocalityWeights: each ``to`` entry's weight is shared by the localities it
+    matches (and no earlier entry did), in proportion to their endpoint weights, rounded up.
+    Localities no entry matches get none. Entries go in sorted order (Istio's is a Go map's)."""
+    left = set(groups)
+    out: dict[Locality, int] = {}
+    for pattern, weight in sorted(to.items()):
+        matched = {
+            loc: sum(e.weight or 1 for e in groups[loc])
+            for loc in left
+            if _locality_matches(pattern, loc)
+        }
+        total = sum(matched.values())
+        for loc, own in matched.items():
+            out[loc] = math.ceil(own * weight / total)
+        left -= matched.keys()
+    return out
+
+
 def load_assignment(
     cluster_name: str,
     endpoints: Iterable[MeshEndpoint],
@@ -103,31 +122,46 @@ def load_assignment(
     proxy_labels: dict[str, str] | None = None,
     accepts_mtls: Callable[[MeshEndpoint], bool] = has_sidecar,
 ) -> endpoint_pb2.ClusterLoadAssignment:
-    """Endpoints sorted and grouped by locality. ``proxy_locality`` switches on
-    Istio's locality priorities (set only when outlier detection is configured).
+    """Endpoints sorted and grouped by locality. ``proxy_locality`` switches on Istio's
+    locality load balancing (set only when outlier detection is configured): ``distribute``
+    weights if the setting has any, else priorities (failoverPriority, failover, or the
+    default by locality), renumbered 0..N without gaps as Envoy and gRPC expect.
     ``accepts_mtls`` says which endpoints get ``tlsMode: istio`` metadata (default: those
     labelled with a sidecar; the translator also honours PeerAuthentication DISABLE)."""
+    distribute = tuple(getattr(locality_setting, "distribute", ()) or ())
+    failover = tuple(getattr(locality_setting, "failover", ()) or ())
+    keys = tuple(getattr(locality_setting, "failover_priority", ()) or ())
+    labels = proxy_labels or {}
+
+    def priority(ep: MeshEndpoint) -> int:
+        if proxy_locality is None or distribute:
+            return 0
+        if not keys:
+            return _locality_priority(proxy_locality, ep.locality, failover)
+        by_labels = _failover_priority(keys, ep, proxy_locality, labels)
+        if not failover:
+            return by_labels
+        # Both set: Istio ranks by labels first, then by locality within each label rank.
+        return by_labels * 5 + _locality_priority(proxy_locality, ep.locality, failover)
+
     groups: dict[tuple[Locality, int], list[MeshEndpoint]] = {}
-    failover = {f.from_: f.to for f in (getattr(locality_setting, "failover", ()) or ())}
-    weights = _distribute_weights(locality_setting, proxy_locality) if proxy_locality else None
-    priority_keys = tuple(getattr(locality_setting, "failover_priority", ()) or ())
     for ep in endpoints:
-        prio = 0
-        if proxy_locality is not None and priority_keys:
-            prio = _failover_priority(priority_keys, ep, proxy_locality, proxy_labels or {})
-        elif proxy_locality is not None and weights is None:
-            prio = _priority(proxy_locality, ep.locality, failover)
-        groups.setdefault((ep.locality, prio), []).append(ep)
+        groups.setdefault((ep.locality, priority(ep)), []).append(ep)
+    dense = {p: i for i, p in enumerate(sorted({p for _, p in groups}))}
+    weights: dict[Locality, int] | None = None
+    if proxy_locality is not None:
+        to = next((d.to for d in distribute if _locality_matches(d.from_, proxy_locality)), None)
+        if to is not None:  # priorities are all 0 here: one group per locality
+            weights = _group_weights(to, {loc: eps for (loc, _), eps in groups.items()})
     cla = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name)
     for (loc, prio), eps in sorted(groups.items(), key=lambda kv: (kv[0][1], _loc_str(kv[0][0]))):
+        weight = weights.get(loc, 0) if weights is not None else None
+        if weight == 0:
+            continue
         group = cla.endpoints.add()
         group.locality.CopyFrom(_locality_pb(loc))
-        group.priority = prio
-        if weights is not None:
-            weight = next((w for pat, w in sorted(weights.items()) if _locality_matches(pat, loc)), 0)
-            if weight <= 0:
-                cla.endpoints.pop()
-                continue
+        group.priority = dense[prio]
+        if weight is not None:
             group.load_balancing_weight.CopyFrom(u32(weight))
         for ep in sorted(eps, key=lambda e: (e.address, e.port)):
             group.lb_endpoints.append(_lb_endpoint(ep, accepts_mtls))

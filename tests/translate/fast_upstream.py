@@ -3,7 +3,7 @@ Nagle/delayed-ACK stall), so thousands of requests through Envoy take seconds.
 
 Answers 200 with header ``x-upstream: <name>`` and a JSON echo of path and headers, except:
 ``/status/<code>`` answers <code>; ``/fail-once/<key>`` answers 503 the first time for a
-key; ``/sleep/<ms>`` waits first; ``/bad-on/<name>`` answers 500 on the app called <name>.
+key; ``/sleep/<ms>`` waits first; ``/bad-on/<name>[,<name>...]`` answers 500 on the apps so named.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class _Handler(BaseHTTPRequestHandler):
             return 503 if first else 200
         if head == "sleep" and arg.isdigit():
             time.sleep(int(arg) / 1000)
-        if head == "bad-on" and arg == self.server.name:
+        if head == "bad-on" and self.server.name in arg.split(","):
             return 500
         return 200
 

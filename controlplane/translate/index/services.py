@@ -11,25 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from controlplane.model.hosts import normalize_host, service_fqdn
+from controlplane.model.labels import selector_matches
+from controlplane.model.locality import pod_locality, workload_entry_locality
 from controlplane.translate import protocol as proto
-from controlplane.translate.names import service_fqdn
-from controlplane.translate.proxy import Locality
 from controlplane.translate.index.registry import (
     DNS,
     DNS_ROUND_ROBIN,
     EDS,
     PASSTHROUGH,
+    TLS_MODE_DISABLED,
+    TLS_MODE_ISTIO,
+    TLS_MODE_LABEL,
     MeshEndpoint,
     MeshService,
     ServicePort,
-    labels_match,
 )
 
 EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
-REGION_LABEL = "topology.kubernetes.io/region"
-ZONE_LABEL = "topology.kubernetes.io/zone"
-SUBZONE_LABEL = "topology.istio.io/subzone"
-ISTIO_LOCALITY_LABEL = "istio-locality"
 
 _SE_RESOLUTION = {
     "NONE": PASSTHROUGH,
@@ -43,23 +42,6 @@ _SE_RESOLUTION = {
 def export_set(values: Iterable[str]) -> frozenset[str]:
     items = frozenset(v.strip() for v in values if v and v.strip())
     return items or frozenset({"*"})
-
-
-def parse_locality(text: str) -> Locality:
-    """``region/zone/subzone`` (WorkloadEntry) or ``region.zone.subzone`` (istio-locality)."""
-    sep = "/" if "/" in text else "."
-    parts = (text.split(sep) + ["", "", ""])[:3] if text else ["", "", ""]
-    return Locality(*parts)
-
-
-def labels_locality(labels: Mapping[str, str], zone: str = "") -> Locality:
-    if labels.get(ISTIO_LOCALITY_LABEL):
-        return parse_locality(labels[ISTIO_LOCALITY_LABEL])
-    return Locality(
-        labels.get(REGION_LABEL, ""),
-        labels.get(ZONE_LABEL, "") or zone,
-        labels.get(SUBZONE_LABEL, ""),
-    )
 
 
 def kubernetes_service(svc: Any, domain_suffix: str) -> MeshService | None:
@@ -114,7 +96,7 @@ def service_entry_services(se: Any) -> list[MeshService]:
         selector = tuple(sorted(spec.workload_selector.labels.items()))
     return [
         MeshService(
-            hostname=host,
+            hostname=normalize_host(host),  # hosts compare case-insensitively (model.hosts)
             namespace=se.meta.namespace,
             name=se.meta.name,
             ports=ports,
@@ -129,6 +111,21 @@ def service_entry_services(se: Any) -> list[MeshService]:
     ]
 
 
+def labels_tls_mode(labels: Mapping[str, str]) -> str:
+    """A Pod's TLS mode: its ``security.istio.io/tlsMode`` label (Istio's
+    GetTLSModeFromEndpointLabels)."""
+    return labels.get(TLS_MODE_LABEL, TLS_MODE_DISABLED)
+
+
+def workload_entry_tls_mode(wl: Any) -> str:
+    """Istio's getTLSModeFromWorkloadEntry (serviceentry/conversion.go): the label wins, even
+    ``disabled``; without it, a WorkloadEntry or ServiceEntry endpoint that names a
+    serviceAccount is ``istio`` (its sidecar holds that identity's certificate)."""
+    if TLS_MODE_LABEL in wl.labels:
+        return wl.labels[TLS_MODE_LABEL]
+    return TLS_MODE_ISTIO if wl.service_account else TLS_MODE_DISABLED
+
+
 def workload_endpoint(wl: Any, port: ServicePort, namespace: str, default_sa: str = "") -> MeshEndpoint | None:
     """A WorkloadEntry (or ServiceEntry inline endpoint) behind one service port."""
     if not wl.address:
@@ -140,10 +137,11 @@ def workload_endpoint(wl: Any, port: ServicePort, namespace: str, default_sa: st
         address=wl.address.removeprefix("unix://"),
         port=number,
         labels=tuple(sorted(wl.labels.items())),
-        locality=parse_locality(wl.locality),
+        locality=workload_entry_locality(wl.locality, wl.labels),
         weight=wl.weight,
         service_account=wl.service_account or default_sa,
         namespace=namespace,
+        tls_mode=workload_entry_tls_mode(wl),
     )
 
 
@@ -167,18 +165,20 @@ class PodIndex:
 
 
 def _endpoint_from_address(
-    ip: str, port: int, namespace: str, pods: PodIndex, target_ref: Any, zone: str, ready: bool
+    ip: str, port: int, namespace: str, pods: PodIndex, target_ref: Any, ready: bool
 ) -> MeshEndpoint:
+    # Locality as Istio's: from the Pod only (not the slice's zone, which Istio never reads).
     pod = pods.find(namespace, target_ref, ip)
     labels: Mapping[str, str] = pod.meta.labels if pod is not None else {}
     return MeshEndpoint(
         address=ip,
         port=port,
         labels=tuple(sorted(labels.items())),
-        locality=labels_locality(labels, zone),
+        locality=pod_locality(labels),
         healthy=ready,
         service_account=pod.spec.service_account_name if pod is not None else "",
         namespace=namespace,
+        tls_mode=labels_tls_mode(labels),
     )
 
 
@@ -210,7 +210,7 @@ def kubernetes_endpoints(
                         continue
                     for ip in ep.addresses[:1]:
                         out[sp.number].append(
-                            _endpoint_from_address(ip, number, service.namespace, pods, ep.target_ref, ep.zone, True)
+                            _endpoint_from_address(ip, number, service.namespace, pods, ep.target_ref, True)
                         )
     elif legacy is not None:
         for subset in legacy.subsets:
@@ -220,7 +220,7 @@ def kubernetes_endpoints(
                     continue
                 for addr in subset.addresses:
                     out[sp.number].append(
-                        _endpoint_from_address(addr.ip, number, service.namespace, pods, addr.target_ref, "", True)
+                        _endpoint_from_address(addr.ip, number, service.namespace, pods, addr.target_ref, True)
                     )
     return out
 
@@ -230,4 +230,4 @@ def selected_workload_entries(
 ) -> list[Any]:
     if not selector:
         return []
-    return [we for we in entries if we.meta.namespace == namespace and labels_match(selector, dict(we.spec.labels))]
+    return [we for we in entries if we.meta.namespace == namespace and selector_matches(selector, we.spec.labels)]
