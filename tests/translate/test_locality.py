@@ -239,3 +239,17 @@ def test_distribute_from_another_locality_changes_nothing() -> None:
     cla = load_assignment("c", _eps(("a", US_A, {}), ("e", EU_A, {})), proxy_locality=US_A, locality_setting=setting)
     assert _ranks(cla) == {"a": 0, "e": 0}
     assert not any(g.HasField("load_balancing_weight") for g in cla.endpoints)
+
+
+def test_distribute_weights_apply_without_outlier_detection() -> None:
+    """Istio applies ``distribute`` whatever the outlier detection; only failover needs it."""
+    from tests.translate.test_golden import GOLDEN
+
+    text = (GOLDEN / "locality_distribute" / "input.yaml").read_text()
+    text = text.replace("    outlierDetection:\n      consecutive5xxErrors: 5\n", "")
+    assert "outlierDetection" not in text
+    ctx = push_context(snapshot_of(load_documents(text)), MeshConfig())
+    proxy = Proxy.make("sidecar", "default", labels={"app": "productpage"},
+                       locality=Locality("us-east", "us-east-1a"))
+    cla = next(c for c in endpoints(ctx, proxy) if c.cluster_name.startswith("outbound|9080||reviews"))
+    assert any(g.HasField("load_balancing_weight") for g in cla.endpoints)

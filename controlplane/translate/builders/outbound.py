@@ -131,10 +131,14 @@ def _build_assignments(
             continue
         name = names.outbound_cluster(service.hostname, port.number, subset.name if subset is not None else "")
         eps = subset_endpoints(ctx.service_endpoints(service.hostname, port.number), subset)
-        locality = proxy.locality if policy.locality_lb_enabled else None
+        setting = lb.locality_lb_setting if lb is not None else None
+        # Failover priorities need outlier detection (Envoy never leaves a priority without
+        # it); distribute weights do not (Istio's ApplyLocalityLoadBalancer).
+        distributes = setting is not None and bool(setting.distribute) and setting.enabled is not False
+        locality = proxy.locality if policy.locality_lb_enabled or distributes else None
         out.setdefault(name, load_assignment(
             name, list(eps), proxy_locality=locality,
-            locality_setting=lb.locality_lb_setting if lb is not None else None,
+            locality_setting=setting,
             proxy_labels=proxy.label_map,
             accepts_mtls=lambda ep: endpoint_accepts_mtls(ctx, ep),
         ))
