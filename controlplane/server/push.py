@@ -23,6 +23,7 @@ from envoy.config.core.v3 import base_pb2
 from controlplane import translate
 from controlplane.store import ChangeSet, Snapshot
 from controlplane.translate import ENDPOINT_TYPE, GroupKey, MeshConfig, Proxy, PushContext
+from controlplane.translate.credentials import CredentialProblem
 
 log = logging.getLogger("controlplane.push")
 
@@ -77,6 +78,7 @@ class Pusher:
         self._context_lock = threading.Lock()  # group_of (event loop) and pushes (a thread)
         self._full_version = -1  # snapshot version of the last push that retranslated everything
         self._identities: dict[tuple[str, int], frozenset[tuple[str, str]]] = {}
+        self._credential_problems: frozenset[CredentialProblem] = frozenset()
         self.pushes = 0
 
     # --- groups -------------------------------------------------------------------------------
@@ -109,7 +111,12 @@ class Pusher:
             proxy = self.groups().get(group)
             if proxy is None or self._cache.has_group(group):
                 return
-            await asyncio.to_thread(self._full, {group: proxy})
+
+            def first() -> None:
+                self._full({group: proxy})
+                self._report_credentials(complete=False)
+
+            await asyncio.to_thread(first)
 
     async def push(self, changes: ChangeSet | None) -> PushReport | None:
         """Bring every group up to the newest snapshot after ``changes`` (None: everything).
@@ -164,7 +171,20 @@ class Pusher:
         if identities != self._identities:
             self._identities = identities
             endpoints_only = False
-        return (self._endpoints(groups) if endpoints_only else self._full(groups)), endpoints_only
+        if endpoints_only:
+            return self._endpoints(groups), True
+        failed = self._full(groups)
+        self._report_credentials(complete=True)
+        return failed, False
+
+    def _report_credentials(self, complete: bool) -> None:
+        """Log each credentialName Secret that cannot be served once, when it appears: the
+        problem names the Secret and the field, never their content. ``complete``: every
+        group was just translated, so problems no longer met are gone."""
+        problems = frozenset(self.context().credentials.problems())
+        for problem in sorted(problems - self._credential_problems, key=str):
+            log.warning("%s; the proxies asking for it wait for it", problem)
+        self._credential_problems = problems if complete else self._credential_problems | problems
 
     def _full(self, groups: dict[str, Proxy]) -> int:
         ctx = self.context()

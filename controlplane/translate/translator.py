@@ -43,19 +43,23 @@ def _builder(proxy: Proxy) -> Builder:
 def translate(
     inputs: PushContext | Snapshot, proxy: Proxy, mesh: MeshConfig | None = None
 ) -> dict[str, list[Message]]:
-    """Clusters, endpoints, listeners and routes for one proxy, each list sorted by name.
+    """Clusters, endpoints, listeners and routes for one proxy, each list sorted by name,
+    and the SDS secrets of its DestinationRules' ``credentialName`` when it is given any.
 
     ``inputs`` is a PushContext (preferred: build it once per snapshot with
     push_context()) or a store Snapshot.
     """
     ctx = _ctx(inputs, mesh)
     out = _builder(proxy).build(ctx, proxy)
-    return {
+    resources = {
         CLUSTER_TYPE: [out.clusters[k] for k in sorted(out.clusters)],
         ENDPOINT_TYPE: list(out.assignments),
         LISTENER_TYPE: [out.listeners[k] for k in sorted(out.listeners)],
         ROUTE_TYPE: [out.routes[k] for k in sorted(out.routes)],
     }
+    if out.secrets:  # credentialName secrets, only when some are served
+        resources[SECRET_TYPE] = [out.secrets[k] for k in sorted(out.secrets)]
+    return resources
 
 
 def endpoints(inputs: PushContext | Snapshot, proxy: Proxy, mesh: MeshConfig | None = None) -> list[Message]:

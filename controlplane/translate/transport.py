@@ -25,6 +25,7 @@ from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import struct_pb2, wrappers_pb2
 
 from controlplane.model.mesh import MeshConfig
+from controlplane.translate.credentials import CA_SUFFIX
 from controlplane.translate.names import mtls_sni
 from controlplane.translate.pb import ads_source, any_of
 
@@ -115,7 +116,7 @@ def upstream_transport_socket(
     ctx = tls_pb2.UpstreamTlsContext(sni=tls.sni or host)
     common = ctx.common_tls_context
     if tls.credential_name:
-        common.validation_context_sds_secret_config.CopyFrom(_sds(f"{tls.credential_name}-cacert"))
+        common.validation_context_sds_secret_config.CopyFrom(_sds(tls.credential_name + CA_SUFFIX))
         if mode == "MUTUAL":
             common.tls_certificate_sds_secret_configs.append(_sds(tls.credential_name))
     else:

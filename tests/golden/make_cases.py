@@ -240,3 +240,28 @@ for name, (docs, proxy) in more.items():
     d = os.path.join(G, name); os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "input.yaml"), "w") as f: yaml.safe_dump_all(docs, f, sort_keys=False)
     with open(os.path.join(d, "proxy.yaml"), "w") as f: yaml.safe_dump(proxy, f, sort_keys=False)
+
+# --- VirtualService delegation (Istio's mergeVirtualServicesIfNeeded) ---
+delegation = {}
+REV = "reviews.default.svc.cluster.local"
+delegation["vs_delegate_cross_namespace"] = (B() + [dr("reviews"),
+    vs("reviews", {"hosts": ["reviews"], "http": [
+        {"name": "v2-team", "match": [{"uri": {"prefix": "/v2"}}], "timeout": "5s",
+         "headers": {"request": {"set": {"x-root": "reviews"}}},
+         "delegate": {"name": "reviews-v2", "namespace": "team-reviews"}},
+        {"match": [{"uri": {"prefix": "/missing"}}], "delegate": {"name": "missing", "namespace": "team-reviews"}},
+        {"match": [{"uri": {"prefix": "/private"}}], "delegate": {"name": "private", "namespace": "team-reviews"}},
+        {"route": [R("v1")]}]}),
+    vs("reviews-v2", {"exportTo": ["default"], "http": [
+        {"name": "beta", "match": [{"uri": {"prefix": "/v2/beta"}, "headers": {"end-user": {"exact": "jason"}}}],
+         "route": [R("v3", REV)]},
+        {"name": "outside", "match": [{"uri": {"prefix": "/other"}}], "route": [R("v3", REV)]},  # not within /v2: dropped
+        {"timeout": "1s", "route": [R("v2", REV)]}]}, ns="team-reviews"),
+    vs("private", {"exportTo": ["."], "http": [{"route": [R("v3", REV)]}]}, ns="team-reviews"),
+    vs("ratings", {"hosts": ["ratings"], "http": [
+        {"retries": {"attempts": 1, "retryOn": "5xx"}, "delegate": {"name": "ratings-routes"}}]}),
+    vs("ratings-routes", {"http": [{"route": [{"destination": {"host": "ratings"}}]}]})], PP)
+for name, (docs, proxy) in delegation.items():
+    d = os.path.join(G, name); os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "input.yaml"), "w") as f: yaml.safe_dump_all(docs, f, sort_keys=False)
+    with open(os.path.join(d, "proxy.yaml"), "w") as f: yaml.safe_dump(proxy, f, sort_keys=False)

@@ -98,9 +98,9 @@ def test_service_level_inference_ignores_workload_policies() -> None:
     assert inbound_mtls(ctx, "default", None).mode == "DISABLE"
 
 
-def test_endpoint_accepts_mtls_needs_the_sidecar_label_and_no_disable() -> None:
-    with_sidecar = (("app", "reviews"), ("security.istio.io/tlsMode", "istio"))
+def test_endpoint_accepts_mtls_needs_the_sidecar_tls_mode_and_no_disable() -> None:
+    labels = (("app", "reviews"),)
     ctx = _ctx(_pa("reviews", "default", "UNSET", selector=APP, ports={9080: "DISABLE"}))
-    assert not endpoint_accepts_mtls(ctx, MeshEndpoint("10.0.0.1", 9080, (("app", "reviews"),), namespace="default"))
-    assert not endpoint_accepts_mtls(ctx, MeshEndpoint("10.0.0.1", 9080, with_sidecar, namespace="default"))
-    assert endpoint_accepts_mtls(ctx, MeshEndpoint("10.0.0.1", 9443, with_sidecar, namespace="default"))
+    assert not endpoint_accepts_mtls(ctx, MeshEndpoint("10.0.0.1", 9080, labels, namespace="default"))
+    assert not endpoint_accepts_mtls(ctx, MeshEndpoint("10.0.0.1", 9080, labels, namespace="default", tls_mode="istio"))
+    assert endpoint_accepts_mtls(ctx, MeshEndpoint("10.0.0.1", 9443, labels, namespace="default", tls_mode="istio"))

@@ -9,6 +9,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.proxy import Proxy
@@ -22,6 +23,9 @@ class ProxyConfig:
     assignments: tuple[endpoint_pb2.ClusterLoadAssignment, ...] = ()
     listeners: Mapping[str, listener_pb2.Listener] = field(default_factory=dict)
     routes: Mapping[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
+    # SDS secrets the translation itself serves (DestinationRule credentialName); the
+    # workload's own ``default``/``ROOTCA`` come from the runtime's CA instead.
+    secrets: Mapping[str, secret_pb2.Secret] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,12 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate import clusters as cb
 from controlplane.translate import names, telemetry
-from controlplane.translate.builders.outbound import outbound_assignments, outbound_clusters
+from controlplane.translate.builders.credentials import proxy_credentials
+from controlplane.translate.builders.outbound import (
+    outbound_assignments,
+    outbound_clusters,
+    outbound_credential_names,
+)
 from controlplane.translate.builders.output import Builder, ProxyConfig
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.listeners import (
@@ -113,6 +118,7 @@ def build_sidecar(ctx: PushContext, proxy: Proxy) -> ProxyConfig:
         assignments=outbound_assignments(ctx, proxy, scope),
         listeners=out.listeners,
         routes=out.routes,
+        secrets=proxy_credentials(ctx, proxy, outbound_credential_names(ctx, proxy, scope)),
     )
 
 

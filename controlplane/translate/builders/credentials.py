@@ -1,0 +1,25 @@
+"""The SDS secrets of DestinationRule ``credentialName`` that one proxy is given.
+
+Istio's rule for sidecars (pilot/pkg/xds/sds.go): only a proxy that proved its identity
+(``has_certificate``: the runtime clears it for a stream without a credential), and only
+from Secrets of that proxy's own namespace, which its proven identity must match. A name
+that cannot be served is left out; the index keeps the reason for the runtime to report.
+"""
+
+from __future__ import annotations
+
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
+
+from controlplane.translate.index.context import PushContext
+from controlplane.translate.proxy import Proxy
+
+
+def proxy_credentials(ctx: PushContext, proxy: Proxy, names: tuple[str, ...]) -> dict[str, secret_pb2.Secret]:
+    if not proxy.has_certificate:
+        return {}
+    out: dict[str, secret_pb2.Secret] = {}
+    for name in names:
+        resolved = ctx.credentials.resolve(proxy.namespace, name)
+        if isinstance(resolved, secret_pb2.Secret):
+            out[name] = resolved
+    return out
