@@ -8,11 +8,11 @@ so Envoy talks to port 15012 over TLS and is given its SPIFFE certificate over S
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import sys
-from datetime import timedelta
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 

@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if not settings.config_dirs and not settings.kubernetes:
         raise SystemExit("controlplane serve: give --config-dir DIR or --kubernetes")
     if settings.mesh_config_file is not None:  # fail before serving, naming file and field
-        from controlplane.sources.mesh_config import load_mesh_config
         from controlplane.model.base import ValidationError
+        from controlplane.sources.mesh_config import load_mesh_config
 
         try:
             load_mesh_config(settings.mesh_config_file)

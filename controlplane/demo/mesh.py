@@ -93,8 +93,8 @@ def control_plane_spec(options: MeshOptions, xds_port: int, monitoring_port: int
 
 
 def write_bootstrap(workload: Workload, options: MeshOptions, xds_port: int) -> Path:
-    from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
     from controlplane.cli.bootstrap import write_bootstrap as write_file
+    from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 
     tls: dict[str, object] = {}
     if options.xds_tls:

@@ -24,10 +24,10 @@ from controlplane.server.monitoring import MonitoringInputs, MonitoringServer
 from controlplane.server.observer import Observer
 from controlplane.server.push import Pusher, PushReport, describe, merge_changes
 from controlplane.server.settings import Settings
+from controlplane.server.workload_certs import WorkloadCertificates
 from controlplane.sources.folder import FolderSource
 from controlplane.store import ChangeSet, Store
 from controlplane.translate import MeshConfig
-from controlplane.server.workload_certs import WorkloadCertificates
 
 log = logging.getLogger("controlplane.runtime")
 

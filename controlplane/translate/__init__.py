@@ -10,9 +10,9 @@ Public API (see translator.py): ``push_context``, ``translate``, ``endpoints``,
 """
 
 from controlplane.model.mesh import MeshConfig, RetryDefaults
-from controlplane.translate.proxy import Locality, NodeParseError, Proxy, parse_node
 from controlplane.translate.errors import TranslationError
 from controlplane.translate.index.context import PushContext, update_push_context
+from controlplane.translate.proxy import Locality, NodeParseError, Proxy, parse_node
 from controlplane.translate.translator import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,

@@ -7,12 +7,10 @@ from typing import Any
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
+from controlplane.model.mesh import MeshConfig
 from controlplane.translate import destination_policy as dp
 from controlplane.translate import names
 from controlplane.translate.endpoints import load_assignment
-from controlplane.model.mesh import MeshConfig
-from controlplane.translate.pb import ads_source, duration
-from controlplane.translate.protocol import is_http, is_http2
 from controlplane.translate.index.registry import (
     DNS,
     DNS_ROUND_ROBIN,
@@ -21,6 +19,8 @@ from controlplane.translate.index.registry import (
     MeshService,
     ServicePort,
 )
+from controlplane.translate.pb import ads_source, duration
+from controlplane.translate.protocol import is_http, is_http2
 from controlplane.translate.transport import apply_upstream_tls
 
 Cluster = cluster_pb2.Cluster

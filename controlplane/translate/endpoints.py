@@ -16,10 +16,10 @@ from envoy.config.core.v3 import base_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
 from envoy.config.endpoint.v3 import endpoint_pb2
 
+from controlplane.translate.index.registry import MeshEndpoint
 from controlplane.translate.pb import socket_address, u32
 from controlplane.translate.peer_authentication import has_sidecar
 from controlplane.translate.proxy import Locality
-from controlplane.translate.index.registry import MeshEndpoint
 from controlplane.translate.transport import mark_istio_endpoint
 
 

@@ -14,6 +14,7 @@ from controlplane.model.common import Percent
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate.pb import any_of, duration
 
+
 def fractional(percent: float) -> percent_pb2.FractionalPercent:
     """A 0..100 percentage as Istio sends it: parts per million."""
     return percent_pb2.FractionalPercent(

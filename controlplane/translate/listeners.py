@@ -16,16 +16,16 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
+from controlplane.model.mesh import ALLOW_ANY
+from controlplane.translate import names
 from controlplane.translate.filters import FilterSite, http_filter_chain, network_filter_chain
 from controlplane.translate.filters import network as flt
 from controlplane.translate.filters.base import INBOUND, OUTBOUND
-from controlplane.translate import names
-from controlplane.model.mesh import ALLOW_ANY
+from controlplane.translate.index.context import PushContext
+from controlplane.translate.index.registry import WILDCARD_ADDRESS, MeshService, ServicePort
 from controlplane.translate.pb import duration, socket_address
 from controlplane.translate.protocol import is_http, is_http2, is_tls, parse_protocol
 from controlplane.translate.proxy import INTERCEPTION_NONE, Proxy
-from controlplane.translate.index.context import PushContext
-from controlplane.translate.index.registry import WILDCARD_ADDRESS, MeshService, ServicePort
 from controlplane.translate.routes import RouteInputs, outbound_route_config
 from controlplane.translate.scope import EgressScope, SidecarScope
 from controlplane.translate.tcp_routes import tcp_destinations, tls_chains

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from controlplane.model.security import MutualTLS, PeerAuthentication
-from controlplane.translate.index.registry import MeshEndpoint
-from controlplane.translate.transport import DISABLE, PERMISSIVE, STRICT, TLS_MODE_ISTIO
+from controlplane.translate.index.registry import TLS_MODE_ISTIO, MeshEndpoint
+from controlplane.translate.transport import DISABLE, PERMISSIVE, STRICT
 
 if TYPE_CHECKING:
     from controlplane.translate.index.context import PushContext

@@ -8,18 +8,18 @@ from typing import Any
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
+from controlplane.model.hosts import resolve_short_name
+from controlplane.model.mesh import ALLOW_ANY
 from controlplane.translate import destination_policy as dp
 from controlplane.translate import http_features as hf
 from controlplane.translate import names
-from controlplane.model.hosts import resolve_short_name
 from controlplane.translate.filters import per_route_configs
 from controlplane.translate.http_route_match import applies_to_proxy, route_match
-from controlplane.model.mesh import ALLOW_ANY
+from controlplane.translate.index.context import PushContext, VirtualServiceEntry
+from controlplane.translate.index.registry import MeshService
 from controlplane.translate.pb import duration
 from controlplane.translate.protocol import is_http
 from controlplane.translate.proxy import Proxy
-from controlplane.translate.index.context import PushContext, VirtualServiceEntry
-from controlplane.translate.index.registry import MeshService
 from controlplane.translate.scope import EgressScope
 
 _REDIRECT_CODES = {

@@ -17,7 +17,6 @@ from controlplane.model.hosts import (
 )
 from controlplane.model.mesh import ALLOW_ANY
 from controlplane.model.sidecar import Sidecar
-from controlplane.translate.proxy import Proxy
 from controlplane.translate.index.context import (
     MESH_GATEWAY,
     PushContext,
@@ -25,6 +24,7 @@ from controlplane.translate.index.context import (
     exported_to,
 )
 from controlplane.translate.index.registry import MeshService
+from controlplane.translate.proxy import Proxy
 
 
 @dataclass(frozen=True, slots=True)

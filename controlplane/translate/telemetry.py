@@ -29,13 +29,13 @@ from google.protobuf.message import Message
 
 from controlplane.model.checks import is_ip
 from controlplane.model.mesh_config import BUILTIN_ACCESS_LOG, ExtensionProvider, TelemetryDefaults
-from controlplane.translate.filters import network as flt
 from controlplane.translate import names
 from controlplane.translate.endpoints import load_assignment
-from controlplane.translate.pb import any_of, duration
-from controlplane.translate.proxy import Proxy
+from controlplane.translate.filters import network as flt
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.index.registry import MeshEndpoint
+from controlplane.translate.pb import any_of, duration
+from controlplane.translate.proxy import Proxy
 from controlplane.translate.telemetry_policy import (
     CLIENT,
     SERVER,

@@ -26,6 +26,7 @@ from google.protobuf import struct_pb2, wrappers_pb2
 
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate.credentials import CA_SUFFIX
+from controlplane.translate.index.registry import TLS_MODE_ISTIO
 from controlplane.translate.names import mtls_sni
 from controlplane.translate.pb import ads_source, any_of
 
@@ -38,7 +39,6 @@ HTTP_ALPN = ("h2", "http/1.1")
 # Endpoint metadata that picks a cluster's transport socket match (Istio's EDS sets it).
 TRANSPORT_SOCKET_MATCH_FILTER = "envoy.transport_socket_match"
 TLS_MODE_KEY = "tlsMode"
-TLS_MODE_ISTIO = "istio"
 # Filter chain transport_protocol values set by tls_inspector.
 TLS_TRANSPORT = "tls"
 RAW_TRANSPORT = "raw_buffer"

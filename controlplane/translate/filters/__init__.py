@@ -17,7 +17,12 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 
 from controlplane.model.virtual_service import HTTPRoute
-from controlplane.translate.filters.base import FilterSite, HttpFilter, NetworkFilter, apply_per_route
+from controlplane.translate.filters.base import (
+    FilterSite,
+    HttpFilter,
+    NetworkFilter,
+    apply_per_route,
+)
 
 
 def _discover() -> tuple[tuple[HttpFilter, ...], tuple[NetworkFilter, ...]]:

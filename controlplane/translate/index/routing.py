@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from controlplane.model.destination_rule import DestinationRule, DestinationRuleSpec, LoadBalancerSettings
+from controlplane.model.destination_rule import (
+    DestinationRule,
+    DestinationRuleSpec,
+    LoadBalancerSettings,
+)
 from controlplane.model.hosts import resolve_short_name, specificity
 from controlplane.model.mesh import MeshConfig
 from controlplane.model.sidecar import Sidecar
