@@ -151,15 +151,13 @@ class Pusher:
         rebuilds services and endpoints alone)."""
         snapshot = self._snapshot()
         with self._context_lock:
-            previous, before = self._context, self._context_snapshot
-            if previous is None or before is None:
-                self._context = translate.push_context(snapshot, self._mesh)
+            ctx, before = self._context, self._context_snapshot
+            if ctx is None or before is None:
+                ctx = translate.push_context(snapshot, self._mesh)
             elif snapshot.version != self._context_version:
-                changed = snapshot.kinds_changed_since(before)
-                self._context = translate.update_push_context(previous, snapshot, changed)
-            self._context_snapshot = snapshot
-            self._context_version = snapshot.version
-            return self._context
+                ctx = translate.update_push_context(ctx, snapshot, snapshot.kinds_changed_since(before))
+            self._context, self._context_snapshot, self._context_version = ctx, snapshot, snapshot.version
+            return ctx
 
     def _work(self, groups: dict[str, Proxy], endpoints_only: bool) -> tuple[int, bool]:
         """Translate ``groups``; returns (failed groups, whether it was endpoints alone).
