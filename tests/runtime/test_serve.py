@@ -99,7 +99,7 @@ def test_envoy_over_tls_routes_and_follows_live_edits(tmp_path: Path) -> None:
                 # A live edit of the YAML moves the endpoint; Envoy follows without a restart.
                 (config / "mesh.yaml").write_text(mesh_yaml(v2.port, egress_port))
                 wait_for(lambda: reaches("v2"), message="request reaches v2 after the edit")
-                assert envoy.alive
+                assert envoy.alive()
                 assert envoy.stat("cluster_manager.cds.update_rejected") == 0
             assert cp.stop() == 0, "SIGTERM shuts the control plane down cleanly"
 
