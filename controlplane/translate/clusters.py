@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
+from controlplane.model.destination_rule import DestinationRuleSpec, Subset
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate import destination_policy as dp
 from controlplane.translate import names
@@ -37,8 +36,8 @@ def outbound_cluster(
     port: ServicePort,
     mesh: MeshConfig,
     *,
-    subset: Any = None,
-    rule: Any = None,
+    subset: Subset | None = None,
+    rule: DestinationRuleSpec | None = None,
     endpoints: list[MeshEndpoint] | None = None,
     service_accounts: tuple[str, ...] = (),
     auto_mtls: bool = False,
@@ -46,7 +45,7 @@ def outbound_cluster(
     """``outbound|<port>|<subset>|<host>``; ``rule`` is a DestinationRule spec or None;
     ``endpoints`` (already filtered by subset) are inlined for DNS clusters; ``auto_mtls``:
     see transport.apply_upstream_tls."""
-    subset_name = getattr(subset, "name", "") if subset is not None else ""
+    subset_name = subset.name if subset is not None else ""
     name = names.outbound_cluster(service.hostname, port.number, subset_name)
     c = _base(name, mesh)
     if service.resolution in (DNS, DNS_ROUND_ROBIN):

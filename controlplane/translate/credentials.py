@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+from controlplane.model.destination_rule import ClientTLSSettings
 from controlplane.model.kubernetes import Secret
 from controlplane.translate.secrets import (
     DEFAULT_CERTIFICATE_SECRET,
@@ -66,14 +67,15 @@ class CredentialProblem:
         return f"credentialName {self.resource!r}: {where}: {self.message}"
 
 
-def credential_resource_names(tls: Any) -> tuple[str, ...]:
+def credential_resource_names(tls: ClientTLSSettings | None) -> tuple[str, ...]:
     """The SDS names a DestinationRule's ClientTLSSettings make a cluster ask for (see
     transport.upstream_transport_socket)."""
-    mode = getattr(tls, "mode", None) if tls is not None else None
-    name = getattr(tls, "credential_name", "") if tls is not None else ""
-    if not name or mode not in ("SIMPLE", "MUTUAL"):
+    if tls is None:
         return ()
-    return (name, name + CA_SUFFIX) if mode == "MUTUAL" else (name + CA_SUFFIX,)
+    name = tls.credential_name
+    if not name or tls.mode not in ("SIMPLE", "MUTUAL"):
+        return ()
+    return (name, name + CA_SUFFIX) if tls.mode == "MUTUAL" else (name + CA_SUFFIX,)
 
 
 def resolve(lookup: Lookup, namespace: str, resource: str) -> secret_pb2.Secret | CredentialProblem:
@@ -152,11 +154,11 @@ def _ca_secret(resource: str, secret: Secret) -> secret_pb2.Secret | CredentialP
     return out
 
 
-def _envoy_loads(key: Any) -> bool:
+def _envoy_loads(key: PrivateKeyTypes) -> bool:
     if isinstance(key, rsa.RSAPrivateKey):
         return key.key_size >= _MIN_RSA_BITS
     return isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, _EC_CURVES)
 
 
-def _spki(public_key: Any) -> bytes:
+def _spki(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

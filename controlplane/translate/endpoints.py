@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from envoy.config.core.v3 import base_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
 from envoy.config.endpoint.v3 import endpoint_pb2
 
+from controlplane.model.destination_rule import LocalityFailover, LocalityLoadBalancerSetting
 from controlplane.translate.index.registry import MeshEndpoint
 from controlplane.translate.pb import socket_address, u32
 from controlplane.translate.peer_authentication import has_sidecar
@@ -38,7 +38,9 @@ def _lb_endpoint(ep: MeshEndpoint, accepts_mtls: Callable[[MeshEndpoint], bool])
     return lb
 
 
-def _locality_priority(proxy: Locality, loc: Locality, failover: tuple[Any, ...]) -> int:
+def _locality_priority(
+    proxy: Locality, loc: Locality, failover: tuple[LocalityFailover, ...]
+) -> int:
     """Istio's LbPriority and region failover: 0 same subzone, 1 same zone, 2 same region,
     3 another region, except that when a ``failover`` entry is ``from`` the proxy's region
     (the first one counts), regions other than its ``to`` drop to 4."""
@@ -52,7 +54,8 @@ def _locality_priority(proxy: Locality, loc: Locality, failover: tuple[Any, ...]
     return 3
 
 
-_TOPOLOGY_KEYS = {
+# Topology label -> the Locality attribute it compares (read by name below).
+_TOPOLOGY_KEYS: Mapping[str, str] = {
     "topology.kubernetes.io/region": "region",
     "topology.kubernetes.io/zone": "zone",
     "topology.istio.io/subzone": "subzone",
@@ -118,7 +121,7 @@ def load_assignment(
     endpoints: Iterable[MeshEndpoint],
     *,
     proxy_locality: Locality | None = None,
-    locality_setting: Any = None,
+    locality_setting: LocalityLoadBalancerSetting | None = None,
     proxy_labels: dict[str, str] | None = None,
     accepts_mtls: Callable[[MeshEndpoint], bool] = has_sidecar,
 ) -> endpoint_pb2.ClusterLoadAssignment:
@@ -128,9 +131,11 @@ def load_assignment(
     default by locality), renumbered 0..N without gaps as Envoy and gRPC expect.
     ``accepts_mtls`` says which endpoints get ``tlsMode: istio`` metadata (default: those
     labelled with a sidecar; the translator also honours PeerAuthentication DISABLE)."""
-    distribute = tuple(getattr(locality_setting, "distribute", ()) or ())
-    failover = tuple(getattr(locality_setting, "failover", ()) or ())
-    keys = tuple(getattr(locality_setting, "failover_priority", ()) or ())
+    if locality_setting is None:
+        locality_setting = LocalityLoadBalancerSetting()
+    distribute = locality_setting.distribute
+    failover = locality_setting.failover
+    keys = locality_setting.failover_priority
     labels = proxy_labels or {}
 
     def priority(ep: MeshEndpoint) -> int:

@@ -3,15 +3,22 @@ modules: ``translate/filters/``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from envoy.config.core.v3 import base_pb2, extension_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.v3 import percent_pb2
+from google.protobuf.message import Message
 
 from controlplane.model.common import Percent
 from controlplane.model.mesh import MeshConfig
+from controlplane.model.virtual_service import (
+    Destination,
+    HeaderOperations,
+    HTTPRetry,
+    HTTPRoute,
+)
 from controlplane.translate.pb import any_of, duration
 
 
@@ -31,7 +38,7 @@ def percent_value(pct: Percent | None, legacy: int | None) -> float:
     return 100.0
 
 
-def retry_policy(retries: Any, mesh: MeshConfig) -> rc.RetryPolicy | None:
+def retry_policy(retries: HTTPRetry | None, mesh: MeshConfig) -> rc.RetryPolicy | None:
     """The VS retry policy, Istio's default when none is set, None when attempts is 0."""
     defaults = mesh.default_retry
     if retries is None:
@@ -72,7 +79,9 @@ def retry_policy(retries: Any, mesh: MeshConfig) -> rc.RetryPolicy | None:
     return policy
 
 
-def mirror_policies(route: Any, cluster_for: Any) -> list[rc.RouteAction.RequestMirrorPolicy]:
+def mirror_policies(
+    route: HTTPRoute, cluster_for: Callable[[Destination], str]
+) -> list[rc.RouteAction.RequestMirrorPolicy]:
     """``mirror`` (+ mirrorPercentage) and ``mirrors``; ``cluster_for(dest)`` names the cluster."""
     out = []
     if route.mirror is not None:
@@ -89,7 +98,7 @@ def mirror_policies(route: Any, cluster_for: Any) -> list[rc.RouteAction.Request
     return policies
 
 
-def header_options(ops: Any) -> tuple[list[base_pb2.HeaderValueOption], list[str]]:
+def header_options(ops: HeaderOperations | None) -> tuple[list[base_pb2.HeaderValueOption], list[str]]:
     """Istio HeaderOperations -> (headers to add, headers to remove)."""
     if ops is None:
         return [], []
@@ -111,5 +120,5 @@ def header_options(ops: Any) -> tuple[list[base_pb2.HeaderValueOption], list[str
     return add, list(ops.remove)
 
 
-def typed_extension(name: str, message: Any) -> extension_pb2.TypedExtensionConfig:
+def typed_extension(name: str, message: Message) -> extension_pb2.TypedExtensionConfig:
     return extension_pb2.TypedExtensionConfig(name=name, typed_config=any_of(message))

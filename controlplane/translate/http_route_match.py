@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
+from controlplane.model.common import StringMatch
 from controlplane.model.labels import selector_matches
+from controlplane.model.virtual_service import HTTPMatchRequest
 
 
-def string_matcher(m: Any, ignore_case: bool = False) -> string_pb2.StringMatcher | None:
+def string_matcher(m: StringMatch | None, ignore_case: bool = False) -> string_pb2.StringMatcher | None:
     """Istio StringMatch -> StringMatcher; None for an empty match (presence only)."""
     if m is None:
         return None
@@ -23,7 +23,7 @@ def string_matcher(m: Any, ignore_case: bool = False) -> string_pb2.StringMatche
     return None
 
 
-def header_matcher(name: str, m: Any, invert: bool = False) -> rc.HeaderMatcher:
+def header_matcher(name: str, m: StringMatch | None, invert: bool = False) -> rc.HeaderMatcher:
     hm = rc.HeaderMatcher(name=name, invert_match=invert)
     sm = string_matcher(m)
     if sm is None:
@@ -33,7 +33,7 @@ def header_matcher(name: str, m: Any, invert: bool = False) -> rc.HeaderMatcher:
     return hm
 
 
-def route_match(match: Any) -> rc.RouteMatch:
+def route_match(match: HTTPMatchRequest | None) -> rc.RouteMatch:
     """One HTTPMatchRequest (or None: match everything)."""
     rm = rc.RouteMatch()
     uri = match.uri if match is not None else None
@@ -67,7 +67,9 @@ def route_match(match: Any) -> rc.RouteMatch:
     return rm
 
 
-def applies_to_proxy(match: Any, port: int, labels: dict[str, str], namespace: str) -> bool:
+def applies_to_proxy(
+    match: HTTPMatchRequest | None, port: int, labels: dict[str, str], namespace: str
+) -> bool:
     """Parts of a match Envoy cannot test, decided while building: port, sourceLabels,
     sourceNamespace and gateways (sidecars are the ``mesh`` gateway)."""
     if match is None:

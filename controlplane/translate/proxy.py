@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from envoy.config.core.v3 import base_pb2
+from google.protobuf import struct_pb2
+
 from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX
 from controlplane.model.locality import Locality, proxy_locality
 from controlplane.model.node import (
@@ -86,13 +89,13 @@ class Proxy:
         )
 
 
-def _struct_to_dict(struct: Any) -> dict[str, Any]:
+def _struct_to_dict(struct: struct_pb2.Struct | None) -> dict[str, Any]:
     from google.protobuf.json_format import MessageToDict
 
     return MessageToDict(struct) if struct is not None else {}
 
 
-def parse_node(node: Any) -> Proxy:
+def parse_node(node: base_pb2.Node) -> Proxy:
     """Proxy from an ``envoy.config.core.v3.Node`` (id, metadata, locality)."""
     info = parse_node_id(node.id, _struct_to_dict(node.metadata) if node.HasField("metadata") else {})
     loc = node.locality if node.HasField("locality") else None

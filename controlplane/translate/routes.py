@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
 from controlplane.model.hosts import resolve_short_name
 from controlplane.model.mesh import ALLOW_ANY
+from controlplane.model.virtual_service import (
+    Destination,
+    HTTPDirectResponse,
+    HTTPRedirect,
+    HTTPRoute,
+)
 from controlplane.translate import destination_policy as dp
 from controlplane.translate import http_features as hf
 from controlplane.translate import names
@@ -55,7 +60,7 @@ def virtual_host_domains(service: MeshService, port: int, proxy_ns: str, domain_
     return out
 
 
-def _destination_port(dest: Any, ctx: PushContext, host: str, listener_port: int) -> int:
+def _destination_port(dest: Destination, ctx: PushContext, host: str, listener_port: int) -> int:
     if dest.port is not None and dest.port.number:
         return dest.port.number
     service = ctx.service_by_host.get(host)
@@ -64,7 +69,7 @@ def _destination_port(dest: Any, ctx: PushContext, host: str, listener_port: int
     return listener_port
 
 
-def _cluster_for(dest: Any, entry: VirtualServiceEntry, inputs: RouteInputs, port: int) -> str:
+def _cluster_for(dest: Destination, entry: VirtualServiceEntry, inputs: RouteInputs, port: int) -> str:
     host = resolve_short_name(dest.host, entry.namespace, inputs.ctx.mesh.domain_suffix)
     return names.outbound_cluster(host, _destination_port(dest, inputs.ctx, host, port), dest.subset)
 
@@ -81,15 +86,17 @@ def _hash_policy(inputs: RouteInputs, cluster: str) -> list[rc.RouteAction.HashP
     return dp.hash_policies(dp.effective_policy(entry.rule.spec, port, subset).load_balancer)
 
 
-def _route_action(http: Any, entry: VirtualServiceEntry, inputs: RouteInputs, port: int) -> rc.RouteAction:
+def _route_action(
+    http: HTTPRoute, entry: VirtualServiceEntry, inputs: RouteInputs, port: int
+) -> rc.RouteAction:
     action = rc.RouteAction()
-    dests = [d for d in http.route if d.destination is not None]
+    dests = [(d, d.destination) for d in http.route if d.destination is not None]
     if len(dests) == 1:
-        action.cluster = _cluster_for(dests[0].destination, entry, inputs, port)
+        action.cluster = _cluster_for(dests[0][1], entry, inputs, port)
     else:
-        for d in dests:
+        for d, dest in dests:
             wc = action.weighted_clusters.clusters.add(
-                name=_cluster_for(d.destination, entry, inputs, port)
+                name=_cluster_for(dest, entry, inputs, port)
             )
             wc.weight.value = d.weight
             if d.headers is not None:
@@ -120,7 +127,7 @@ def _route_action(http: Any, entry: VirtualServiceEntry, inputs: RouteInputs, po
     return action
 
 
-def _redirect(r: Any) -> rc.RedirectAction:
+def _redirect(r: HTTPRedirect) -> rc.RedirectAction:
     out = rc.RedirectAction(response_code=_REDIRECT_CODES.get(r.redirect_code or 301, rc.RedirectAction.MOVED_PERMANENTLY))
     if r.uri:
         out.path_redirect = r.uri
@@ -133,7 +140,7 @@ def _redirect(r: Any) -> rc.RedirectAction:
     return out
 
 
-def _direct_response(d: Any) -> rc.DirectResponseAction:
+def _direct_response(d: HTTPDirectResponse) -> rc.DirectResponseAction:
     out = rc.DirectResponseAction(status=d.status)
     if d.body is not None:
         if d.body.string is not None:

@@ -7,8 +7,9 @@ so it is computed once per (namespace, Sidecar) per snapshot and shared.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from controlplane.model.base import ResourceKey
+from controlplane.model.common import Port
 from controlplane.model.hosts import (
     host_matches,
     hosts_overlap,
@@ -16,7 +17,8 @@ from controlplane.model.hosts import (
     specificity,
 )
 from controlplane.model.mesh import ALLOW_ANY
-from controlplane.model.sidecar import Sidecar
+from controlplane.model.sidecar import IstioEgressListener, IstioIngressListener, Sidecar
+from controlplane.model.virtual_service import HTTPRoute, TCPRoute, TLSRoute
 from controlplane.translate.index.context import (
     MESH_GATEWAY,
     PushContext,
@@ -31,7 +33,7 @@ from controlplane.translate.proxy import Proxy
 class EgressScope:
     """One Sidecar egress listener (or the implicit catch-all)."""
 
-    port: Any  # model Port or None (all service ports)
+    port: Port | None  # None: all service ports
     bind: str
     capture_none: bool
     services: tuple[MeshService, ...]
@@ -54,11 +56,12 @@ class EgressScope:
 
 @dataclass(frozen=True, slots=True)
 class SidecarScope:
-    sidecar: Any
+    sidecar: Sidecar | None
     egress: tuple[EgressScope, ...]
-    ingress: tuple[Any, ...]
+    ingress: tuple[IstioIngressListener, ...]
     outbound_policy: str
-    key: Any = None  # (namespace, Sidecar key): equal keys, equal scope
+    # (namespace, Sidecar key): equal keys, equal scope
+    key: tuple[str, ResourceKey | None] | None = None
 
     @property
     def routes_depend_on_labels(self) -> bool:
@@ -66,7 +69,8 @@ class SidecarScope:
         for e in self.egress:
             for entry in e.virtual_services:
                 spec = entry.vs.spec
-                for route in (*spec.http, *spec.tcp, *spec.tls):
+                routes: tuple[HTTPRoute | TCPRoute | TLSRoute, ...] = (*spec.http, *spec.tcp, *spec.tls)
+                for route in routes:
                     if any(m.source_labels for m in route.match):
                         return True
         return False
@@ -93,7 +97,7 @@ def _ns_ok(pattern_ns: str, ns: str) -> bool:
     return pattern_ns == "*" or pattern_ns == ns
 
 
-def _egress_scope(ctx: PushContext, proxy_ns: str, listener: Any) -> EgressScope:
+def _egress_scope(ctx: PushContext, proxy_ns: str, listener: IstioEgressListener | None) -> EgressScope:
     host_patterns = [_parse_egress_host(h, proxy_ns) for h in (listener.hosts if listener else ("*/*",))]
     host_patterns = [(ns, h) for ns, h in host_patterns if ns != "~"]
     vses = tuple(
@@ -111,11 +115,13 @@ def _egress_scope(ctx: PushContext, proxy_ns: str, listener: Any) -> EgressScope
     # Services a visible VirtualService routes to come along, so no route lacks its cluster.
     for e in vses:
         for host in _destination_hosts(e, ctx.mesh.domain_suffix):
-            s = ctx.service_by_host.get(host)
-            if s is not None and host not in wanted and exported_to(s.export_to, s.namespace, proxy_ns):
-                wanted[host] = s
-    port = getattr(listener, "port", None) if listener else None
-    capture_none = bool(listener) and listener.capture_mode == "NONE"
+            target = ctx.service_by_host.get(host)
+            if target is None or host in wanted:
+                continue
+            if exported_to(target.export_to, target.namespace, proxy_ns):
+                wanted[host] = target
+    port = listener.port if listener is not None else None
+    capture_none = listener is not None and listener.capture_mode == "NONE"
     exact: dict[str, VirtualServiceEntry] = {}
     wildcard: list[tuple[str, VirtualServiceEntry]] = []
     for e in vses:  # already sorted by key: setdefault keeps the first
@@ -146,7 +152,8 @@ def _destination_hosts(entry: VirtualServiceEntry, domain_suffix: str) -> set[st
         if http.mirror is not None:
             dests.append(http.mirror)
         out.update(resolve_short_name(d.host, ns, domain_suffix) for d in dests if d is not None and d.host)
-    for route in (*spec.tcp, *spec.tls):
+    l4_routes: tuple[TCPRoute | TLSRoute, ...] = (*spec.tcp, *spec.tls)
+    for route in l4_routes:
         out.update(
             resolve_short_name(rd.destination.host, ns, domain_suffix)
             for rd in route.route if rd.destination is not None

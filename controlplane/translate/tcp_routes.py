@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from controlplane.model.hosts import resolve_short_name
 from controlplane.model.labels import selector_matches
+from controlplane.model.virtual_service import (
+    L4MatchAttributes,
+    TCPRoute,
+    TLSMatchAttributes,
+    TLSRoute,
+)
 from controlplane.translate import names
 from controlplane.translate.index.context import PushContext, VirtualServiceEntry
 
 
-def _applies(match: Any, port: int, labels: dict[str, str], namespace: str) -> bool:
+def _applies(
+    match: L4MatchAttributes | TLSMatchAttributes, port: int, labels: dict[str, str], namespace: str
+) -> bool:
     if match.port and match.port != port:
         return False
     if not selector_matches(match.source_labels, labels):
@@ -20,7 +26,9 @@ def _applies(match: Any, port: int, labels: dict[str, str], namespace: str) -> b
     return not match.gateways or "mesh" in match.gateways
 
 
-def _weighted(route: Any, entry: VirtualServiceEntry, ctx: PushContext, port: int) -> list[tuple[str, int]]:
+def _weighted(
+    route: TCPRoute | TLSRoute, entry: VirtualServiceEntry, ctx: PushContext, port: int
+) -> list[tuple[str, int]]:
     out = []
     for rd in route.route:
         d = rd.destination

@@ -18,10 +18,13 @@ from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import grpc_service_pb2, http_service_pb2, http_uri_pb2
 from envoy.config.core.v3 import substitution_format_string_pb2 as sfs_pb2
-from envoy.config.listener.v3 import listener_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.trace.v3 import http_tracer_pb2, opentelemetry_pb2, zipkin_pb2
 from envoy.extensions.access_loggers.file.v3 import file_pb2
 from envoy.extensions.access_loggers.filters.cel.v3 import cel_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.tracing.v3 import custom_tag_pb2
@@ -29,6 +32,7 @@ from google.protobuf.message import Message
 
 from controlplane.model.checks import is_ip
 from controlplane.model.mesh_config import BUILTIN_ACCESS_LOG, ExtensionProvider, TelemetryDefaults
+from controlplane.model.telemetry import CustomTag
 from controlplane.translate import names
 from controlplane.translate.endpoints import load_assignment
 from controlplane.translate.filters import network as flt
@@ -106,7 +110,7 @@ class Collector:
 @dataclass(frozen=True, slots=True)
 class DirectionConfig:
     access_logs: tuple[accesslog_pb2.AccessLog, ...] = ()
-    tracing: Any = None  # HttpConnectionManager.Tracing or None
+    tracing: hcm_pb2.HttpConnectionManager.Tracing | None = None
     # On the listener itself, for connections no filter chain takes (response flag NR).
     listener_logs: tuple[accesslog_pb2.AccessLog, ...] = ()
 
@@ -194,7 +198,7 @@ def _collector(ctx: PushContext, provider: ExtensionProvider) -> Collector:
     return Collector(name, found or host, spec.port, found is not None, grpc)
 
 
-def _custom_tag(tag: str, value: Any) -> custom_tag_pb2.CustomTag:
+def _custom_tag(tag: str, value: CustomTag) -> custom_tag_pb2.CustomTag:
     out = custom_tag_pb2.CustomTag(tag=tag)
     if value.literal is not None:
         out.literal.value = value.literal.value
@@ -255,7 +259,9 @@ def _tracer(
     return http_tracer_pb2.Tracing.Http(name=OPENTELEMETRY, typed_config=any_of(o))
 
 
-def tracing(ctx: PushContext, proxy: Proxy, plan: TracingPlan) -> Any:
+def tracing(
+    ctx: PushContext, proxy: Proxy, plan: TracingPlan
+) -> hcm_pb2.HttpConnectionManager.Tracing:
     t = flt.HCM_TYPE.Tracing()
     t.client_sampling.value = 100.0
     t.random_sampling.value = plan.sampling
@@ -264,7 +270,8 @@ def tracing(ctx: PushContext, proxy: Proxy, plan: TracingPlan) -> Any:
     if plan.provider is not None:
         t.provider.CopyFrom(_tracer(ctx, proxy, plan.provider))
         spec = plan.provider.zipkin or plan.provider.opentelemetry
-        length = getattr(spec, "max_tag_length", 0) or ctx.mesh.telemetry.max_path_tag_length
+        tag_length = spec.max_tag_length if spec is not None else 0
+        length = tag_length or ctx.mesh.telemetry.max_path_tag_length
         if length:
             t.max_path_tag_length.value = length
     return t
@@ -320,7 +327,7 @@ def proxy_telemetry(ctx: PushContext, proxy: Proxy) -> ProxyTelemetry | None:
     return result
 
 
-def _decorate_filter(f: Any, config: DirectionConfig) -> None:
+def _decorate_filter(f: listener_components_pb2.Filter, config: DirectionConfig) -> None:
     if f.name == flt.HCM:
         hcm = flt.HCM_TYPE()
         f.typed_config.Unpack(hcm)
@@ -357,7 +364,7 @@ def decorate_listeners(listeners: dict[str, Message], telemetry: ProxyTelemetry 
 
 
 def collector_clusters(
-    ctx: PushContext, telemetry: ProxyTelemetry | None, existing: Mapping[str, Any]
+    ctx: PushContext, telemetry: ProxyTelemetry | None, existing: Mapping[str, cluster_pb2.Cluster]
 ) -> list[Message]:
     """Clusters the tracers need that the proxy does not have yet: a registry service outside
     the proxy's Sidecar scope, or a plain host:port collector (DNS, or static for an IP)."""

@@ -15,13 +15,18 @@ mesh ``accessLogFile`` (Istio's legacy switch) and ``enableTracing`` + Zipkin ad
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from controlplane.model.mesh_config import (
     BUILTIN_ACCESS_LOG,
     ExtensionProvider,
     TelemetryDefaults,
     ZipkinTracingProvider,
+)
+from controlplane.model.telemetry import (
+    AccessLogSelector,
+    CustomTag,
+    Telemetry,
+    TracingSelector,
 )
 
 CLIENT = "CLIENT"  # outbound listeners
@@ -40,7 +45,7 @@ class AccessLogPlan:
 class TracingPlan:
     provider: ExtensionProvider | None  # None: sample and propagate, report nowhere
     sampling: float  # percent
-    custom_tags: tuple[tuple[str, Any], ...] = ()  # (tag name, model CustomTag)
+    custom_tags: tuple[tuple[str, CustomTag], ...] = ()  # (tag name, tag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +67,13 @@ class TelemetryPlan:
         return self.outbound if direction == CLIENT else self.inbound
 
 
-def _applies(match: Any, direction: str) -> bool:
+def _applies(match: AccessLogSelector | TracingSelector | None, direction: str) -> bool:
     mode = match.mode if match is not None else "CLIENT_AND_SERVER"
     return mode == "CLIENT_AND_SERVER" or mode == direction
 
 
 def _access_logs(
-    levels: list[Any], defaults: TelemetryDefaults, direction: str
+    levels: list[Telemetry], defaults: TelemetryDefaults, direction: str
 ) -> tuple[AccessLogPlan, ...]:
     names: tuple[str, ...] = defaults.default_providers.access_logging
     if not names and defaults.access_log_file:
@@ -108,14 +113,16 @@ def _legacy_tracer(defaults: TelemetryDefaults) -> ExtensionProvider | None:
     return ExtensionProvider(name="", zipkin=ZipkinTracingProvider(service=host, port=int(port)))
 
 
-def _tracing(levels: list[Any], defaults: TelemetryDefaults, direction: str) -> TracingPlan | None:
+def _tracing(
+    levels: list[Telemetry], defaults: TelemetryDefaults, direction: str
+) -> TracingPlan | None:
     provider: ExtensionProvider | None = None
     if defaults.default_providers.tracing:
         provider = defaults.provider(defaults.default_providers.tracing[0])
     else:
         provider = _legacy_tracer(defaults)
     sampling = defaults.tracing_sampling
-    tags: dict[str, Any] = {}
+    tags: dict[str, CustomTag] = {}
     reporting = True
     for telemetry in levels:
         for entry in telemetry.spec.tracing:
@@ -133,7 +140,7 @@ def _tracing(levels: list[Any], defaults: TelemetryDefaults, direction: str) -> 
     return TracingPlan(provider if reporting else None, sampling, tuple(sorted(tags.items())))
 
 
-def telemetry_plan(levels: list[Any], defaults: TelemetryDefaults) -> TelemetryPlan:
+def telemetry_plan(levels: list[Telemetry], defaults: TelemetryDefaults) -> TelemetryPlan:
     outbound, inbound = (
         DirectionPlan(_access_logs(levels, defaults, d), _tracing(levels, defaults, d))
         for d in DIRECTIONS

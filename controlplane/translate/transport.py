@@ -11,8 +11,6 @@ tls_inspector) or DISABLE (plaintext only).
 
 from __future__ import annotations
 
-from typing import Any
-
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
@@ -24,6 +22,7 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import struct_pb2, wrappers_pb2
 
+from controlplane.model.destination_rule import ClientTLSSettings
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate.credentials import CA_SUFFIX
 from controlplane.translate.index.registry import TLS_MODE_ISTIO
@@ -95,7 +94,7 @@ def istio_mutual_context(sni: str, sans: tuple[str, ...] = (), trust_domain: str
 
 
 def upstream_transport_socket(
-    tls: Any,
+    tls: ClientTLSSettings | None,
     host: str,
     port: int,
     subset: str,
@@ -106,9 +105,9 @@ def upstream_transport_socket(
     """The transport socket a DestinationRule's TLS settings give ``outbound|port|subset|host``
     (None for none or DISABLE). ``service_accounts`` are the SPIFFE IDs ISTIO_MUTUAL verifies;
     auto mTLS without settings is apply_upstream_tls's."""
-    mode = getattr(tls, "mode", None) if tls is not None else None
-    if mode is None or mode == "DISABLE":
+    if tls is None or tls.mode == "DISABLE":
         return None
+    mode = tls.mode
     if mode == "ISTIO_MUTUAL":
         sni = tls.sni or mtls_sni(host, port, subset)
         sans = tuple(tls.subject_alt_names) or service_accounts
@@ -134,7 +133,7 @@ def upstream_transport_socket(
 
 def apply_upstream_tls(
     cluster: cluster_pb2.Cluster,
-    tls: Any,
+    tls: ClientTLSSettings | None,
     host: str,
     port: int,
     subset: str,
@@ -151,7 +150,7 @@ def apply_upstream_tls(
     marked ``tlsMode: istio``, plaintext for the others. Original-destination clusters
     (headless services) are left alone, as Istio does.
     """
-    if tls is not None and getattr(tls, "mode", None) is not None:
+    if tls is not None:
         socket = upstream_transport_socket(tls, host, port, subset, mesh, service_accounts=service_accounts)
         if socket is not None:
             cluster.transport_socket.CopyFrom(socket)

@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
+from envoy.type.matcher.v3 import string_pb2
+from google.protobuf.message import Message
 
 from controlplane.translate.translator import LISTENER_TYPE, ROUTE_TYPE
 
@@ -48,12 +52,12 @@ class WalkError(LookupError):
     pass
 
 
-def _addr(lst: Any) -> tuple[str, int]:
+def _addr(lst: listener_pb2.Listener) -> tuple[str, int]:
     sa = lst.address.socket_address
     return sa.address, sa.port_value
 
 
-def _pick_listener(listeners: list[Any], req: Request) -> Any:
+def _pick_listener(listeners: list[listener_pb2.Listener], req: Request) -> listener_pb2.Listener:
     exact = [l for l in listeners if _addr(l) == (req.address, req.port)] if req.address else []
     if exact:
         return exact[0]
@@ -69,7 +73,7 @@ def _pick_listener(listeners: list[Any], req: Request) -> Any:
     raise WalkError(f"no listener for {req.address}:{req.port}")
 
 
-def _pick_chain(lst: Any, req: Request) -> Any:
+def _pick_chain(lst: listener_pb2.Listener, req: Request) -> listener_components_pb2.FilterChain:
     for fc in lst.filter_chains:
         m = fc.filter_chain_match
         if m.HasField("destination_port") and m.destination_port.value != req.port:
@@ -94,10 +98,12 @@ def _domain_match(pattern: str, host: str) -> bool:
     return False
 
 
-def pick_virtual_host(route_config: Any, host: str) -> Any:
+def pick_virtual_host(
+    route_config: route_pb2.RouteConfiguration, host: str
+) -> route_components_pb2.VirtualHost:
     """Envoy's order: exact domain, then longest suffix wildcard, then prefix wildcard, then '*'."""
     host = host.lower()
-    candidates: list[tuple[int, int, Any]] = []
+    candidates: list[tuple[int, int, route_components_pb2.VirtualHost]] = []
     for vh in route_config.virtual_hosts:
         for d in vh.domains:
             d = d.lower()
@@ -115,7 +121,7 @@ def pick_virtual_host(route_config: Any, host: str) -> Any:
     return candidates[0][2]
 
 
-def _string_match(sm: Any, value: str) -> bool:
+def _string_match(sm: string_pb2.StringMatcher, value: str) -> bool:
     kind = sm.WhichOneof("match_pattern")
     a = value.lower() if sm.ignore_case else value
     if kind == "exact":
@@ -131,7 +137,7 @@ def _string_match(sm: Any, value: str) -> bool:
     return False
 
 
-def _header_ok(hm: Any, headers: dict[str, str]) -> bool:
+def _header_ok(hm: route_components_pb2.HeaderMatcher, headers: dict[str, str]) -> bool:
     value = headers.get(hm.name.lower())
     kind = hm.WhichOneof("header_match_specifier")
     if kind == "present_match":
@@ -145,7 +151,7 @@ def _header_ok(hm: Any, headers: dict[str, str]) -> bool:
     return ok != hm.invert_match
 
 
-def route_matches(match: Any, req: Request, headers: dict[str, str]) -> bool:
+def route_matches(match: route_components_pb2.RouteMatch, req: Request, headers: dict[str, str]) -> bool:
     path = req.path.split("?", 1)[0]
     sensitive = not match.HasField("case_sensitive") or match.case_sensitive.value
     p = path if sensitive else path.lower()
@@ -172,7 +178,7 @@ def route_matches(match: Any, req: Request, headers: dict[str, str]) -> bool:
     return True
 
 
-def walk(config: dict[str, list[Any]], req: Request) -> WalkResult:
+def walk(config: dict[str, list[Message]], req: Request) -> WalkResult:
     listeners = config[LISTENER_TYPE]
     routes = {r.name: r for r in config.get(ROUTE_TYPE, [])}
     lst = _pick_listener(listeners, req)
@@ -197,7 +203,7 @@ def walk(config: dict[str, list[Any]], req: Request) -> WalkResult:
     raise WalkError(f"filter chain {chain.name!r} on {lst.name} has no tcp_proxy or HCM")
 
 
-def _walk_http(rc: Any, req: Request, result: WalkResult) -> WalkResult:
+def _walk_http(rc: route_pb2.RouteConfiguration, req: Request, result: WalkResult) -> WalkResult:
     result.route_config = rc.name
     host = req.host or req.headers.get(":authority", "")
     vh = pick_virtual_host(rc, host)

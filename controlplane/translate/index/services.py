@@ -9,11 +9,19 @@ subsets) and topology come from the Pod an endpoint points at.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from controlplane.model.hosts import normalize_host, service_fqdn
+from controlplane.model.kubernetes import (
+    EndpointPort,
+    Endpoints,
+    EndpointSlice,
+    ObjectReference,
+    Pod,
+    Service,
+)
 from controlplane.model.labels import selector_matches
 from controlplane.model.locality import pod_locality, workload_entry_locality
+from controlplane.model.service_entry import ServiceEntry, WorkloadEntry, WorkloadEntrySpec
 from controlplane.translate import protocol as proto
 from controlplane.translate.index.registry import (
     DNS,
@@ -44,7 +52,7 @@ def export_set(values: Iterable[str]) -> frozenset[str]:
     return items or frozenset({"*"})
 
 
-def kubernetes_service(svc: Any, domain_suffix: str) -> MeshService | None:
+def kubernetes_service(svc: Service, domain_suffix: str) -> MeshService | None:
     spec = svc.spec
     if spec.type == "ExternalName" and not spec.external_name:
         return None
@@ -80,7 +88,7 @@ def kubernetes_service(svc: Any, domain_suffix: str) -> MeshService | None:
     )
 
 
-def service_entry_services(se: Any) -> list[MeshService]:
+def service_entry_services(se: ServiceEntry) -> list[MeshService]:
     spec = se.spec
     ports = tuple(
         ServicePort(
@@ -117,7 +125,7 @@ def labels_tls_mode(labels: Mapping[str, str]) -> str:
     return labels.get(TLS_MODE_LABEL, TLS_MODE_DISABLED)
 
 
-def workload_entry_tls_mode(wl: Any) -> str:
+def workload_entry_tls_mode(wl: WorkloadEntrySpec) -> str:
     """Istio's getTLSModeFromWorkloadEntry (serviceentry/conversion.go): the label wins, even
     ``disabled``; without it, a WorkloadEntry or ServiceEntry endpoint that names a
     serviceAccount is ``istio`` (its sidecar holds that identity's certificate)."""
@@ -126,7 +134,9 @@ def workload_entry_tls_mode(wl: Any) -> str:
     return TLS_MODE_ISTIO if wl.service_account else TLS_MODE_DISABLED
 
 
-def workload_endpoint(wl: Any, port: ServicePort, namespace: str, default_sa: str = "") -> MeshEndpoint | None:
+def workload_endpoint(
+    wl: WorkloadEntrySpec, port: ServicePort, namespace: str, default_sa: str = ""
+) -> MeshEndpoint | None:
     """A WorkloadEntry (or ServiceEntry inline endpoint) behind one service port."""
     if not wl.address:
         return None
@@ -148,15 +158,15 @@ def workload_endpoint(wl: Any, port: ServicePort, namespace: str, default_sa: st
 class PodIndex:
     """Pods by (namespace, name) and by IP, for endpoint labels and locality."""
 
-    def __init__(self, pods: Iterable[Any]) -> None:
-        self.by_name: dict[tuple[str, str], Any] = {}
-        self.by_ip: dict[str, Any] = {}
+    def __init__(self, pods: Iterable[Pod]) -> None:
+        self.by_name: dict[tuple[str, str], Pod] = {}
+        self.by_ip: dict[str, Pod] = {}
         for pod in pods:
             self.by_name[(pod.meta.namespace, pod.meta.name)] = pod
             for ip in pod.ips:
                 self.by_ip.setdefault(ip, pod)
 
-    def find(self, namespace: str, target_ref: Any, ip: str) -> Any:
+    def find(self, namespace: str, target_ref: ObjectReference | None, ip: str) -> Pod | None:
         if target_ref is not None and target_ref.kind == "Pod":
             pod = self.by_name.get((target_ref.namespace or namespace, target_ref.name))
             if pod is not None:
@@ -165,7 +175,12 @@ class PodIndex:
 
 
 def _endpoint_from_address(
-    ip: str, port: int, namespace: str, pods: PodIndex, target_ref: Any, ready: bool
+    ip: str,
+    port: int,
+    namespace: str,
+    pods: PodIndex,
+    target_ref: ObjectReference | None,
+    ready: bool,
 ) -> MeshEndpoint:
     # Locality as Istio's: from the Pod only (not the slice's zone, which Istio never reads).
     pod = pods.find(namespace, target_ref, ip)
@@ -182,7 +197,7 @@ def _endpoint_from_address(
     )
 
 
-def _slice_port(ports: Iterable[Any], service_port: ServicePort) -> int | None:
+def _slice_port(ports: Iterable[EndpointPort], service_port: ServicePort) -> int | None:
     for p in ports:
         if (p.name or "") == (service_port.name or "") and p.port:
             return p.port
@@ -191,8 +206,8 @@ def _slice_port(ports: Iterable[Any], service_port: ServicePort) -> int | None:
 
 def kubernetes_endpoints(
     service: MeshService,
-    slices: list[Any],
-    legacy: Any,
+    slices: list[EndpointSlice],
+    legacy: Endpoints | None,
     pods: PodIndex,
 ) -> dict[int, list[MeshEndpoint]]:
     """Service port number -> ready endpoints, from EndpointSlices or else Endpoints."""
@@ -226,8 +241,8 @@ def kubernetes_endpoints(
 
 
 def selected_workload_entries(
-    selector: tuple[tuple[str, str], ...] | None, namespace: str, entries: list[Any]
-) -> list[Any]:
+    selector: tuple[tuple[str, str], ...] | None, namespace: str, entries: list[WorkloadEntry]
+) -> list[WorkloadEntry]:
     if not selector:
         return []
     return [we for we in entries if we.meta.namespace == namespace and selector_matches(selector, we.spec.labels)]
