@@ -31,6 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="workload certificate lifetime (default 24 h)")
     p.add_argument("--debounce-after", type=float, default=0.1, metavar="SECONDS")
     p.add_argument("--debounce-max", type=float, default=10.0, metavar="SECONDS")
+    p.add_argument("--jwks-refresh-interval", type=float, default=20 * 60, metavar="SECONDS",
+                   help="refetch the JWKS of RequestAuthentication jwksUri this often (default 20 min)")
+    p.add_argument("--jwks-refresh-on-failure", type=float, default=60.0, metavar="SECONDS",
+                   help="retry a failed JWKS fetch after this long, doubling up to the refresh interval")
     p.add_argument("--log-level", default="info", help="e.g. info or warning,xds=debug")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.set_defaults(func=run)
@@ -53,6 +57,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         log_level=args.log_level,
         log_format=args.log_format,
         mesh_config_file=args.mesh_config,
+        jwks_refresh_seconds=args.jwks_refresh_interval,
+        jwks_refresh_on_failure_seconds=args.jwks_refresh_on_failure,
     )
 
 

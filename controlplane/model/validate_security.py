@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from urllib.parse import urlparse
 
@@ -15,6 +14,7 @@ from controlplane.model.checks import (
     check_port,
 )
 from controlplane.model.decode import json_name
+from controlplane.model.jwks import jwks_problem
 from controlplane.model.security import (
     AuthorizationPolicy,
     AuthorizationPolicySpec,
@@ -224,7 +224,8 @@ def _validate_condition(condition: Condition, path: str, errors: list[FieldError
     if key in _PLAIN_KEYS:
         pass
     elif match := _HEADER_KEY.match(key):
-        if message := check_http_header_name(match.group(1)):
+        # Pseudo-headers (``:method``, ``:path``, ``:authority``) are headers to Envoy; Istio accepts them.
+        if message := check_http_header_name(match.group(1).removeprefix(":")):
             error(errors, f"{path}.key", message)
     elif not (_CLAIMS_KEY.match(key) or _EXPERIMENTAL_KEY.match(key)):
         error(errors, f"{path}.key", f"unknown attribute {key!r}")
@@ -306,12 +307,5 @@ def validate_request_authentication(resource: Resource, errors: list[FieldError]
 
 
 def _check_jwks(jwks: str) -> str:
-    """An inline JWKS: a JSON object whose ``keys`` list holds objects naming their ``kty``."""
-    try:
-        document = json.loads(jwks)
-    except ValueError as exc:
-        return f"jwks parse error: {exc}"
-    keys = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(keys, list) or not all(isinstance(k, dict) and "kty" in k for k in keys):
-        return "jwks parse error: expected an object with a list of keys, each with a kty"
-    return ""
+    """An inline JWKS: the check the JWKS fetcher applies to fetched documents too."""
+    return jwks_problem(jwks)

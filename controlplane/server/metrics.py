@@ -137,3 +137,13 @@ class Metrics:
             "The number of authentication failures.",
             registry=r,
         )
+        self.jwks_fetch_success = Counter(
+            "pilot_jwks_resolver_network_fetch_success_total",
+            "Total number of successfully network fetch by pilot jwks resolver",
+            registry=r,
+        )
+        self.jwks_fetch_fail = Counter(
+            "pilot_jwks_resolver_network_fetch_fail_total",
+            "Total number of failed network fetch by pilot jwks resolver",
+            registry=r,
+        )

@@ -26,6 +26,7 @@ from controlplane.server.push import Pusher, PushReport, describe, merge_changes
 from controlplane.server.settings import Settings
 from controlplane.server.workload_certs import WorkloadCertificates
 from controlplane.sources.folder import FolderSource
+from controlplane.sources.jwks import JwksSource
 from controlplane.store import ChangeSet, Store
 from controlplane.translate import MeshConfig
 
@@ -98,6 +99,15 @@ class ControlPlane:
         )
         self.observer = Observer(self.metrics, self.cache, self.xds_server.sync_statuses)
         self.folders = [FolderSource(self.store, path, source_id=f"folder:{path}") for path in s.config_dirs]
+        self.jwks = JwksSource(
+            self.store,
+            refresh_interval=s.jwks_refresh_seconds,
+            refresh_interval_on_failure=s.jwks_refresh_on_failure_seconds,
+            timeout=s.jwks_fetch_timeout_seconds,
+            max_bytes=s.jwks_max_bytes,
+            max_targets=s.jwks_max_locations,
+            on_fetch=self._jwks_fetched,
+        )
         self.kubernetes: Any = None
         self.monitoring: MonitoringServer | None = None
         self.ready = asyncio.Event()
@@ -124,6 +134,10 @@ class ControlPlane:
             folder.start()
         if s.kubernetes:
             self.kubernetes = self._start_kubernetes()
+        # Keys for RequestAuthentication jwksUri before the first push (istiod fetches on its
+        # first push too), then followed and refreshed in the background.
+        await asyncio.to_thread(self.jwks.sync)
+        self.jwks.start()
         self._debouncer.start()
         await self.pusher.push(None)
         self.ready.set()
@@ -157,6 +171,7 @@ class ControlPlane:
             folder.stop()
         if self.kubernetes is not None:
             self.kubernetes.stop()
+        await asyncio.to_thread(self.jwks.stop)
         await self._debouncer.stop()
         self.certificates.stop()
         if self.monitoring is not None:
@@ -245,6 +260,9 @@ class ControlPlane:
         self.metrics.xds_push_time.labels("eds" if report.endpoints_only else "full").observe(report.seconds)
         self.observer.pushed(report)
         log.info("%s", describe(report))
+
+    def _jwks_fetched(self, ok: bool) -> None:
+        (self.metrics.jwks_fetch_success if ok else self.metrics.jwks_fetch_fail).inc()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -32,3 +32,12 @@ class Settings:
     log_format: str = "text"
     # Istio's mesh config YAML (accessLogFile, extensionProviders, ...), or the istio ConfigMap.
     mesh_config_file: Path | None = None
+    # JWKS the control plane fetches for RequestAuthentication jwksUri (istiod's resolver):
+    # refreshed every PILOT_JWT_PUB_KEY_REFRESH_INTERVAL (20 min), sooner after a failure
+    # (doubling up to the refresh interval); each fetch bounded in time and size, and the
+    # number of locations fetched bounded too. A rule's own ``timeout`` may ask for up to 30 s.
+    jwks_refresh_seconds: float = 20 * 60
+    jwks_refresh_on_failure_seconds: float = 60.0
+    jwks_fetch_timeout_seconds: float = 5.0
+    jwks_max_bytes: int = 512 * 1024
+    jwks_max_locations: int = 100

@@ -5,7 +5,9 @@
   an endpoint change;
 - ``routing``: VirtualServices, DestinationRules, Sidecars (RoutingIndex);
 - ``policies``: PeerAuthentication, Telemetry, ... (PolicyIndex);
-- ``credentials``: Secrets, for DestinationRule ``credentialName`` (CredentialIndex).
+- ``credentials``: Secrets, for DestinationRule ``credentialName`` (CredentialIndex);
+- ``jwks``: the keys fetched for RequestAuthentication ``jwksUri`` (JwksIndex), rebuilt
+  alone after a key rotation.
 
 ``memo`` holds outputs that proxies of one scope share within this snapshot (sidecar scopes,
 outbound clusters, route configurations, ...); it starts empty with every new context.
@@ -20,12 +22,16 @@ from typing import TYPE_CHECKING
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
 
 from controlplane.model.mesh import MeshConfig
 from controlplane.model.sidecar import Sidecar
 from controlplane.model.hosts import host_matches
 from controlplane.model.labels import selector_labels, selector_matches
 from controlplane.translate.index.credentials import CREDENTIAL_KINDS, CredentialIndex, build_credential_index
+from controlplane.translate.index.jwks import JWKS_KINDS, JwksIndex, build_jwks_index
 from controlplane.translate.index.policies import POLICY_KINDS, PolicyIndex, build_policy_index
 from controlplane.translate.index.registry import MeshEndpoint, MeshService
 from controlplane.translate.index.routing import (
@@ -41,6 +47,7 @@ from controlplane.translate.index.service_index import SERVICE_KINDS, ServiceInd
 from controlplane.translate.proxy import Proxy
 
 if TYPE_CHECKING:
+    from controlplane.translate.authz.builder import WorkloadRbac
     from controlplane.translate.peer_authentication import InboundMtls
     from controlplane.translate.scope import SidecarScope
     from controlplane.translate.telemetry import ProxyTelemetry
@@ -57,7 +64,7 @@ __all__ = [
 ]
 
 # Every kind some part of the index reads.
-INDEXED_KINDS = SERVICE_KINDS | ROUTING_KINDS | POLICY_KINDS | CREDENTIAL_KINDS
+INDEXED_KINDS = SERVICE_KINDS | ROUTING_KINDS | POLICY_KINDS | CREDENTIAL_KINDS | JWKS_KINDS
 
 # Labels as a hashable key part (sorted pairs); None where labels do not matter.
 LabelsKey = tuple[tuple[str, str], ...] | None
@@ -75,6 +82,10 @@ class Memo:
     telemetry: dict[Hashable, ProxyTelemetry | None] = field(default_factory=dict)
     collector_clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
     credential_names: dict[Hashable, tuple[str, ...]] = field(default_factory=dict)
+    # (namespace, labels that matter, clear route cache) -> the jwt_authn filter, or None
+    jwt_authn: dict[tuple[str, LabelsKey, bool], hcm_pb2.HttpFilter | None] = field(default_factory=dict)
+    # (namespace, labels that matter, TCP chain?) -> the RBAC of AuthorizationPolicies, or None
+    authz: dict[tuple[str, LabelsKey, bool], WorkloadRbac | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,6 +95,7 @@ class PushContext:
     routing: RoutingIndex
     policies: PolicyIndex
     credentials: CredentialIndex = field(default_factory=CredentialIndex)
+    jwks: JwksIndex = field(default_factory=JwksIndex)
     memo: Memo = field(default_factory=Memo)
 
     # --- services ---------------------------------------------------------------------------
@@ -178,6 +190,7 @@ def build_push_context(snapshot: Snapshot, mesh: MeshConfig) -> PushContext:
         routing=build_routing_index(snapshot, mesh),
         policies=build_policy_index(snapshot),
         credentials=build_credential_index(snapshot),
+        jwks=build_jwks_index(snapshot),
     )
 
 
@@ -194,5 +207,6 @@ def update_push_context(previous: PushContext, snapshot: Snapshot, changed_kinds
         routing=build_routing_index(snapshot, mesh) if changed & ROUTING_KINDS else previous.routing,
         policies=build_policy_index(snapshot) if changed & POLICY_KINDS else previous.policies,
         credentials=build_credential_index(snapshot) if changed & CREDENTIAL_KINDS else previous.credentials,
+        jwks=build_jwks_index(snapshot) if changed & JWKS_KINDS else previous.jwks,
         memo=Memo(),
     )

@@ -22,7 +22,7 @@ from typing import Generic, Protocol, TypeVar
 
 from controlplane.model.common import WorkloadSelector
 from controlplane.model.base import ObjectMeta
-from controlplane.model.security import PeerAuthentication
+from controlplane.model.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
 from controlplane.model.telemetry import Telemetry
 from controlplane.model.labels import selector_labels as _selector_labels
 from controlplane.model.labels import selector_matches
@@ -124,16 +124,28 @@ class PolicyIndex:
 
     peer_authentications: PolicySet[PeerAuthentication] = field(default_factory=lambda: PolicySet({}))
     telemetries: PolicySet[Telemetry] = field(default_factory=lambda: PolicySet({}))
+    request_authentications: PolicySet[RequestAuthentication] = field(default_factory=lambda: PolicySet({}))
+    authorization_policies: PolicySet[AuthorizationPolicy] = field(default_factory=lambda: PolicySet({}))
 
 
 def build_policy_index(snapshot: Snapshot) -> PolicyIndex:
     telemetries: list[Telemetry] = [
         t for t in snapshot.of_kind(Telemetry.KIND) if not (t.spec.target_ref or t.spec.target_refs)
     ]
+    # targetRef(s) attach a RequestAuthentication to gateways, not to workloads by selector.
+    request_authentications: list[RequestAuthentication] = [
+        r for r in snapshot.of_kind(RequestAuthentication.KIND) if not (r.spec.target_ref or r.spec.target_refs)
+    ]
+    # targetRef(s) attach an AuthorizationPolicy to gateways and services, not to workloads.
+    authorization_policies: list[AuthorizationPolicy] = [
+        a for a in snapshot.of_kind(AuthorizationPolicy.KIND) if not (a.spec.target_ref or a.spec.target_refs)
+    ]
     return PolicyIndex(
         peer_authentications=PolicySet.of(snapshot.of_kind(PeerAuthentication.KIND)),
         telemetries=PolicySet.of(telemetries),
+        request_authentications=PolicySet.of(request_authentications, root_selectors_mesh_wide=True),
+        authorization_policies=PolicySet.of(authorization_policies, root_selectors_mesh_wide=True),
     )
 
 
-POLICY_KINDS = frozenset({"PeerAuthentication", "Telemetry"})
+POLICY_KINDS = frozenset({"PeerAuthentication", "Telemetry", "RequestAuthentication", "AuthorizationPolicy"})
