@@ -44,6 +44,9 @@ class RetryDefaults:
 @dataclass(frozen=True, slots=True)
 class MeshConfig:
     trust_domain: str = "cluster.local"
+    # Istio's trustDomainAliases: AuthorizationPolicy principals in these trust domains (or in
+    # cluster.local) also match the same identity in every other one (trust domain migration).
+    trust_domain_aliases: tuple[str, ...] = ()
     # Istio's domainSuffix: services are named <name>.<namespace>.svc.<domain_suffix>.
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
     root_namespace: str = "istio-system"
@@ -95,6 +98,8 @@ def apply_mesh_config(base: MeshConfig, mesh: IstioMeshConfig) -> MeshConfig:
     changes: dict[str, Any] = {"telemetry": telemetry_defaults(mesh)}
     if mesh.root_namespace:
         changes["root_namespace"] = mesh.root_namespace
+    if mesh.trust_domain_aliases:
+        changes["trust_domain_aliases"] = mesh.trust_domain_aliases
     if mesh.outbound_traffic_policy is not None:
         changes["outbound_traffic_policy"] = mesh.outbound_traffic_policy.mode
     if mesh.connect_timeout is not None:

@@ -134,6 +134,7 @@ class IstioMeshConfig:
     default_config: ProxyConfig | None = None
     root_namespace: str | None = None
     trust_domain: str | None = None
+    trust_domain_aliases: tuple[str, ...] = ()
     outbound_traffic_policy: OutboundTrafficPolicy | None = None
     connect_timeout: timedelta | None = None
     enable_auto_mtls: bool | None = None

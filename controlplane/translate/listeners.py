@@ -97,7 +97,7 @@ def outbound_listeners(
                 continue
             route_name = str(number) if not egress.bind else f"{egress.bind}_{number}"
             lst = _listener(name, bind_addr, number, explicit)
-            site = FilterSite(ctx, proxy, OUTBOUND, number)
+            site = FilterSite(ctx, proxy, OUTBOUND, number, http=True)
             lst.filter_chains.add().filters.extend([
                 *network_filter_chain(site),
                 flt.http_connection_manager(
@@ -215,7 +215,7 @@ def inbound_route_config(port: int) -> route_pb2.RouteConfiguration:
 
 def _inbound_filters(ctx: PushContext, proxy: Proxy, ip: InboundPort) -> list[lc.Filter]:
     cluster = names.inbound_cluster(ip.port)
-    site = FilterSite(ctx, proxy, INBOUND, ip.port)
+    site = FilterSite(ctx, proxy, INBOUND, ip.port, http=is_http(ip.protocol))
     before = network_filter_chain(site)
     if is_http(ip.protocol):
         hcm = flt.http_connection_manager(
@@ -273,7 +273,11 @@ def virtual_inbound(
             lst, names.inbound_cluster(ip.port), _inbound_filters(ctx, proxy, ip), mode_for(ip.port), trust_domain,
             is_http(ip.protocol), destination_port=ip.port,
         )
-    passthrough = [flt.tcp_proxy(names.INBOUND_PASSTHROUGH_CLUSTER, cluster=names.INBOUND_PASSTHROUGH_CLUSTER)]
+    # Ports no service declares: TCP, policies still apply (Istio's passthrough chains).
+    passthrough = [
+        *network_filter_chain(FilterSite(ctx, proxy, INBOUND, 0)),
+        flt.tcp_proxy(names.INBOUND_PASSTHROUGH_CLUSTER, cluster=names.INBOUND_PASSTHROUGH_CLUSTER),
+    ]
     if workload_mode == STRICT:
         _add_mode_chains(lst, names.INBOUND_PASSTHROUGH_CLUSTER, passthrough, STRICT, trust_domain, http=False)
     else:

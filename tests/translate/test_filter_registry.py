@@ -40,6 +40,9 @@ def _translate(case: str, proxy: Proxy):
 
 def test_registry_order_is_istios() -> None:
     assert [f.name for f in filters.HTTP_FILTERS] == [
+        "envoy.filters.http.jwt_authn",
+        # AuthorizationPolicy: AUDIT, DENY, ALLOW (filters/rbac.py)
+        "envoy.filters.http.rbac", "envoy.filters.http.rbac", "envoy.filters.http.rbac",
         "envoy.filters.http.fault", "envoy.filters.http.cors", "envoy.filters.http.router",
     ]
     positions = [f.position for f in filters.HTTP_FILTERS]

@@ -1,8 +1,9 @@
 """The filter registry: every HTTP and network filter is one module in this package.
 
-A module that defines ``FILTER`` is found at import and placed by its ``position`` (see
-``base``). Adding a filter (RBAC, JWT, ext_authz, stats, rate limits, ...) is adding a file;
-no chain is written out by hand anywhere else.
+A module that defines ``FILTER`` (or ``FILTERS``, a tuple, where one feature puts several
+filters in a chain) is found at import and placed by its ``position`` (see ``base``). Adding
+a filter (RBAC, JWT, ext_authz, stats, rate limits, ...) is adding a file; no chain is
+written out by hand anywhere else.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ def _discover() -> tuple[tuple[HttpFilter, ...], tuple[NetworkFilter, ...]]:
     network: list[NetworkFilter] = []
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
-        found = getattr(module, "FILTER", None)
-        if isinstance(found, HttpFilter):
-            http.append(found)
-        elif isinstance(found, NetworkFilter):
-            network.append(found)
+        for found in (getattr(module, "FILTER", None), *getattr(module, "FILTERS", ())):
+            if isinstance(found, HttpFilter):
+                http.append(found)
+            elif isinstance(found, NetworkFilter):
+                network.append(found)
     return (
         tuple(sorted(http, key=lambda f: (f.position, f.name))),
         tuple(sorted(network, key=lambda f: (f.position, f.name))),

@@ -44,12 +44,15 @@ ROUTER = 1000  # terminal
 
 @dataclass(frozen=True, slots=True)
 class FilterSite:
-    """One chain being built: for which proxy, in which direction, on which port."""
+    """One chain being built: for which proxy, in which direction, on which port (0: any port,
+    the inbound passthrough chain), and whether it is an HTTP chain (the connection manager
+    follows the network filters) or a TCP one."""
 
     ctx: PushContext
     proxy: Proxy
     direction: str
     port: int
+    http: bool = False
 
 
 class HttpFilter:
