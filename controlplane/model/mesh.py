@@ -55,6 +55,9 @@ class MeshConfig:
     connect_timeout_seconds: float = 10.0
     # Istio's enableAutoMtls (on by default, as in Istio; see transport.apply_upstream_tls).
     enable_auto_mtls: bool = True
+    # Istio's pathNormalization: NONE, BASE (the default), MERGE_SLASHES, DECODE_AND_MERGE_SLASHES.
+    # Paths are normalized before routing and authorization, so `/./admin` meets a DENY on `/admin`.
+    path_normalization: str = "BASE"
     # Where the sidecar reaches its own app when no Sidecar ingress says otherwise.
     inbound_app_address: str = "127.0.0.1"
     virtual_outbound_port: int = 15001
@@ -106,6 +109,9 @@ def apply_mesh_config(base: MeshConfig, mesh: IstioMeshConfig) -> MeshConfig:
         changes["connect_timeout_seconds"] = mesh.connect_timeout.total_seconds()
     if mesh.enable_auto_mtls is not None:
         changes["enable_auto_mtls"] = mesh.enable_auto_mtls
+    if mesh.path_normalization is not None:
+        mode = mesh.path_normalization.normalization
+        changes["path_normalization"] = "BASE" if mode == "DEFAULT" else mode
     return dataclasses.replace(base, **changes)
 
 

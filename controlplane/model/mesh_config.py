@@ -120,6 +120,17 @@ class OutboundTrafficPolicy:
     mode: Literal["ALLOW_ANY", "REGISTRY_ONLY"] = "ALLOW_ANY"
 
 
+PathNormalizationMode = Literal["DEFAULT", "NONE", "BASE", "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyPathNormalization:
+    """How sidecars normalize request paths before routing and authorization (Istio's
+    ``pathNormalization``; DEFAULT is BASE: RFC 3986 normalization)."""
+
+    normalization: PathNormalizationMode = "DEFAULT"
+
+
 @dataclass(frozen=True, slots=True)
 class IstioMeshConfig:
     """The document as written; ``None`` means "not set" so defaults stay the translator's."""
@@ -138,6 +149,7 @@ class IstioMeshConfig:
     outbound_traffic_policy: OutboundTrafficPolicy | None = None
     connect_timeout: timedelta | None = None
     enable_auto_mtls: bool | None = None
+    path_normalization: ProxyPathNormalization | None = None
 
 
 @dataclass(frozen=True, slots=True)

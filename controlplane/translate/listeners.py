@@ -101,7 +101,8 @@ def outbound_listeners(
             lst.filter_chains.add().filters.extend([
                 *network_filter_chain(site),
                 flt.http_connection_manager(
-                    f"outbound_{bind_addr}_{number}", http_filter_chain(site), rds_name=route_name
+                    f"outbound_{bind_addr}_{number}", http_filter_chain(site), rds_name=route_name,
+                    path_normalization=ctx.mesh.path_normalization,
                 ),
             ])
             result.listeners[name] = lst
@@ -221,6 +222,7 @@ def _inbound_filters(ctx: PushContext, proxy: Proxy, ip: InboundPort) -> list[lc
         hcm = flt.http_connection_manager(
             f"inbound_0.0.0.0_{ip.port}", http_filter_chain(site),
             route_config=inbound_route_config(ip.port), http2=is_http2(ip.protocol),
+            path_normalization=ctx.mesh.path_normalization,
         )
         return [*before, forward_client_cert(hcm)]
     return [*before, flt.tcp_proxy(cluster, cluster=cluster)]

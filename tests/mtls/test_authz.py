@@ -262,9 +262,6 @@ def test_deny_on_a_path(authz_mesh: AuthzMesh) -> None:
     assert authz_mesh.web.paths["/admin"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "inbound connection managers set no normalize_path (Istio's default pathNormalization BASE), "
-    "so /./admin reaches the app unmatched by a DENY on /admin*; the fix is in filters/network.py"))
 def test_a_denied_path_is_not_reached_through_dot_segments(authz_mesh: AuthzMesh) -> None:
     authz_mesh.apply(web=[policy("no-admin", {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin*"]}}]}]})])
     assert call("client", "/./admin")[0] == 403

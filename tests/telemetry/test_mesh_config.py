@@ -179,3 +179,27 @@ def test_serve_refuses_a_bad_mesh_config_before_serving(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         args.func(args)
     assert "accessLogEncoding" in str(info.value) and str(path) in str(info.value)
+
+
+def test_path_normalization_follows_the_mesh_config() -> None:
+    """Istio normalizes request paths (pathNormalization BASE by default), so routes and RBAC see
+    `/admin` for `/./admin`; NONE turns it off, MERGE_SLASHES adds merging."""
+    from envoy.extensions.filters.network.http_connection_manager.v3 import (
+        http_connection_manager_pb2 as hcm_pb2,
+    )
+
+    from controlplane.translate.filters.network import http_connection_manager
+
+    def hcm(mode: str) -> hcm_pb2.HttpConnectionManager:
+        out = hcm_pb2.HttpConnectionManager()
+        http_connection_manager("x", [], rds_name="80", path_normalization=mode).typed_config.Unpack(out)
+        return out
+
+    assert mesh_config_from_yaml("{}").path_normalization == "BASE"
+    assert mesh_config_from_yaml("pathNormalization: {normalization: DEFAULT}").path_normalization == "BASE"
+    assert mesh_config_from_yaml("pathNormalization: {normalization: NONE}").path_normalization == "NONE"
+    assert hcm("BASE").normalize_path.value and not hcm("BASE").merge_slashes
+    assert not hcm("NONE").normalize_path.value
+    assert hcm("MERGE_SLASHES").merge_slashes
+    assert hcm("DECODE_AND_MERGE_SLASHES").path_with_escaped_slashes_action == (
+        hcm_pb2.HttpConnectionManager.UNESCAPE_AND_FORWARD)

@@ -31,9 +31,11 @@ def http_connection_manager(
     rds_name: str | None = None,
     route_config: route_pb2.RouteConfiguration | None = None,
     http2: bool = False,
+    path_normalization: str = "BASE",
 ) -> lc.Filter:
     hcm = hcm_pb2.HttpConnectionManager(stat_prefix=stat_prefix)
     hcm.codec_type = hcm_pb2.HttpConnectionManager.AUTO
+    _normalize_paths(hcm, path_normalization)
     if rds_name is not None:
         hcm.rds.config_source.CopyFrom(ads_source())
         hcm.rds.route_config_name = rds_name
@@ -45,6 +47,16 @@ def http_connection_manager(
     if http2:
         hcm.http2_protocol_options.SetInParent()
     return lc.Filter(name=HCM, typed_config=any_of(hcm))
+
+
+def _normalize_paths(hcm: hcm_pb2.HttpConnectionManager, mode: str) -> None:
+    """Istio's pathNormalization: routes and RBAC see the normalized path."""
+    hcm.path_with_escaped_slashes_action = hcm_pb2.HttpConnectionManager.KEEP_UNCHANGED
+    hcm.normalize_path.value = mode != "NONE"
+    if mode in ("MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES"):
+        hcm.merge_slashes = True
+    if mode == "DECODE_AND_MERGE_SLASHES":
+        hcm.path_with_escaped_slashes_action = hcm_pb2.HttpConnectionManager.UNESCAPE_AND_FORWARD
 
 
 def tcp_proxy(stat_prefix: str, cluster: str = "", weighted: list[tuple[str, int]] | None = None) -> lc.Filter:
