@@ -12,6 +12,7 @@ from controlplane.auth.errors import (
     PermissionDenied,
     Unauthenticated,
 )
+from controlplane.auth.folder_verifier import FolderTokenVerifier
 from controlplane.auth.identity import (
     ClaimedIdentity,
     ProvenIdentity,
@@ -26,6 +27,7 @@ from controlplane.auth.tokens import (
     LocalTokenVerifier,
     TokenIssuer,
     load_or_create_token_key,
+    rotate_token_key,
 )
 
 
@@ -37,9 +39,10 @@ def local_token_issuer(ca_folder: Path) -> TokenIssuer:
 def build_authenticator(
     ca_folder: Path, trust_domain: str, kubernetes_api_client: Any | None = None
 ) -> Authenticator:
-    """Local tokens always; Kubernetes ServiceAccount tokens (TokenReview) when a
-    ``kubernetes.client.ApiClient`` is given."""
-    verifiers: list[CredentialVerifier] = [local_token_issuer(ca_folder).verifier(trust_domain)]
+    """Local tokens always (key and revocations re-read from the CA folder when they change);
+    Kubernetes ServiceAccount tokens (TokenReview) when a ``kubernetes.client.ApiClient``
+    is given."""
+    verifiers: list[CredentialVerifier] = [FolderTokenVerifier(ca_folder, trust_domain)]
     if kubernetes_api_client is not None:
         from controlplane.auth.kubernetes_tokens import KubernetesTokenReviewer
 
@@ -68,4 +71,5 @@ __all__ = [
     "identity_from_username",
     "load_or_create_token_key",
     "local_token_issuer",
+    "rotate_token_key",
 ]

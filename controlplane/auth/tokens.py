@@ -9,8 +9,10 @@ ServiceAccount token does (``sub: system:serviceaccount:<ns>:<sa>`` and
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +51,19 @@ def load_or_create_token_key(
     key = read_private_key_file(path, strict_permissions=strict_permissions)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise CAError(f"{path} must hold an ECDSA P-256 key for ES256")
+    return key
+
+
+def rotate_token_key(ca_folder: Path) -> ec.EllipticCurvePrivateKey:
+    """Replace the token signing key: every token signed with the old one stops verifying
+    (a running server re-reads the key file when it changes)."""
+    path = ca_folder / TOKEN_KEY_FILE
+    if not path.exists():
+        raise CAError(f"{path} is missing; nothing to rotate")
+    key = ec.generate_private_key(ec.SECP256R1())
+    staged = path.with_name(f".{TOKEN_KEY_FILE}.{secrets.token_hex(4)}")
+    write_new_private_key(staged, key)  # 0600 from the start
+    os.replace(staged, path)  # atomic: a reader sees the old key or the new, never half
     return key
 
 
@@ -106,6 +121,7 @@ class LocalTokenVerifier:
     issuer: str = DEFAULT_ISSUER
     audience: str = DEFAULT_AUDIENCE
     clock: Callable[[], datetime] = field(default=_utc_now, compare=False, repr=False)
+    revoked: Collection[str] = field(default=frozenset(), compare=False, repr=False)  # jti values
 
     def claims_issuer(self, token: str) -> bool:
         try:
@@ -120,7 +136,10 @@ class LocalTokenVerifier:
         try:
             claims = self._decode_at(token, self.clock())
         except jwt.InvalidTokenError as exc:
-            raise Unauthenticated(f"invalid token: {type(exc).__name__}") from None
+            # PyJWT's messages name the check that failed, never the token's content.
+            raise Unauthenticated(f"invalid token ({type(exc).__name__}): {exc}") from None
+        if claims["jti"] in self.revoked:
+            raise Unauthenticated("token revoked")
         return self._identity(claims)
 
     def _decode_at(self, token: str, now: datetime) -> dict:
@@ -133,16 +152,22 @@ class LocalTokenVerifier:
             audience=self.audience,
             issuer=self.issuer,
             options={
-                "require": ["exp", "iat", "iss", "aud", "sub"],
+                # jti: every token this issuer mints has one, so every one can be revoked.
+                "require": ["exp", "iat", "iss", "aud", "sub", "jti"],
                 "verify_exp": False,
                 "verify_nbf": False,
                 "verify_iat": False,
             },
         )
+        for name in ("exp", "nbf", "iat"):
+            if name in claims and not _is_number(claims[name]):
+                raise jwt.InvalidTokenError(f"claim {name!r} is not a number")
+        if not isinstance(claims["jti"], str) or not claims["jti"]:
+            raise jwt.InvalidTokenError("claim 'jti' is not a string")
         leeway = CLOCK_SKEW_LEEWAY.total_seconds()
-        if now.timestamp() >= float(claims["exp"]) + leeway:
+        if now.timestamp() >= claims["exp"] + leeway:
             raise jwt.ExpiredSignatureError("token expired")
-        if "nbf" in claims and now.timestamp() < float(claims["nbf"]) - leeway:
+        if "nbf" in claims and now.timestamp() < claims["nbf"] - leeway:
             raise jwt.ImmatureSignatureError("token not yet valid")
         return claims
 
@@ -150,9 +175,21 @@ class LocalTokenVerifier:
         identity = identity_from_username(str(claims["sub"]), self.trust_domain)
         if identity is None:
             raise Unauthenticated("token subject is not a service account")
-        k8s = claims.get("kubernetes.io") or {}
-        namespace = k8s.get("namespace")
-        service_account = (k8s.get("serviceaccount") or {}).get("name")
-        if (namespace, service_account) != (identity.namespace, identity.service_account):
+        k8s = claims.get("kubernetes.io")
+        k8s = k8s if isinstance(k8s, dict) else {}
+        service_account = k8s.get("serviceaccount")
+        service_account = service_account if isinstance(service_account, dict) else {}
+        if (k8s.get("namespace"), service_account.get("name")) != (
+            identity.namespace,
+            identity.service_account,
+        ):
             raise Unauthenticated("token claims disagree about the service account")
         return identity
+
+
+def _is_number(value: object) -> bool:
+    # JSON gives int or float; bool is an int to Python, NaN would never expire, and an
+    # integer of 400 digits cannot be compared with a float timestamp.
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    return abs(value) < 1e15 and math.isfinite(value)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -210,21 +210,33 @@ class CertificateRequest:
     ip_addresses: tuple[str, ...]
 
 
+# Raised by cryptography for malformed or unusual DER (bad key encodings, unknown key or
+# signature algorithms, wrong versions, duplicate extensions): all the client's fault.
+_MALFORMED = (ValueError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension)
+
+
 def parse_csr(pem: str | bytes) -> CertificateRequest:
-    """Load a PEM CSR, verify its self-signature, and read its single SPIFFE URI SAN."""
-    data = pem.encode() if isinstance(pem, str) else pem
+    """Load a PEM CSR, verify its self-signature, and read its single SPIFFE URI SAN.
+
+    Whatever the bytes, the only error raised is CAError."""
+    data = pem.encode("utf-8", "replace") if isinstance(pem, str) else pem
     try:
         csr = x509.load_pem_x509_csr(data)
-    except ValueError:
+    except _MALFORMED:
         raise CAError("the CSR is not a valid PEM certificate request") from None
-    if not csr.is_signature_valid:
-        raise CAError("the CSR signature does not verify")
-    public_key = csr.public_key()
+    try:
+        if not csr.is_signature_valid:
+            raise CAError("the CSR signature does not verify")
+        public_key = csr.public_key()
+    except _MALFORMED as exc:
+        raise CAError(f"the CSR's key or signature cannot be read ({type(exc).__name__})") from None
     check_leaf_public_key(public_key)
     try:
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         raise CAError("the CSR has no subjectAltName with a SPIFFE ID") from None
+    except _MALFORMED as exc:
+        raise CAError(f"the CSR's extensions cannot be read ({type(exc).__name__})") from None
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     if len(uris) != 1:
         raise CAError(f"the CSR must carry exactly one URI SAN, found {len(uris)}")

@@ -14,14 +14,17 @@ from cryptography import x509
 from controlplane.server.settings import Settings
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a number and s, m, h or d (e.g. 24h)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    seconds = int(match.group(1)) * _SECONDS[match.group(2)]
+    if seconds > 100 * 365 * 86400:  # and a timedelta cannot overflow
+        raise argparse.ArgumentTypeError(f"{text!r}: at most 100 years")
+    return timedelta(seconds=seconds)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,9 +51,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     issue.add_argument("--ttl", type=parse_duration, default=timedelta(hours=24))
     issue.set_defaults(func=run_issue)
 
-    token = commands.add_parser("token", help="mint a local proxy token (printed to stdout)")
-    _identity_arguments(token)
+    token = commands.add_parser(
+        "token", help="mint a local proxy token (printed to stdout), or revoke one"
+    )
+    _identity_arguments(token, required=False)
+    # 30 days: an Envoy bootstrap carries the token and cannot refresh it. Shorter lifetimes
+    # need an agent beside Envoy that fetches fresh credentials.
     token.add_argument("--ttl", type=parse_duration, default=timedelta(days=30))
+    token.add_argument(
+        "--revoke",
+        metavar="TOKEN_OR_ID",
+        help="revoke a token (the token itself, or the id `token` printed for it); "
+        "a running server refuses it from its next request",
+    )
     token.set_defaults(func=run_token)
 
     rotate = commands.add_parser("rotate", help="root rotation: stage, activate, drop")
@@ -64,11 +77,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     drop = steps.add_parser("drop", help="stop trusting an old root")
     drop.add_argument("fingerprint", help="SHA-256 fingerprint as `ca show` prints it")
     drop.set_defaults(func=run_rotate_drop)
+    steps.add_parser(
+        "token-key", help="new token signing key: every token minted before stops working"
+    ).set_defaults(func=run_rotate_token_key)
 
 
-def _identity_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--namespace", "-n", required=True)
-    parser.add_argument("--service-account", "-s", required=True)
+def _identity_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument("--namespace", "-n", required=required)
+    parser.add_argument("--service-account", "-s", required=required)
 
 
 def run_init(args: argparse.Namespace) -> int:
@@ -156,9 +172,16 @@ def run_issue(args: argparse.Namespace) -> int:
 
 
 def run_token(args: argparse.Namespace) -> int:
+    import jwt
+
     from controlplane.auth import local_token_issuer
     from controlplane.ca import CAError
 
+    if args.revoke is not None:
+        return _revoke_token(args)
+    if not args.namespace or not args.service_account:
+        print("error: give --namespace and --service-account (or --revoke)", file=sys.stderr)
+        return 2
     try:
         token = local_token_issuer(args.ca_dir).mint(
             args.namespace, args.service_account, ttl=args.ttl
@@ -167,6 +190,45 @@ def run_token(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(token)
+    token_id = jwt.decode(token, options={"verify_signature": False})["jti"]
+    print(f"token id {token_id}: revoke with `controlplane ca token --revoke {token_id}`",
+          file=sys.stderr)
+    return 0
+
+
+def _revoke_token(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from controlplane.auth.revocation import revocation_of, revoke
+    from controlplane.ca import CAError
+
+    if not args.ca_dir.is_dir():
+        print(f"error: {args.ca_dir} is not a CA folder", file=sys.stderr)
+        return 1
+    try:
+        revocation = revocation_of(args.revoke)
+        path = revoke(args.ca_dir, revocation, datetime.now(UTC))
+    except (CAError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"revoked token id {revocation.token_id} (listed in {path})")
+    return 0
+
+
+def run_rotate_token_key(args: argparse.Namespace) -> int:
+    from controlplane.auth import rotate_token_key
+    from controlplane.auth.tokens import key_id
+    from controlplane.ca import CAError
+
+    try:
+        key = rotate_token_key(args.ca_dir)
+    except (CAError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"new token key {key_id(key.public_key())}: every token minted before is refused from "
+        "now on; mint new ones (`controlplane ca token`, `controlplane bootstrap`)"
+    )
     return 0
 
 

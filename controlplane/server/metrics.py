@@ -137,6 +137,18 @@ class Metrics:
             "The number of authentication failures.",
             registry=r,
         )
+        self.csr_parsing_errors = Counter(
+            "citadel_server_csr_parsing_err_count",
+            "The number of errors occurred when parsing the CSR.",
+            registry=r,
+        )
+        # Not in Istio (istiod has no CSR rate limit); named like its siblings.
+        self.csr_rate_limited = Counter(
+            "citadel_server_csr_rate_limited_count",
+            "The number of CSRs refused because their peer address or identity sent too many.",
+            ["limit"],
+            registry=r,
+        )
         self.jwks_fetch_success = Counter(
             "pilot_jwks_resolver_network_fetch_success_total",
             "Total number of successfully network fetch by pilot jwks resolver",

@@ -15,7 +15,8 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from controlplane import auth, xds
-from controlplane.auth.ca_service import add_certificate_service
+from controlplane.auth.ca_service import CsrLimits, add_certificate_service
+from controlplane.auth.refusals import RefusalSummary
 from controlplane.ca import CertificateAuthority, certificate_renewal_time, load_or_init_ca
 from controlplane.server.ca_service_metrics import MeteredCertificateService
 from controlplane.server.debounce import Debouncer
@@ -93,10 +94,25 @@ class ControlPlane:
             authenticate=self._authenticate,
             callbacks=_Callbacks(self),
         )
-        add_certificate_service(
-            self.xds_server.grpc_server,
-            MeteredCertificateService(lambda: self.ca, self.authenticator, metrics=self.metrics),
+        # The authenticator as a function: _start_kubernetes replaces it (adding TokenReview).
+        self.certificate_service = MeteredCertificateService(
+            lambda: self.ca,
+            lambda: self.authenticator,
+            metrics=self.metrics,
+            limits=CsrLimits.of(
+                identity_rate=s.csr_per_identity_rate,
+                identity_burst=s.csr_per_identity_burst,
+                peer_rate=s.csr_per_peer_rate,
+                peer_burst=s.csr_per_peer_burst,
+                max_tracked=s.csr_rate_limit_max_tracked,
+            ),
+            refusals=RefusalSummary(
+                logging.getLogger("controlplane.ca"),
+                "certificate requests",
+                interval=s.refusal_log_interval_seconds,
+            ),
         )
+        add_certificate_service(self.xds_server.grpc_server, self.certificate_service)
         self.observer = Observer(self.metrics, self.cache, self.xds_server.sync_statuses)
         self.folders = [FolderSource(self.store, path, source_id=f"folder:{path}") for path in s.config_dirs]
         self.jwks = JwksSource(
@@ -174,6 +190,7 @@ class ControlPlane:
         await asyncio.to_thread(self.jwks.stop)
         await self._debouncer.stop()
         self.certificates.stop()
+        self.certificate_service.refusals.stop()
         if self.monitoring is not None:
             await self.monitoring.stop()
         await self.xds_server.stop()

@@ -24,6 +24,18 @@ class Settings:
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX  # services are <name>.<ns>.svc.<domain_suffix>
     ca_dir: Path = field(default_factory=lambda: Path("certs"))
     workload_cert_ttl_seconds: float = 24 * 3600
+    # CreateCertificate limits (token buckets). A proxy asks at start and then at half life
+    # (12 h), so these are never hit in normal running; the bursts cover a whole Deployment
+    # of one service account restarting at once. Per peer address the budget is checked
+    # before the credential, so a flood of bad tokens costs little. At most
+    # csr_rate_limit_max_tracked buckets of each kind are held (least recently used dropped).
+    csr_per_identity_rate: float = 10.0  # per second, sustained
+    csr_per_identity_burst: float = 200.0
+    csr_per_peer_rate: float = 20.0
+    csr_per_peer_burst: float = 200.0
+    csr_rate_limit_max_tracked: int = 10_000
+    # Refused requests are logged as one line per interval with counts, never one per request.
+    refusal_log_interval_seconds: float = 10.0
     # Push debounce, as Istio's PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX.
     debounce_after_seconds: float = 0.1
     debounce_max_seconds: float = 10.0

@@ -133,3 +133,9 @@ def test_bad_duration_is_refused(ca_dir: Path) -> None:
 def test_show_without_ca_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("ca", "--ca-dir", str(tmp_path / "none"), "show") == 1
     assert "missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ttl", ["99999999999999d", "99999999999999s"])
+def test_an_absurd_duration_is_refused_not_a_traceback(ca_dir: Path, ttl: str) -> None:
+    with pytest.raises(SystemExit):
+        run("ca", "--ca-dir", str(ca_dir), "token", "-n", "a", "-s", "b", "--ttl", ttl)

@@ -240,3 +240,50 @@ async def test_build_authenticator_from_the_ca_folder(tmp_path: Path) -> None:
     authenticator = build_authenticator(tmp_path / "certs", "cluster.local")
     identity = await authenticator.authenticate(_metadata(token))
     assert identity.spiffe_id.uri == "spiffe://cluster.local/ns/default/sa/reviews"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"exp": "tomorrow"},
+        {"exp": None},
+        {"exp": [1]},
+        {"exp": True},
+        {"exp": 10**400},
+        {"exp": 1e308},
+        {"nbf": "now"},
+        {"iat": {"a": 1}},
+        {"jti": 7},
+        {"jti": ""},
+        {"jti": None},
+        {"kubernetes.io": "default"},
+        {"kubernetes.io": {"namespace": "default", "serviceaccount": ["reviews"]}},
+        {"sub": 12},
+    ],
+    ids=repr,
+)
+async def test_malformed_claims_signed_with_our_key_are_unauthenticated(
+    issuer, authenticator, change: dict
+) -> None:
+    """Only the key holder can sign these; still a clean refusal, never another exception."""
+    token = jwt.encode({**_claims(), "jti": "a" * 32, **change}, issuer.key, algorithm="ES256")
+    with pytest.raises(Unauthenticated):
+        await authenticator.authenticate(_metadata(token))
+
+
+async def test_exp_nan_never_means_forever(issuer, authenticator) -> None:
+    payload = json.dumps({**_claims(), "jti": "a" * 32, "exp": float("nan")})  # JSON "NaN"
+    token = jwt.api_jws.encode(payload.encode(), issuer.key, algorithm="ES256")
+    with pytest.raises(Unauthenticated, match="'exp' is not a number"):
+        await authenticator.authenticate(_metadata(token))
+
+
+async def test_a_token_without_jti_cannot_be_revoked_so_it_is_refused(issuer, authenticator) -> None:
+    token = jwt.encode(_claims(), issuer.key, algorithm="ES256")
+    with pytest.raises(Unauthenticated, match="jti"):
+        await authenticator.authenticate(_metadata(token))
+
+
+def test_minted_tokens_carry_a_jti(issuer) -> None:
+    claims = jwt.decode(issuer.mint("default", "reviews"), options={"verify_signature": False})
+    assert len(claims["jti"]) == 32

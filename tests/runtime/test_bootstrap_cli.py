@@ -74,3 +74,23 @@ def test_xds_tls_accepts_only_the_control_planes_name(tmp_path: Path) -> None:
     assert validation["match_typed_subject_alt_names"] == [
         {"san_type": "DNS", "matcher": {"exact": "istiod.istio-system.svc"}}
     ]
+
+
+@pytest.mark.parametrize("name", ["envoy.yaml", "envoy.json"])
+def test_bootstrap_file_is_mode_0600_even_over_an_existing_file(tmp_path: Path, name: str) -> None:
+    """It carries a token: only its owner may read it, whatever the umask or the old file's mode."""
+    import os
+    import stat
+
+    load_or_init_ca(tmp_path / "ca", "cluster.local")
+    out = tmp_path / name
+    out.write_text("old")
+    out.chmod(0o644)
+    old_umask = os.umask(0)
+    try:
+        assert main(["bootstrap", "--ca-dir", str(tmp_path / "ca"), "-o", str(out),
+                     "-n", "shop", "-s", "cart"]) == 0
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert "Bearer " in out.read_text()
