@@ -17,11 +17,11 @@ so field paths in messages are the ones users see in their YAML.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from controlplane.analysis.inputs import Inputs
+from controlplane.analysis.workloads import workloads_of
 from controlplane.model.base import Origin
 from controlplane.model.hosts import (
     DEFAULT_DOMAIN_SUFFIX,
@@ -35,14 +35,6 @@ from controlplane.model.virtual_service import VirtualService
 from controlplane.sources.diagnostics import WARNING, Diagnostic
 from controlplane.sources.parsing import Parsed
 from controlplane.translate.index import delegation
-
-WORKLOAD_TEMPLATES = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    namespace: str
-    labels: Mapping[str, str]
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -81,28 +73,9 @@ class CrossReferences:
         self.destination_rules = inputs.valid("DestinationRule")
         self.virtual_services = inputs.valid("VirtualService")
         self.gateways = {(p.key.namespace, p.key.name): p for p in inputs.valid("Gateway") if p.key}
-        self.workloads = list(self._workloads())
+        self.workloads = workloads_of(inputs)
 
     # --- inputs ----------------------------------------------------------------------
-    def _workloads(self) -> Iterator[Workload]:
-        for parsed in self.inputs.valid("Pod"):
-            yield Workload(
-                _namespace(parsed),
-                _labels(_dict(parsed.document.body.get("metadata")).get("labels")),
-            )
-        for parsed in self.inputs.valid("WorkloadEntry"):
-            yield Workload(
-                _namespace(parsed), _labels(_dict(parsed.document.body.get("spec")).get("labels"))
-            )
-        for parsed in self.inputs.raw(WORKLOAD_TEMPLATES):
-            body = parsed.document.body
-            meta = _dict(body.get("metadata"))
-            namespace = str(
-                meta.get("namespace") or (parsed.key.namespace if parsed.key else "default")
-            )
-            template = _dict(_dict(body.get("spec")).get("template"))
-            yield Workload(namespace, _labels(_dict(template.get("metadata")).get("labels")))
-
     def _resolve(self, host: str, namespace: str) -> str:
         resolved = resolve_short_name(host, namespace, self.domain_suffix)
         # "reviews.prod" and "reviews.prod.svc" name a Service too, for users if not for Istio.

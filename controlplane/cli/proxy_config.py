@@ -1,7 +1,8 @@
-"""``controlplane proxy-config clusters|listeners|routes|endpoints|secrets PROXY``.
+"""``controlplane proxy-config clusters|listeners|routes|endpoints|secrets|authz PROXY``.
 
 What one proxy is configured with, as compact tables like ``istioctl proxy-config``, or in
-full with ``-o json|yaml``. By default it shows the control plane's view (what we send that
+full with ``-o json|yaml``; ``authz`` lists the policies it enforces per inbound port (see
+``proxy_authz``). By default it shows the control plane's view (what we send that
 proxy: /debug/config_dump?proxyID= on the monitoring port); with ``--envoy-admin URL`` it
 reads a live Envoy's own /config_dump instead, in the same shape, so the two can be
 compared. Secrets show name, serial, SPIFFE ID and validity, never keys (both sources
@@ -28,12 +29,13 @@ from controlplane.cli.monitoring_client import (
 )
 
 _ADMIN = "type.googleapis.com/envoy.admin.v3."
-KINDS = ("clusters", "listeners", "routes", "endpoints", "secrets")
+KINDS = ("clusters", "listeners", "routes", "endpoints", "secrets", "authz")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "proxy-config", help="a proxy's clusters, listeners, routes, endpoints or secrets"
+        "proxy-config",
+        help="a proxy's clusters, listeners, routes, endpoints, secrets or authorization policies",
     )
     p.add_argument("kind", choices=KINDS)
     p.add_argument(
@@ -54,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
         config_dump = load_config_dump(args.proxy, args.monitoring_address, args.envoy_admin)
     except FetchError as error:
         return fail(str(error))
+    if args.kind == "authz":
+        from controlplane.cli.proxy_authz import proxy_authz, render
+
+        authz = proxy_authz(config_dump)
+        print(render(authz) if args.output == "short" else dump(authz.to_json(), args.output), end="")
+        return 0
     resources = list(EXTRACTORS[args.kind](config_dump))
     if args.output != "short":
         print(dump([_public(r) for r in resources], args.output), end="")

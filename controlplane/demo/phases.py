@@ -28,6 +28,9 @@ class Phase:
     resource: str = prop.ROUTES
     check: prop.ConfigCheck | None = None
     applies_to: Callable[[Workload], bool] = lambda w: True
+    # Count traffic only once the sidecars concerned drained the connections of their old
+    # filter chains (a listener change leaves them open for Envoy's drain time).
+    settle: bool = False
 
     def apply(self, config_dir: Path, block: str) -> list[Path]:
         """Write this phase's YAML into the watched folder; returns the files written."""
@@ -40,6 +43,13 @@ def _overlay(name: str) -> Path:
 
 def _with_inbound(workload: Workload) -> bool:
     return workload.inbound_port is not None
+
+
+# The RBAC policies (Istio's names) each service's sidecar enforces in the authz phase.
+AUTHZ_POLICIES: dict[str, tuple[str, ...]] = {
+    "reviews": ("ns[default]-policy[reviews-from-productpage]-rule[0]",),
+    "productpage": ("ns[default]-policy[productpage-deny-admin]-rule[0]",),
+}
 
 
 _JASON_TO_V2 = prop.header_routes_to("reviews", "end-user", "jason", "v2")
@@ -86,6 +96,20 @@ PHASES: tuple[Phase, ...] = (
         resource=prop.LISTENERS,
         check=prop.inbound_requires_client_cert,
         applies_to=_with_inbound,
+    ),
+    Phase(
+        key="authz",
+        title="AuthorizationPolicy: who may call whom",
+        story=(
+            "reviews accepts productpage's identity only (ALLOW by principal) and productpage "
+            "refuses /admin to everyone (DENY on a path): loadgen's direct calls get 403, "
+            "productpage's calls to reviews go on."
+        ),
+        overlay=_overlay("6-authz"),
+        resource=prop.ALL,
+        check=prop.enforces_policies(AUTHZ_POLICIES),
+        applies_to=lambda w: w.service in AUTHZ_POLICIES,
+        settle=True,
     ),
 )
 

@@ -6,6 +6,10 @@ that requires a client certificate) as a predicate on the parsed dump. After
 the demo writes the YAML it polls every sidecar's admin API concurrently; the
 time from the write to the predicate holding is the propagation delay of that
 sidecar (file watch + debounce + translation + push + Envoy applying it).
+
+A listener change leaves the connections already open on the old filter chains for
+Envoy's drain time; ``wait_until_drained`` waits until no sidecar concerned holds such
+chains any more, so that what is counted next went through the new filters.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,17 +28,20 @@ from controlplane.demo.topology import Workload
 
 ROUTES = "dynamic_route_configs"
 LISTENERS = "dynamic_listeners"
+ALL = ""  # the whole dump: its ``configs`` sections (listeners, ECDS filter configs, ...)
 POLL_INTERVAL_SECONDS = 0.02
+DRAINING_STAT = "listener_manager.total_filter_chains_draining"
+RBAC_TYPE_SUFFIX = ".rbac.v3.RBAC"
 
 ConfigCheck = Callable[[Workload, list[dict[str, Any]]], bool]
 
 
 def config_dump(admin_url: str, resource: str, timeout: float = 2.0) -> list[dict[str, Any]]:
-    """The ``configs`` entries of ``/config_dump?resource=<resource>``; [] if unreachable."""
+    """The ``configs`` entries of ``/config_dump?resource=<resource>`` (the whole dump's
+    sections for ``ALL``); [] if unreachable."""
+    query = f"?resource={resource}" if resource else ""
     try:
-        with urllib.request.urlopen(
-            f"{admin_url}/config_dump?resource={resource}", timeout=timeout
-        ) as r:
+        with urllib.request.urlopen(f"{admin_url}/config_dump{query}", timeout=timeout) as r:
             return list(json.loads(r.read()).get("configs", []))
     except (OSError, ValueError, urllib.error.URLError):
         return []
@@ -152,6 +160,35 @@ def _requires_client_cert(chain: dict[str, Any]) -> bool:
     return value is True or (isinstance(value, dict) and value.get("value") is True)
 
 
+# -- reading authorization policies ----------------------------------------------
+
+
+def enforced_rbac_policies(node: Any) -> set[str]:
+    """Names of the enforced (not dry-run) policies of every RBAC filter config anywhere in
+    ``node``: inline in a listener or served over ECDS."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if str(node.get("@type", "")).endswith(RBAC_TYPE_SUFFIX):
+            found |= set(((node.get("rules") or {}).get("policies") or {}).keys())
+        for value in node.values():
+            found |= enforced_rbac_policies(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= enforced_rbac_policies(item)
+    return found
+
+
+def enforces_policies(by_service: dict[str, tuple[str, ...]]) -> ConfigCheck:
+    """Each workload of a service in ``by_service`` enforces those RBAC policies (names as
+    Istio's ``ns[NS]-policy[NAME]-rule[N]``); check it on the whole dump (``ALL``)."""
+
+    def check(workload: Workload, configs: list[dict[str, Any]]) -> bool:
+        wanted = set(by_service.get(workload.service, ()))
+        return bool(wanted) and wanted <= enforced_rbac_policies(configs)
+
+    return check
+
+
 # -- measuring -------------------------------------------------------------------
 
 
@@ -206,3 +243,27 @@ def wait_until_applied(
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()) + 1)
     return Propagation(dict(results))
+
+
+def filter_chains_draining(admin_url: str, timeout: float = 2.0) -> int | None:
+    """How many old filter chains the Envoy still drains; None if it cannot be read."""
+    try:
+        query = urllib.parse.urlencode({"format": "json", "filter": f"^{DRAINING_STAT}$"})
+        with urllib.request.urlopen(f"{admin_url}/stats?{query}", timeout=timeout) as r:
+            stats = json.loads(r.read()).get("stats", [])
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    return sum(int(s.get("value", 0)) for s in stats if s.get("name") == DRAINING_STAT)
+
+
+def wait_until_drained(
+    workloads: list[Workload], *, timeout: float, stop: threading.Event | None = None
+) -> bool:
+    """Poll until no sidecar of ``workloads`` drains old filter chains; False on timeout."""
+    deadline = time.monotonic() + timeout
+    pending = list(workloads)
+    while pending and time.monotonic() < deadline and not (stop and stop.is_set()):
+        pending = [w for w in pending if filter_chains_draining(w.admin_url) != 0]
+        if pending:
+            time.sleep(POLL_INTERVAL_SECONDS * 5)
+    return not pending

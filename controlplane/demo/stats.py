@@ -2,7 +2,10 @@
 
 A ``Sample`` is one productpage request as the traffic generator saw it (its
 downstream results come back in productpage's JSON); a ``Probe`` is one call of
-the plaintext client that has no sidecar. ``StatsWindow`` collects them from
+the plaintext client that has no sidecar. Every hop is also counted by HTTP status per
+caller (``calls``: ``"productpage -> reviews /"`` -> ``{"200": n, "403": m}``), from the
+samples and from the direct calls of other callers, so a refusal by an
+AuthorizationPolicy shows as 403s of that caller. ``StatsWindow`` collects them from
 several threads and hands out frozen ``WindowSummary`` snapshots for the view,
 the results file and the tests.
 """
@@ -18,6 +21,16 @@ from dataclasses import dataclass, field
 ANONYMOUS = "anonymous"
 JASON = "jason"
 USERS = (ANONYMOUS, JASON)
+UNREACHABLE = "unreachable"  # a call that got no HTTP answer
+
+
+def call_edge(caller: str, callee: str, path: str = "/") -> str:
+    """``loadgen -> productpage /admin``: who called which service on which path."""
+    return f"{caller} -> {callee} {path}"
+
+
+def status_text(status: int) -> str:
+    return str(status) if status else UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,7 @@ class Sample:
     errors: tuple[str, ...]  # e.g. ("ratings HTTP 500",); empty when every call succeeded
     identities: tuple[tuple[str, str], ...]  # (callee service, caller SPIFFE ID or "none")
     started: float | None = None  # time.monotonic() when the request was sent
+    calls: tuple[tuple[str, str], ...] = ()  # (call_edge, status_text) of every hop
 
     @property
     def ok(self) -> bool:
@@ -68,6 +82,7 @@ class WindowSummary:
     probes: int
     probes_accepted: int
     probe_outcomes: dict[str, int]
+    calls: dict[str, dict[str, int]] = field(default_factory=dict)  # edge -> status -> count
 
     @property
     def requests(self) -> int:
@@ -85,6 +100,7 @@ class WindowSummary:
                 "accepted": self.probes_accepted,
                 "outcomes": self.probe_outcomes,
             },
+            "calls": self.calls,
         }
 
 
@@ -118,6 +134,7 @@ class StatsWindow:
         self._identities: dict[str, Counter[str]] = {}
         self._probe_outcomes: Counter[str] = Counter()
         self._probes_accepted = 0
+        self._calls: dict[str, Counter[str]] = {}
 
     def add(self, sample: Sample) -> None:
         if sample.started is not None and sample.started < self._started:
@@ -132,6 +149,15 @@ class StatsWindow:
                 counts.error_kinds.update(sample.errors)
             for callee, caller in sample.identities:
                 self._identities.setdefault(callee, Counter())[caller] += 1
+            for edge, status in sample.calls:
+                self._calls.setdefault(edge, Counter())[status] += 1
+
+    def add_call(self, edge: str, status: str, started: float | None = None) -> None:
+        """One call of a caller outside the sampled traffic (see ``traffic.DirectCall``)."""
+        if started is not None and started < self._started:
+            return
+        with self._lock:
+            self._calls.setdefault(edge, Counter())[status] += 1
 
     def add_probe(self, probe: Probe) -> None:
         if probe.started is not None and probe.started < self._started:
@@ -161,4 +187,5 @@ class StatsWindow:
                 probes=sum(self._probe_outcomes.values()),
                 probes_accepted=self._probes_accepted,
                 probe_outcomes=dict(self._probe_outcomes.most_common()),
+                calls={edge: dict(sorted(c.items())) for edge, c in sorted(self._calls.items())},
             )

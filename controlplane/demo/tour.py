@@ -20,20 +20,21 @@ from rich.text import Text
 
 from controlplane.demo.mesh import MeshOptions, start_mesh
 from controlplane.demo.phases import Phase, select
-from controlplane.demo.propagation import Propagation, wait_until_applied
+from controlplane.demo.propagation import Propagation, wait_until_applied, wait_until_drained
 from controlplane.demo.stats import WindowSummary
 from controlplane.demo.supervisor import Supervisor, poll_until
 from controlplane.demo.topology import (
     BASE_DIR,
     DEFAULT_BLOCK,
     LOADGEN,
+    SERVICE_PORT,
     Workload,
     copy_config,
     load_workloads,
     reset_config_dir,
     validate_block,
 )
-from controlplane.demo.traffic import Target, Traffic, get_json
+from controlplane.demo.traffic import DirectCall, Target, Traffic, get_json
 from controlplane.demo.view import PhaseResult, PhaseView, render_phase, render_summary
 
 REFRESH_SECONDS = 0.25
@@ -59,6 +60,7 @@ class TourOptions:
 class Endpoints:
     front: Target  # productpage through loadgen's sidecar
     plaintext: Target  # productpage's inbound listener, called without a sidecar
+    direct: tuple[DirectCall, ...] = ()  # loadgen's own calls beside the user traffic
 
 
 def endpoints(workloads: list[Workload]) -> Endpoints:
@@ -66,9 +68,16 @@ def endpoints(workloads: list[Workload]) -> Endpoints:
     loadgen, productpage = by_name[LOADGEN], by_name["productpage"]
     assert loadgen.egress_address and loadgen.egress_port and productpage.inbound_port
     host = f"productpage:{productpage.inbound_port}"
+    egress = (loadgen.egress_address, loadgen.egress_port)
     return Endpoints(
-        front=Target(loadgen.egress_address, loadgen.egress_port, host),
+        front=Target(*egress, host),
         plaintext=Target(productpage.address, productpage.inbound_port, host),
+        # Callers other than productpage's users: loadgen straight to reviews (only
+        # productpage may, from the authz phase on) and to productpage's /admin (denied).
+        direct=(
+            DirectCall(LOADGEN, "reviews", Target(*egress, f"reviews:{SERVICE_PORT}")),
+            DirectCall(LOADGEN, "productpage", Target(*egress, host, "/admin")),
+        ),
     )
 
 
@@ -80,9 +89,12 @@ def apply_phase(
     if not phase.apply(config_dir, options.block) or phase.check is None:
         return None
     concerned = [w for w in workloads if phase.applies_to(w)]
-    return wait_until_applied(
+    propagation = wait_until_applied(
         concerned, phase.resource, phase.check, since=since, timeout=options.propagation_timeout
     )
+    if phase.settle:
+        wait_until_drained(concerned, timeout=options.propagation_timeout)
+    return propagation
 
 
 @contextmanager
@@ -155,9 +167,11 @@ def how_to_use(workloads: list[Workload], ends: Endpoints, workdir: Path) -> str
             "The mesh keeps running; Ctrl-C stops every process.",
             f"  curl -s -H 'Host: {front.host_header}' {url}                   # through loadgen's sidecar",
             f"  curl -s -H 'Host: {front.host_header}' -H 'end-user: jason' {url}",
+            f"  curl -s -H 'Host: reviews:{SERVICE_PORT}' {url}                    # loadgen -> reviews: 403 from the authz phase on",
             f"  config folder (edit the YAML, the control plane picks it up): {workdir / 'config'}",
             f"  logs: {workdir / 'logs'}   results: {workdir / 'results.json'}",
             f"  Envoy admin: {admins}",
+            "  policies a sidecar enforces: controlplane proxy-config authz --envoy-admin <its admin URL>",
         ]
     )
 
@@ -201,7 +215,7 @@ def run_tour(options: TourOptions, console: Console | None = None) -> int:
             f"mesh up: {len(workloads)} sidecars, control plane, apps; first routed request "
             f"{time.monotonic() - launched:.1f} s after start; logs in {workdir / 'logs'}"
         )
-        traffic = Traffic(ends.front, rate=options.rate, probe=ends.plaintext)
+        traffic = Traffic(ends.front, rate=options.rate, probe=ends.plaintext, direct=ends.direct)
         probe_address = f"{ends.plaintext.connect_host}:{ends.plaintext.connect_port}"
         traffic.start()
         try:

@@ -9,6 +9,11 @@ each hop saw) in the current ``StatsWindow``; ``new_window()`` starts the next.
 The prober is a caller without a sidecar: a fresh plaintext connection to a
 workload's inbound listener each time. Under PERMISSIVE it is served; under
 STRICT the sidecar refuses it (the connection is closed during the handshake).
+
+``DirectCall``s are other callers of the mesh's services (loadgen calling reviews, or
+productpage's ``/admin``, through its own sidecar), a few per second, counted by HTTP
+status beside the hops of the sampled requests: an AuthorizationPolicy that refuses a
+caller shows as that caller's 403s.
 """
 
 from __future__ import annotations
@@ -20,7 +25,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Self
 
-from controlplane.demo.stats import ANONYMOUS, JASON, Probe, Sample, StatsWindow
+from controlplane.demo.stats import (
+    ANONYMOUS,
+    JASON,
+    Probe,
+    Sample,
+    StatsWindow,
+    call_edge,
+    status_text,
+)
 
 REQUEST_TIMEOUT_SECONDS = 10.0
 
@@ -33,6 +46,19 @@ class Target:
     path: str = "/"
 
 
+@dataclass(frozen=True)
+class DirectCall:
+    """``caller`` calls ``service`` at ``target`` (its own sidecar's outbound listener)."""
+
+    caller: str
+    service: str
+    target: Target
+
+    @property
+    def edge(self) -> str:
+        return call_edge(self.caller, self.service, self.target.path)
+
+
 def _status_error(name: str, call: dict[str, Any] | None) -> str | None:
     if call is None:
         return f"{name}: not called"
@@ -42,19 +68,31 @@ def _status_error(name: str, call: dict[str, Any] | None) -> str | None:
     return f"{name} HTTP {status}" if status else f"{name} unreachable"
 
 
+def _hop(caller: str, callee: str, call: dict[str, Any] | None) -> tuple[str, str]:
+    return call_edge(caller, callee), status_text(int(call.get("status", 0)) if call else 0)
+
+
 def classify(
-    user: str, latency_ms: float, status: int, body: Any, started: float | None = None
+    user: str,
+    latency_ms: float,
+    status: int,
+    body: Any,
+    started: float | None = None,
+    caller: str = "loadgen",
 ) -> Sample:
-    """Turn productpage's answer (with its downstream results) into a Sample."""
+    """Turn productpage's answer (with its downstream results) into a Sample; ``caller``
+    is who called productpage."""
+    hops = [(call_edge(caller, "productpage"), status_text(status))]
     if status != 200 or not isinstance(body, dict):
         failure = f"productpage HTTP {status}" if status else "productpage unreachable"
-        return Sample(user, latency_ms, None, (failure,), (), started)
+        return Sample(user, latency_ms, None, (failure,), (), started, tuple(hops))
     errors: list[str] = []
     identities = [("productpage", body.get("caller") or "none")]
     calls = body.get("calls") or {}
     version = None
     for name in ("details", "reviews"):
         call = calls.get(name)
+        hops.append(_hop("productpage", name, call))
         error = _status_error(name, call)
         if error is not None or call is None:
             errors.append(error or f"{name}: not called")
@@ -66,11 +104,14 @@ def classify(
         version = answer.get("version")
         ratings = (answer.get("calls") or {}).get("ratings")
         if ratings is not None:
+            hops.append(_hop("reviews", "ratings", ratings))
             if (error := _status_error("ratings", ratings)) is not None:
                 errors.append(error)
             elif isinstance(ratings.get("body"), dict):
                 identities.append(("ratings", ratings["body"].get("caller") or "none"))
-    return Sample(user, latency_ms, version, tuple(errors), tuple(identities), started)
+    return Sample(
+        user, latency_ms, version, tuple(errors), tuple(identities), started, tuple(hops)
+    )
 
 
 def get_json(
@@ -97,6 +138,9 @@ class Traffic:
         workers: int = 8,
         probe: Target | None = None,
         probe_rate: float = 4.0,
+        direct: tuple[DirectCall, ...] = (),
+        direct_rate: float = 2.0,
+        caller: str = "loadgen",
     ) -> None:
         self.target = target
         self.rate = rate
@@ -104,6 +148,9 @@ class Traffic:
         self.workers = workers
         self.probe = probe
         self.probe_rate = probe_rate
+        self.direct = direct
+        self.direct_rate = direct_rate  # rounds per second, each round one call of each
+        self.caller = caller
         self.window = StatsWindow()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -125,6 +172,8 @@ class Traffic:
         ]
         if self.probe is not None:
             self._threads.append(threading.Thread(target=self._prober, name="probe", daemon=True))
+        if self.direct:
+            self._threads.append(threading.Thread(target=self._direct, name="direct", daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -179,7 +228,7 @@ class Traffic:
                     conn.close()
                 conn = None
             latency_ms = (time.perf_counter() - started) * 1000
-            self.window.add(classify(user, latency_ms, status, body, sent))
+            self.window.add(classify(user, latency_ms, status, body, sent, self.caller))
         if conn is not None:
             conn.close()
 
@@ -188,6 +237,25 @@ class Traffic:
         interval = 1.0 / self.probe_rate
         while not self._stop.wait(interval):
             self.window.add_probe(probe_plaintext(self.probe))
+
+    def _direct(self) -> None:
+        interval = 1.0 / self.direct_rate
+        while not self._stop.wait(interval):
+            for call in self.direct:
+                sent = time.monotonic()
+                self.window.add_call(call.edge, status_text(direct_status(call.target)), sent)
+
+
+def direct_status(target: Target) -> int:
+    """The HTTP status of one GET on a fresh connection; 0 when there is no answer."""
+    conn = http.client.HTTPConnection(target.connect_host, target.connect_port, timeout=5)
+    try:
+        status, _ = get_json(conn, target, {})
+        return status
+    except (OSError, http.client.HTTPException):
+        return 0
+    finally:
+        conn.close()
 
 
 def probe_plaintext(target: Target) -> Probe:

@@ -113,6 +113,33 @@ def identity_table(summary: WindowSummary) -> Table:
     return table
 
 
+DENIED = "403"
+
+
+def calls_table(summary: WindowSummary) -> Table:
+    """Every hop by caller, with its HTTP statuses: a 403 is a refusal by the callee's
+    AuthorizationPolicy (RBAC: access denied)."""
+    table = Table(
+        title="calls by caller (403: refused by an AuthorizationPolicy)", title_justify="left"
+    )
+    table.add_column("caller -> service path")
+    table.add_column("calls", justify="right")
+    table.add_column("200", justify="right")
+    table.add_column("403", justify="right")
+    table.add_column("other")
+    for edge, statuses in summary.calls.items():
+        denied = statuses.get(DENIED, 0)
+        other = ", ".join(f"{k} x{n}" for k, n in statuses.items() if k not in ("200", DENIED))
+        table.add_row(
+            edge,
+            str(sum(statuses.values())),
+            str(statuses.get("200", 0)),
+            Text(str(denied), style="bold red" if denied else ""),
+            Text(other or "-", style="yellow" if other else "dim"),
+        )
+    return table
+
+
 def errors_text(summary: WindowSummary) -> Text:
     kinds: dict[str, int] = {}
     for stats in summary.users.values():
@@ -142,6 +169,7 @@ def render_phase(view: PhaseView) -> RenderableType:
         propagation_text(view.propagation),
         traffic_table(view.summary),
         errors_text(view.summary),
+        calls_table(view.summary),
         identity_table(view.summary),
         probe_text(view.summary, view.probe_address),
         Text(f"{view.elapsed:.0f} s / {view.duration:.0f} s", style="dim"),
@@ -167,6 +195,7 @@ def render_summary(results: list[PhaseResult]) -> Table:
     table.add_column("errors", justify="right")
     table.add_column("p99 ms", justify="right")
     table.add_column("plaintext caller")
+    table.add_column("403s", justify="right")
     for result in results:
         users = result.summary.users
         prop = result.propagation
@@ -186,5 +215,6 @@ def render_summary(results: list[PhaseResult]) -> Table:
             _pct(errors, requests),
             _ms(p99),
             plaintext,
+            str(sum(s.get(DENIED, 0) for s in result.summary.calls.values())),
         )
     return table

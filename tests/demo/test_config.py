@@ -80,7 +80,7 @@ def test_phase_selection() -> None:
     assert [p.key for p in select("jason", only=False)[1]] == ["baseline", "all-v1", "jason"]
     with pytest.raises(ValueError):
         select("nope", False)
-    assert PHASE_KEYS[-1] == "strict"
+    assert PHASE_KEYS[-2:] == ("strict", "authz")
 
 
 def test_phase_overlays_replace_one_file_per_service(tmp_path: Path) -> None:
@@ -88,6 +88,8 @@ def test_phase_overlays_replace_one_file_per_service(tmp_path: Path) -> None:
         phase.apply(tmp_path, "127.0.10")
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
+        "authorization-policy-productpage.yaml",
+        "authorization-policy-reviews.yaml",
         "peer-authentication.yaml",
         "virtual-service-details.yaml",
         "virtual-service-productpage.yaml",
@@ -95,3 +97,14 @@ def test_phase_overlays_replace_one_file_per_service(tmp_path: Path) -> None:
         "virtual-service-reviews.yaml",
     ]
     assert "weight: 10" in (tmp_path / "virtual-service-reviews.yaml").read_text()
+
+
+def test_the_tour_config_passes_analyze_without_a_warning() -> None:
+    """Every phase's policies select workloads, with mTLS on and HTTP ports (see
+    controlplane.analysis.policies)."""
+    from controlplane.analysis import analyze_paths
+
+    for phase in PHASES:
+        if phase.overlay is not None:
+            report = analyze_paths([BASE_DIR, phase.overlay])
+            assert report.diagnostics == (), (phase.key, [str(d) for d in report.diagnostics])

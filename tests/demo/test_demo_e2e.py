@@ -84,7 +84,7 @@ def _share(user: dict[str, Any], version: str) -> float:
 
 def test_every_change_reached_every_sidecar(tour: dict[str, Any]) -> None:
     assert tour["complete"]
-    for key in ("all-v1", "jason", "canary", "fault", "strict"):
+    for key in ("all-v1", "jason", "canary", "fault", "strict", "authz"):
         propagation = tour["phases"][key]["propagation"]
         assert propagation["complete"], (key, propagation)
 
@@ -126,6 +126,24 @@ def test_strict_refuses_the_plaintext_caller_and_keeps_mesh_traffic(tour: dict[s
     assert before["probes"] > 0 and before["accepted"] == before["probes"]  # PERMISSIVE
     assert after["probes"] > 0 and after["accepted"] == 0
     for user in _users(tour, "strict").values():
+        assert user["requests"] > 0
+        assert set(user["error_kinds"]) <= {"ratings HTTP 500"}  # only the fault still on
+
+
+def test_authz_lets_productpage_call_reviews_and_refuses_other_callers(tour: dict[str, Any]) -> None:
+    """reviews: ALLOW from productpage's principal only; productpage: DENY on /admin."""
+    before = tour["phases"]["strict"]["traffic"]["calls"]
+    after = tour["phases"]["authz"]["traffic"]["calls"]
+    # Before the policies, loadgen may call reviews and productpage's /admin.
+    for edge in ("loadgen -> reviews /", "loadgen -> productpage /admin"):
+        assert before[edge].get("200", 0) > 0 and "403" not in before[edge], (edge, before[edge])
+    # After: productpage (the one allowed principal) still gets 200 from reviews, and
+    # loadgen's own pages too; loadgen's calls to reviews and to /admin get 403.
+    assert set(after["productpage -> reviews /"]) == {"200"}, after["productpage -> reviews /"]
+    assert set(after["loadgen -> productpage /"]) == {"200"}, after["loadgen -> productpage /"]
+    assert set(after["loadgen -> reviews /"]) == {"403"}, after["loadgen -> reviews /"]
+    assert set(after["loadgen -> productpage /admin"]) == {"403"}, after["loadgen -> productpage /admin"]
+    for user in _users(tour, "authz").values():
         assert user["requests"] > 0
         assert set(user["error_kinds"]) <= {"ratings HTTP 500"}  # only the fault still on
 

@@ -134,13 +134,18 @@ def test_strict_check_needs_every_inbound_chain_to_demand_a_certificate() -> Non
 
 @pytest.fixture
 def admin() -> Iterator[dict[str, Any]]:
-    """A stand-in for one Envoy admin API whose route dump the test switches."""
-    state: dict[str, Any] = {"dump": _routes_dump(ALL_V1), "requests": 0}
+    """A stand-in for one Envoy admin API whose route dump (and draining filter chains) the
+    test switches."""
+    state: dict[str, Any] = {"dump": _routes_dump(ALL_V1), "requests": 0, "draining": 0}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             state["requests"] += 1
-            body = json.dumps({"configs": state["dump"]}).encode()
+            if self.path.startswith("/stats"):
+                stat = {"name": prop.DRAINING_STAT, "value": state["draining"]}
+                body = json.dumps({"stats": [stat]}).encode()
+            else:
+                body = json.dumps({"configs": state["dump"]}).encode()
             self.send_response(200)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
@@ -185,6 +190,54 @@ def test_wait_until_applied_polls_until_the_change_shows(admin: dict[str, Any]) 
     assert not missing.complete and missing.per_sidecar == {"w": None}
 
 
+RBAC_HTTP = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+REVIEWS_POLICY = "ns[default]-policy[reviews-from-productpage]-rule[0]"
+
+
+def _rbac(policies: list[str], shadow: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    config: dict[str, Any] = {"@type": RBAC_HTTP, "rules": {"policies": {p: {} for p in policies}}}
+    if shadow:
+        config["shadow_rules"] = {"policies": {p: {} for p in shadow}}
+    return config
+
+
+def test_authz_check_finds_enforced_policies_inline_or_over_ecds() -> None:
+    check = PHASE["authz"].check
+    assert check is not None and PHASE["authz"].resource == prop.ALL
+    reviews = Workload("reviews-v1", "default", "127.0.10.3", "reviews", "v1", "sa", ())
+    hcm = {"http_filters": [{"name": "envoy.filters.http.rbac", "typed_config": _rbac([REVIEWS_POLICY])}]}
+    inline = [{"@type": "ListenersConfigDump", "dynamic_listeners": _listener([{"filters": [{"typed_config": hcm}]}])}]
+    ecds = [
+        {"@type": "ListenersConfigDump", "dynamic_listeners": _listener([])},
+        {"@type": "EcdsConfigDump", "ecds_filters": [{"ecds_filter": {"name": "default.rbac-allow", "typed_config": _rbac([REVIEWS_POLICY])}}]},
+    ]
+    dry_run = [{"@type": "EcdsConfigDump", "ecds_filters": [{"ecds_filter": {"typed_config": _rbac([], [REVIEWS_POLICY])}}]}]
+    assert check(reviews, inline) and check(reviews, ecds)
+    assert not check(reviews, dry_run) and not check(reviews, [])
+    # productpage waits for its own policy, not reviews'
+    assert not check(W, inline)
+    assert not PHASE["authz"].applies_to(Workload("details-v1", "default", "127.0.10.2", "details", "v1", "sa", ()))
+
+
+def test_wait_until_drained(admin: dict[str, Any]) -> None:
+    host, port = admin["url"].removeprefix("http://").split(":")
+    workload = Workload("w", "default", host, "productpage", "v1", "sa", (), admin_port=int(port))
+    admin["draining"] = 1
+    assert not prop.wait_until_drained([workload], timeout=0.3)
+    assert prop.filter_chains_draining(workload.admin_url) == 1
+
+    def drained_later() -> None:
+        start = admin["requests"]
+        while admin["requests"] < start + 2:
+            time.sleep(0.01)
+        admin["draining"] = 0
+
+    thread = threading.Thread(target=drained_later)
+    thread.start()
+    assert prop.wait_until_drained([workload], timeout=30)
+    thread.join()
+
+
 def test_views_render_the_numbers() -> None:
     window = StatsWindow()
     for i in range(20):
@@ -199,6 +252,9 @@ def test_views_render_the_numbers() -> None:
         )
     window.add(Sample(JASON, 12.0, "v2", ("ratings HTTP 500",), ()))
     window.add_probe(Probe(False, "connection reset"))
+    window.add_call("loadgen -> reviews /", "403")
+    window.add_call("loadgen -> reviews /", "403")
+    window.add_call("loadgen -> reviews /", "unreachable")
     summary = window.summary()
     propagation = prop.Propagation({"a": 0.12, "b": 0.34})
     console = Console(record=True, width=160)
@@ -215,3 +271,7 @@ def test_views_render_the_numbers() -> None:
     assert "spiffe://cluster.local/ns/default/sa/bookinfo-productpage" in text
     assert "0 accepted, 1 refused" in text
     assert "after 340 ms" in text
+    assert "loadgen -> reviews /" in text and "unreachable x1" in text
+    denied_row = next(line for line in text.splitlines() if "loadgen -> reviews /" in line)
+    cells = [cell.strip() for cell in denied_row.split("│") if cell.strip()]
+    assert cells == ["loadgen -> reviews /", "3", "0", "2", "unreachable x1"]  # calls, 200, 403

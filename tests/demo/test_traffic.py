@@ -11,7 +11,7 @@ import pytest
 
 from controlplane.demo.apps import AppConfig, Downstream, make_server
 from controlplane.demo.stats import ANONYMOUS, JASON, Probe, Sample, StatsWindow, percentile
-from controlplane.demo.traffic import Target, Traffic, classify, probe_plaintext
+from controlplane.demo.traffic import DirectCall, Target, Traffic, classify, probe_plaintext
 
 
 def _free_port() -> int:
@@ -74,6 +74,40 @@ def test_traffic_counts_versions_users_and_probes(bookinfo: dict[str, int]) -> N
     assert set(summary.identities) == {"productpage", "details", "reviews", "ratings"}
     assert all(set(callers) == {"none"} for callers in summary.identities.values())
     assert summary.probes > 0 and summary.probes_accepted == summary.probes
+
+
+def test_every_hop_and_direct_call_is_counted_by_caller_and_status(bookinfo: dict[str, int]) -> None:
+    front = Target("127.0.0.1", bookinfo["productpage"], "productpage:9080")
+    direct = (
+        DirectCall("loadgen", "reviews", Target("127.0.0.1", bookinfo["reviews"], "reviews:9080")),
+        DirectCall("loadgen", "nowhere", Target("127.0.0.1", _free_port(), "nowhere:9080", "/x")),
+    )
+    traffic = Traffic(front, rate=100, workers=2, direct=direct, direct_rate=20)
+    calls = traffic.run_for(1.0).summary().calls
+    assert set(calls) == {
+        "loadgen -> productpage /",
+        "productpage -> details /",
+        "productpage -> reviews /",
+        "reviews -> ratings /",
+        "loadgen -> reviews /",
+        "loadgen -> nowhere /x",
+    }
+    assert all(set(statuses) == {"200"} for edge, statuses in calls.items() if "nowhere" not in edge)
+    assert set(calls["loadgen -> nowhere /x"]) == {"unreachable"}
+    # productpage's hops: one per answered request
+    assert calls["productpage -> reviews /"]["200"] == calls["loadgen -> productpage /"]["200"]
+
+
+def test_a_refused_hop_is_counted_as_its_status() -> None:
+    body = {"calls": {"details": {"status": 200, "body": {}}, "reviews": {"status": 403, "body": "RBAC: access denied"}}}
+    sample = classify(ANONYMOUS, 1.0, 200, body, caller="loadgen")
+    assert sample.errors == ("reviews HTTP 403",)
+    assert sample.calls == (
+        ("loadgen -> productpage /", "200"),
+        ("productpage -> details /", "200"),
+        ("productpage -> reviews /", "403"),
+    )
+    assert classify(ANONYMOUS, 1.0, 403, "RBAC: access denied").calls == (("loadgen -> productpage /", "403"),)
 
 
 def test_new_window_starts_empty(bookinfo: dict[str, int]) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 
 from controlplane.demo.phases import PHASES, Phase
-from controlplane.demo.propagation import LISTENERS, ROUTES
+from controlplane.demo.propagation import ALL, LISTENERS, ROUTES
 from controlplane.demo.topology import BASE_DIR, Workload, load_workloads
 from controlplane.sources.parsing import parse_document
 from controlplane.sources.yaml_loader import load_file
@@ -54,10 +54,21 @@ def as_dump(workload: Workload, snap: Snapshot, resource: str) -> list[dict[str,
             {"route_config": MessageToDict(m, preserving_proto_field_name=True)}
             for m in out[translator.ROUTE_TYPE]
         ]
-    assert resource == LISTENERS
-    return [
+    listeners = [
         {"active_state": {"listener": MessageToDict(m, preserving_proto_field_name=True)}}
         for m in out[translator.LISTENER_TYPE]
+    ]
+    if resource == LISTENERS:
+        return listeners
+    assert resource == ALL  # the sections of a whole dump: listeners and ECDS filter configs
+    admin = "type.googleapis.com/envoy.admin.v3."
+    ecds = [
+        {"ecds_filter": {"@type": translator.EXTENSION_CONFIG_TYPE, **MessageToDict(m, preserving_proto_field_name=True)}}
+        for m in out.get(translator.EXTENSION_CONFIG_TYPE, [])
+    ]
+    return [
+        {"@type": admin + "ListenersConfigDump", "dynamic_listeners": listeners},
+        {"@type": admin + "EcdsConfigDump", "ecds_filters": ecds},
     ]
 
 
