@@ -23,7 +23,7 @@ from controlplane.cli.monitoring_client import (
     table,
 )
 
-TYPES = ("CDS", "LDS", "EDS", "RDS", "SDS")
+TYPES = ("CDS", "LDS", "EDS", "RDS", "SDS", "ECDS")  # ECDS: filter configs (RBAC, jwt_authn)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -4,6 +4,8 @@
 proxy-config`` reads the control plane's view and a live Envoy's admin output with the
 same code. Secrets are redacted as Envoy redacts them: the private key (and any other
 secret bytes) become ``[redacted]``; certificates and trust bundles are public and stay.
+Filter configs served over ECDS come as Envoy's ``ecds_filter_http`` and
+``ecds_filter_network`` sections (one ``EcdsConfigDump`` each, HTTP filters first).
 """
 
 from __future__ import annotations
@@ -64,6 +66,27 @@ def _resources(view: View, type_url: str) -> list[tuple[str, str, Message]]:
     ]
 
 
+# Envoy dumps ECDS configs per filter kind; a config's own type tells which kind it serves.
+_ECDS_KINDS = ("envoy.extensions.filters.http.", "envoy.extensions.filters.network.")
+
+
+def _ecds_kind(message: Message) -> int:
+    inner = getattr(message, "typed_config", None)
+    type_name = inner.type_url.rsplit("/", 1)[-1] if inner is not None else ""
+    for index, prefix in enumerate(_ECDS_KINDS):
+        if type_name.startswith(prefix):
+            return index
+    return len(_ECDS_KINDS)  # another kind of extension: a section of its own, last
+
+
+def _ecds_dumps(view: View) -> list[config_dump_shared_pb2.EcdsConfigDump]:
+    dumps: dict[int, config_dump_shared_pb2.EcdsConfigDump] = {}
+    for _name, version, message in _resources(view, types.EXTENSION_CONFIG):
+        dump = dumps.setdefault(_ecds_kind(message), config_dump_shared_pb2.EcdsConfigDump())
+        dump.ecds_filters.add(version_info=version, ecds_filter=_any(message))
+    return [dumps[k] for k in sorted(dumps)]
+
+
 def build_config_dump(view: View) -> config_dump_pb2.ConfigDump:
     clusters = config_dump_shared_pb2.ClustersConfigDump(
         version_info=_set_version(view, types.CLUSTER)
@@ -89,7 +112,7 @@ def build_config_dump(view: View) -> config_dump_pb2.ConfigDump:
             name=name, version_info=version, secret=_any(redact_secret(message))
         )
     dump = config_dump_pb2.ConfigDump()
-    for part in (clusters, listeners, routes, endpoints, secrets):
+    for part in (clusters, *_ecds_dumps(view), listeners, routes, endpoints, secrets):
         dump.configs.append(_any(part))
     return dump
 

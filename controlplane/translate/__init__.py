@@ -16,6 +16,7 @@ from controlplane.translate.proxy import Locality, NodeParseError, Proxy, parse_
 from controlplane.translate.translator import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
+    EXTENSION_CONFIG_TYPE,
     LISTENER_TYPE,
     ROUTE_TYPE,
     SECRET_TYPE,
@@ -29,6 +30,7 @@ from controlplane.translate.translator import (
 __all__ = [
     "CLUSTER_TYPE",
     "ENDPOINT_TYPE",
+    "EXTENSION_CONFIG_TYPE",
     "LISTENER_TYPE",
     "ROUTE_TYPE",
     "SECRET_TYPE",

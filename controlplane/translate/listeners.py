@@ -20,7 +20,7 @@ from controlplane.model.mesh import ALLOW_ANY
 from controlplane.translate import names
 from controlplane.translate.filters import FilterSite, http_filter_chain, network_filter_chain
 from controlplane.translate.filters import network as flt
-from controlplane.translate.filters.base import INBOUND, OUTBOUND
+from controlplane.translate.filters.base import INBOUND, OUTBOUND, ExtensionConfigs
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.index.registry import WILDCARD_ADDRESS, MeshService, ServicePort
 from controlplane.translate.pb import duration, socket_address
@@ -47,6 +47,8 @@ LOCALHOST = "127.0.0.1"
 class OutboundResult:
     listeners: dict[str, Listener] = field(default_factory=dict)
     routes: dict[str, route_pb2.RouteConfiguration] = field(default_factory=dict)
+    # Filter configs the chains name and ECDS serves (inbound listeners add theirs too).
+    extensions: ExtensionConfigs = field(default_factory=ExtensionConfigs)
 
 
 def _listener(name: str, address: str, port: int, bind: bool) -> Listener:
@@ -97,7 +99,7 @@ def outbound_listeners(
                 continue
             route_name = str(number) if not egress.bind else f"{egress.bind}_{number}"
             lst = _listener(name, bind_addr, number, explicit)
-            site = FilterSite(ctx, proxy, OUTBOUND, number, http=True)
+            site = FilterSite(ctx, proxy, OUTBOUND, number, http=True, extensions=result.extensions)
             lst.filter_chains.add().filters.extend([
                 *network_filter_chain(site),
                 flt.http_connection_manager(
@@ -121,7 +123,8 @@ def outbound_listeners(
                 lst = mine[name] = result.listeners[name] = _listener(name, address, sp.number, explicit)
             entry = egress.virtual_service_for(service.hostname)
             cluster = names.outbound_cluster(service.hostname, sp.number)
-            before = network_filter_chain(FilterSite(ctx, proxy, OUTBOUND, sp.number))
+            site = FilterSite(ctx, proxy, OUTBOUND, sp.number, extensions=result.extensions)
+            before = network_filter_chain(site)
             if is_tls(sp.protocol):
                 _add_sni_chains(
                     lst, service.hostname, cluster, tls_chains(entry, ctx, sp.number, labels, proxy.namespace), before
@@ -214,9 +217,11 @@ def inbound_route_config(port: int) -> route_pb2.RouteConfiguration:
     return route_pb2.RouteConfiguration(name=cluster, virtual_hosts=[vh], validate_clusters=None)
 
 
-def _inbound_filters(ctx: PushContext, proxy: Proxy, ip: InboundPort) -> list[lc.Filter]:
+def _inbound_filters(
+    ctx: PushContext, proxy: Proxy, ip: InboundPort, extensions: ExtensionConfigs
+) -> list[lc.Filter]:
     cluster = names.inbound_cluster(ip.port)
-    site = FilterSite(ctx, proxy, INBOUND, ip.port, http=is_http(ip.protocol))
+    site = FilterSite(ctx, proxy, INBOUND, ip.port, http=is_http(ip.protocol), extensions=extensions)
     before = network_filter_chain(site)
     if is_http(ip.protocol):
         hcm = flt.http_connection_manager(
@@ -259,10 +264,12 @@ def _add_mode_chains(
 
 
 def virtual_inbound(
-    ctx: PushContext, proxy: Proxy, ports: list[InboundPort], mode_for: Callable[[int], str], workload_mode: str
+    ctx: PushContext, proxy: Proxy, ports: list[InboundPort], mode_for: Callable[[int], str], workload_mode: str,
+    *, extensions: ExtensionConfigs,
 ) -> Listener:
     """15006 for captured inbound traffic: a chain set per port (by original destination
-    port) in its mTLS mode; other ports pass through, mTLS-only when the workload is STRICT."""
+    port) in its mTLS mode; other ports pass through, mTLS-only when the workload is STRICT.
+    Filter configs served over ECDS go to ``extensions``."""
     lst = Listener(
         name=names.VIRTUAL_INBOUND,
         address=socket_address(WILDCARD_ADDRESS, ctx.mesh.virtual_inbound_port),
@@ -272,12 +279,13 @@ def virtual_inbound(
     trust_domain = ctx.mesh.trust_domain
     for ip in ports:
         _add_mode_chains(
-            lst, names.inbound_cluster(ip.port), _inbound_filters(ctx, proxy, ip), mode_for(ip.port), trust_domain,
+            lst, names.inbound_cluster(ip.port), _inbound_filters(ctx, proxy, ip, extensions), mode_for(ip.port),
+            trust_domain,
             is_http(ip.protocol), destination_port=ip.port,
         )
     # Ports no service declares: TCP, policies still apply (Istio's passthrough chains).
     passthrough = [
-        *network_filter_chain(FilterSite(ctx, proxy, INBOUND, 0)),
+        *network_filter_chain(FilterSite(ctx, proxy, INBOUND, 0, extensions=extensions)),
         flt.tcp_proxy(names.INBOUND_PASSTHROUGH_CLUSTER, cluster=names.INBOUND_PASSTHROUGH_CLUSTER),
     ]
     if workload_mode == STRICT:
@@ -288,11 +296,14 @@ def virtual_inbound(
     return lst
 
 
-def bound_inbound(ctx: PushContext, proxy: Proxy, ip: InboundPort, tls_mode: str) -> Listener:
+def bound_inbound(
+    ctx: PushContext, proxy: Proxy, ip: InboundPort, tls_mode: str, *, extensions: ExtensionConfigs
+) -> Listener:
     lst = Listener(name=names.listener_name(ip.bind, ip.port), address=socket_address(ip.bind, ip.port))
     lst.traffic_direction = 1
     _add_mode_chains(
-        lst, names.inbound_cluster(ip.port), _inbound_filters(ctx, proxy, ip), tls_mode, ctx.mesh.trust_domain,
+        lst, names.inbound_cluster(ip.port), _inbound_filters(ctx, proxy, ip, extensions), tls_mode,
+        ctx.mesh.trust_domain,
         is_http(ip.protocol),
     )
     return lst

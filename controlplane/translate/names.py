@@ -43,3 +43,10 @@ def listener_name(address: str, port: int) -> str:
 def virtual_host_name(host: str, port: int) -> str:
     return f"{host}:{port}"
 
+
+
+def extension_config(namespace: str, filter_name: str) -> str:
+    """The ECDS resource name of a filter's config on a proxy of ``namespace`` (it is also the
+    filter's name in the chain), in Istio's ``<namespace>.<name>`` style of ECDS names. It
+    never depends on the config, so a config change leaves the listener untouched."""
+    return f"{namespace}.{filter_name}"

@@ -20,6 +20,7 @@ ENDPOINT_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignm
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 SECRET_TYPE = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+EXTENSION_CONFIG_TYPE = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"
 
 
 def push_context(snapshot: Snapshot, mesh: MeshConfig) -> PushContext:
@@ -44,7 +45,8 @@ def translate(
     inputs: PushContext | Snapshot, proxy: Proxy, mesh: MeshConfig | None = None
 ) -> dict[str, list[Message]]:
     """Clusters, endpoints, listeners and routes for one proxy, each list sorted by name,
-    and the SDS secrets of its DestinationRules' ``credentialName`` when it is given any.
+    the SDS secrets of its DestinationRules' ``credentialName`` when it is given any, and the
+    filter configs its listeners get over ECDS (RBAC, jwt_authn) when they name any.
 
     ``inputs`` is a PushContext (preferred: build it once per snapshot with
     push_context()) or a store Snapshot.
@@ -59,6 +61,9 @@ def translate(
     }
     if out.secrets:  # credentialName secrets, only when some are served
         resources[SECRET_TYPE] = [out.secrets[k] for k in sorted(out.secrets)]
+    if out.extension_configs:  # only where some filter is served over ECDS
+        configs = out.extension_configs
+        resources[EXTENSION_CONFIG_TYPE] = [configs[k] for k in sorted(configs)]
     return resources
 
 

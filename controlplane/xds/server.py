@@ -1,4 +1,4 @@
-"""The gRPC face: ADS (SotW and delta) and the single-type CDS/EDS/LDS/RDS/SDS services.
+"""The gRPC face: ADS (SotW and delta) and the single-type CDS/EDS/LDS/RDS/SDS/ECDS services.
 
 Handlers are registered as generic handlers whose response serializer is the identity: streams
 yield bytes framed from pre-serialized resources, so per-stream work is joining bytes.
@@ -55,6 +55,11 @@ SERVICES: dict[str, tuple[str, str, str | None]] = {
         "StreamSecrets",
         "DeltaSecrets",
         types.SECRET,
+    ),
+    "envoy.service.extension.v3.ExtensionConfigDiscoveryService": (
+        "StreamExtensionConfigs",
+        "DeltaExtensionConfigs",
+        types.EXTENSION_CONFIG,
     ),
 }
 

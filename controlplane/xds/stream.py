@@ -353,6 +353,10 @@ class Stream:
             kept = self._kept_endpoint_names()
             removed = [n for n in removed if n not in kept]
         missing = [n for n in state.check_missing if n not in selected_names]
+        if state.type_url in types.KEPT_WHILE_SUBSCRIBED:
+            # What the client holds stays until it unsubscribes (see types.KEPT_WHILE_SUBSCRIBED).
+            removed = [n for n in removed if n not in state.names]
+            missing = [n for n in missing if n not in state.sent]
         return selected, to_send, sorted(set(removed) | set(missing))
 
     def _build_delta(self, state: TypeState, view: TypeResources) -> bytes | None:

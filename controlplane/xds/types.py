@@ -11,6 +11,8 @@ ROUTE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
 SCOPED_ROUTE = _PREFIX + "envoy.config.route.v3.ScopedRouteConfiguration"
 VIRTUAL_HOST = _PREFIX + "envoy.config.route.v3.VirtualHost"
 SECRET = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+# ECDS: a filter's config served apart from its listener (HttpFilter/Filter ``config_discovery``).
+EXTENSION_CONFIG = _PREFIX + "envoy.config.core.v3.TypedExtensionConfig"
 RUNTIME = _PREFIX + "envoy.service.runtime.v3.Runtime"
 
 SHORT_NAMES: dict[str, str] = {
@@ -21,6 +23,7 @@ SHORT_NAMES: dict[str, str] = {
     SCOPED_ROUTE: "SRDS",
     VIRTUAL_HOST: "VHDS",
     SECRET: "SDS",
+    EXTENSION_CONFIG: "ECDS",
     RUNTIME: "RTDS",
 }
 
@@ -32,6 +35,7 @@ PUSH_ORDER: tuple[str, ...] = (
     ENDPOINT,
     LISTENER,
     ROUTE,
+    EXTENSION_CONFIG,
     SCOPED_ROUTE,
     VIRTUAL_HOST,
     SECRET,
@@ -39,24 +43,37 @@ PUSH_ORDER: tuple[str, ...] = (
 
 # What each type waits for. EDS and SDS wait for nothing: Envoy holds its CDS ACK until new
 # clusters warmed, and they warm on EDS (and SDS), so gating those on the CDS ACK deadlocks
-# until Envoy's initial fetch timeout. Routes wait for clusters so a new route finds its cluster.
+# until Envoy's initial fetch timeout. Routes wait for clusters so a new route finds its cluster;
+# extension configs (ECDS) are named by listeners and asked for after them, as routes are, and
+# wait for clusters too (an ext_authz or remote JWKS config names one).
 HELD_BACK_BY: dict[str, frozenset[str]] = {
     CLUSTER: frozenset(),
     ENDPOINT: frozenset(),
     SECRET: frozenset(),
     LISTENER: frozenset({CLUSTER, ENDPOINT}),
     ROUTE: frozenset({CLUSTER, ENDPOINT}),
+    EXTENSION_CONFIG: frozenset({CLUSTER, ENDPOINT}),
     SCOPED_ROUTE: frozenset({CLUSTER, ENDPOINT}),
     VIRTUAL_HOST: frozenset({CLUSTER, ENDPOINT}),
 }
 DEFAULT_HELD_BACK_BY = frozenset({CLUSTER, ENDPOINT, LISTENER, ROUTE})
 
 # Types that may still point at a cluster: a cluster is removed only once these are settled.
-CLUSTER_USERS: frozenset[str] = frozenset({LISTENER, ROUTE, SCOPED_ROUTE, VIRTUAL_HOST})
+CLUSTER_USERS: frozenset[str] = frozenset(
+    {LISTENER, ROUTE, EXTENSION_CONFIG, SCOPED_ROUTE, VIRTUAL_HOST}
+)
 
 # Types whose SotW responses carry the complete set and where an empty first request is a
 # (legacy) wildcard subscription.
 FULL_STATE_TYPES: frozenset[str] = frozenset({CLUSTER, LISTENER})
+
+# Types whose resources a client must keep for as long as it subscribes to them. Envoy holds an
+# ECDS subscription while any listener uses the filter, draining ones included; a delta removal
+# would replace the config of those filters with their default (none: every request refused).
+# So a name that left the snapshot is not removed while the client still subscribes to it, and
+# it unsubscribes once the last listener using it is gone. A subscribed name the client never
+# held is answered with a removal as usual.
+KEPT_WHILE_SUBSCRIBED: frozenset[str] = frozenset({EXTENSION_CONFIG})
 
 WILDCARD = "*"
 

@@ -145,6 +145,27 @@ def _failures(mesh: dict[str, Any]) -> str:
 
 def test_the_sidecar_holds_inline_keys_and_no_route_to_the_issuer(mesh: dict[str, Any]) -> None:
     envoy: EnvoyProcess = mesh["envoy"]
-    dump_text = json.dumps(envoy.config_dump("dynamic_listeners"))
-    assert "envoy.filters.http.jwt_authn" in dump_text and "local_jwks" in dump_text
-    assert "remote_jwks" not in dump_text
+    # The listener names the filter's config; the config (keys inline) comes over ECDS.
+    listeners = json.dumps(envoy.config_dump("dynamic_listeners"))
+    assert '"name": "default.jwt-authn"' in listeners and "config_discovery" in listeners
+    assert "local_jwks" not in listeners
+    configs = {e["ecds_filter"]["name"]: e["ecds_filter"]["typed_config"]
+               for e in envoy.config_dump("ecds_filters")["configs"]}
+    jwt = json.dumps(configs["default.jwt-authn"])
+    assert "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication" in jwt and "local_jwks" in jwt
+    assert "remote_jwks" not in jwt + listeners
+
+
+def test_a_key_rotation_never_changes_the_listener(mesh: dict[str, Any]) -> None:
+    """Keys live in the jwt_authn config served over ECDS: a rotation reaches Envoy as a new
+    filter config, and no listener is updated or drained."""
+    envoy: EnvoyProcess = mesh["envoy"]
+    issuer: TestIssuer = mesh["issuer"]
+    updates = envoy.stat("listener_manager.lds.update_success")
+    reloads = envoy.stat("extension_config_discovery.http_filter.default.jwt-authn.config_reload") or 0
+    issuer.rotate()
+    token = issuer.token(sub="after-rotation")
+    wait_for(lambda: accepted(token), message="a token signed with the new key accepted")
+    assert (envoy.stat("extension_config_discovery.http_filter.default.jwt-authn.config_reload") or 0) > reloads
+    assert envoy.stat("listener_manager.lds.update_success") == updates
+    assert (envoy.stat("listener_manager.total_filter_chains_draining") or 0) == 0

@@ -1,18 +1,29 @@
-"""Translate YAML for one proxy and read back the RBAC its inbound chains carry."""
+"""Translate YAML for one proxy and read back the RBAC its inbound chains carry (filter
+configs served over ECDS resolved by name, as Envoy does)."""
 
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from envoy.config.core.v3 import extension_pb2
+from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
+from google.protobuf import any_pb2
 
-from controlplane.translate import LISTENER_TYPE, MeshConfig, Proxy, push_context, translate
+from controlplane.translate import (
+    EXTENSION_CONFIG_TYPE,
+    LISTENER_TYPE,
+    MeshConfig,
+    Proxy,
+    push_context,
+    translate,
+)
 from controlplane.translate.index.context import PushContext
 from tests.authz.rbac_eval import FilterConfig, Outcome, Request, evaluate
 from tests.translate.support import load_documents, snapshot_of
@@ -49,6 +60,16 @@ class Chains:
     """The inbound chains of a proxy, by filter chain name, with their RBAC filters."""
 
     listeners: list[listener_pb2.Listener]
+    extensions: dict[str, extension_pb2.TypedExtensionConfig] = field(default_factory=dict)
+
+    def typed_config(self, f: hcm_pb2.HttpFilter | lc.Filter) -> any_pb2.Any:
+        """A filter's config: inline, or the ECDS resource its ``config_discovery`` names
+        (which must exist and be of a type the filter accepts)."""
+        if not f.HasField("config_discovery"):
+            return f.typed_config
+        served = self.extensions[f.name].typed_config
+        assert served.type_url in f.config_discovery.type_urls, (f.name, served.type_url)
+        return served
 
     def chain(self, name: str) -> listener_pb2.FilterChain:
         for lst in self.listeners:
@@ -69,24 +90,33 @@ class Chains:
     def http_rbac(self, name: str = "inbound|8000||-mtls") -> list[FilterConfig]:
         out: list[FilterConfig] = []
         for f in self.http_filters(name):
-            if f.name == HTTP_RBAC:
-                config = http_rbac_pb2.RBAC()
-                f.typed_config.Unpack(config)
+            config = http_rbac_pb2.RBAC()
+            if self.typed_config(f).Unpack(config):
                 out.append(config)
         return out
 
     def tcp_rbac(self, name: str = "inbound|5432||-mtls") -> list[FilterConfig]:
         out: list[FilterConfig] = []
         for f in self.chain(name).filters:
-            if f.name == NETWORK_RBAC:
-                config = network_rbac_pb2.RBAC()
-                f.typed_config.Unpack(config)
+            config = network_rbac_pb2.RBAC()
+            if self.typed_config(f).Unpack(config):
                 out.append(config)
         return out
 
+    def kinds(self, filters: list[hcm_pb2.HttpFilter] | list[lc.Filter]) -> list[str]:
+        """The filters' kinds (``envoy.filters.http.rbac``, ...), whatever their names."""
+        return [_KINDS.get(self.typed_config(f).type_url, f.name) for f in filters]
+
+
+_KINDS = {
+    "type.googleapis.com/" + http_rbac_pb2.RBAC.DESCRIPTOR.full_name: HTTP_RBAC,
+    "type.googleapis.com/" + network_rbac_pb2.RBAC.DESCRIPTOR.full_name: NETWORK_RBAC,
+}
+
 
 def chains(ctx: PushContext, p: Proxy | None = None) -> Chains:
-    return Chains(list(translate(ctx, p or proxy())[LISTENER_TYPE]))
+    out = translate(ctx, p or proxy())
+    return Chains(list(out[LISTENER_TYPE]), {e.name: e for e in out.get(EXTENSION_CONFIG_TYPE, [])})
 
 
 def http(ctx: PushContext, request: Request, p: Proxy | None = None) -> Outcome:

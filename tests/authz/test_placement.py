@@ -13,6 +13,7 @@ from controlplane.translate.authz import workload_rbac
 from tests.authz.support import (
     HTTP_RBAC,
     NETWORK_RBAC,
+    Chains,
     chains,
     connect,
     context,
@@ -30,14 +31,15 @@ ALLOW_SLEEP = policy("allow-sleep", """
 """)
 
 
-def _names(listeners) -> set[str]:
-    return {f.name for lst in listeners for fc in [*lst.filter_chains, lst.default_filter_chain] for f in fc.filters}
+def _kinds(c: Chains, listeners) -> set[str]:
+    """The kinds of the network filters of ``listeners`` (RBAC whatever its ECDS name)."""
+    return set(c.kinds([f for lst in listeners for fc in [*lst.filter_chains, lst.default_filter_chain] for f in fc.filters]))
 
 
 def test_no_policy_no_rbac_filter() -> None:
     c = chains(context(""))
-    assert NETWORK_RBAC not in _names(c.listeners)
-    assert [f.name for f in c.http_filters()].count(HTTP_RBAC) == 0
+    assert NETWORK_RBAC not in _kinds(c, c.listeners)
+    assert c.kinds(c.http_filters()).count(HTTP_RBAC) == 0
 
 
 def test_deny_all_refuses_http_tcp_and_undeclared_ports() -> None:
@@ -51,10 +53,13 @@ def test_deny_all_refuses_http_tcp_and_undeclared_ports() -> None:
 def test_rbac_filters_only_on_inbound_chains() -> None:
     c = chains(context(DENY_ALL))
     outbound = [lst for lst in c.listeners if lst.name != "virtualInbound"]
-    assert NETWORK_RBAC not in _names(outbound)
+    assert NETWORK_RBAC not in _kinds(c, outbound)
     # HTTP chains carry no network RBAC (the HTTP filter does the work), TCP chains no HCM.
-    assert NETWORK_RBAC not in {f.name for f in c.chain("inbound|8000||-mtls").filters}
-    assert [f.name for f in c.chain("inbound|5432||-mtls").filters] == [NETWORK_RBAC, "envoy.filters.network.tcp_proxy"]
+    assert NETWORK_RBAC not in c.kinds(list(c.chain("inbound|8000||-mtls").filters))
+    # One filter per action (AUDIT and DENY have no policy here: they let everything through).
+    tcp_chain = list(c.chain("inbound|5432||-mtls").filters)
+    assert c.kinds(tcp_chain) == [NETWORK_RBAC] * 3 + ["envoy.filters.network.tcp_proxy"]
+    assert [f.name for f in tcp_chain[:3]] == ["foo.tcp-rbac-audit", "foo.tcp-rbac-deny", "foo.tcp-rbac-allow"]
 
 
 def test_istios_order_audit_deny_allow_then_the_rest() -> None:
@@ -65,8 +70,9 @@ def test_istios_order_audit_deny_allow_then_the_rest() -> None:
         action: AUDIT
         rules: [{}]
     """))
-    names = [f.name for f in chains(ctx).http_filters()]
-    rbac = chains(ctx).http_rbac()
+    c = chains(ctx)
+    names = c.kinds(c.http_filters())
+    rbac = c.http_rbac()
     assert [r.rules.action for r in rbac] == [2, 1, 0]  # LOG, DENY, ALLOW
     assert names.index(HTTP_RBAC) < names.index("envoy.filters.http.fault") < names.index("envoy.filters.http.router")
     positions = {f.name: f.position for f in filters.HTTP_FILTERS}
@@ -99,11 +105,13 @@ def test_target_ref_and_custom_policies_are_not_this_filters() -> None:
         provider: {name: ext}
         rules: [{to: [{operation: {paths: [/ext]}}]}]
     """))
-    assert chains(ctx).http_rbac() == []
+    # Only the CUSTOM filter (ext_authz's: its provider is unknown here, so it denies).
+    names = [name for rbac in chains(ctx).http_rbac() for name in rbac.rules.policies]
+    assert names == ["istio-ext-authz-ext-ns[foo]-policy[ext]-rule[0]-deny-due-to-bad-CUSTOM-action"]
 
 
 def test_policy_names_and_the_403_body_are_istios() -> None:
-    rbac = chains(context(ALLOW_SLEEP + DENY_ALL)).http_rbac()
+    rbac = [r for r in chains(context(ALLOW_SLEEP + DENY_ALL)).http_rbac() if r.HasField("rules")]
     assert sorted(rbac[0].rules.policies) == [
         "ns[foo]-policy[allow-sleep]-rule[0]", "ns[foo]-policy[deny-all]-rule[0]",
     ]
@@ -118,7 +126,8 @@ def test_dry_run_policies_are_shadow_rules_with_their_stats() -> None:
     """, annotations='{"istio.io/dry-run": "true"}') + policy("try-allow", """
         rules: [{from: [{source: {namespaces: [bar]}}]}]
     """, annotations='{"istio.io/dry-run": "true"}'))
-    deny, allow = chains(ctx).http_rbac()
+    audit, deny, allow = chains(ctx).http_rbac()
+    assert audit == http_rbac_pb2.RBAC(shadow_rules_stat_prefix="istio_dry_run_allow_")  # no AUDIT policy
     assert not deny.HasField("rules") and deny.shadow_rules_stat_prefix == "istio_dry_run_deny_"
     assert not allow.HasField("rules") and allow.shadow_rules_stat_prefix == "istio_dry_run_allow_"
     outcome = http(ctx, get("/admin"))
@@ -149,8 +158,12 @@ def test_trust_domain_aliases_from_the_mesh_config() -> None:
 
 
 def test_http_config_is_the_http_rbac_type() -> None:
-    f = next(f for f in chains(context(DENY_ALL)).http_filters() if f.name == HTTP_RBAC)
-    assert f.typed_config.Is(http_rbac_pb2.RBAC.DESCRIPTOR)
+    c = chains(context(DENY_ALL))
+    rbac = [f for f in c.http_filters() if c.kinds([f]) == [HTTP_RBAC]]
+    assert [f.name for f in rbac] == ["foo.rbac-audit", "foo.rbac-deny", "foo.rbac-allow"]
+    for f in rbac:  # served over ECDS, that type only
+        assert list(f.config_discovery.type_urls) == ["type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"]
+        assert c.typed_config(f).Is(http_rbac_pb2.RBAC.DESCRIPTOR)
 
 
 def test_the_jwt_contract_matches_the_jwt_authn_filter() -> None:

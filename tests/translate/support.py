@@ -19,6 +19,7 @@ from controlplane.store import Snapshot
 from controlplane.translate import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,
+    EXTENSION_CONFIG_TYPE,
     LISTENER_TYPE,
     ROUTE_TYPE,
     Locality,
@@ -33,6 +34,10 @@ OUTPUT_FILES = {
     ENDPOINT_TYPE: "endpoints.yaml",
     LISTENER_TYPE: "listeners.yaml",
     ROUTE_TYPE: "routes.yaml",
+}
+# Written only for the cases whose output has the type (filter configs served over ECDS).
+OPTIONAL_OUTPUT_FILES = {
+    EXTENSION_CONFIG_TYPE: "extension_configs.yaml",
 }
 
 
@@ -98,9 +103,30 @@ def dump_yaml(data: Any) -> str:
 # --- Envoy validation ------------------------------------------------------------------------
 
 
+def inline_extension_configs(node: Any, configs: dict[str, dict[str, Any]]) -> None:
+    """Replace every filter that takes its config over ECDS (``configDiscovery``) by the same
+    filter with the config inline, as Envoy will run it. The named config must exist and be of
+    a type the filter accepts."""
+    if isinstance(node, dict):
+        source = node.get("configDiscovery")
+        if source is not None and "name" in node:
+            name = node["name"]
+            assert name in configs, f"filter {name!r} names an extension config nobody serves"
+            typed = copy.deepcopy(configs[name]["typedConfig"])
+            assert typed["@type"] in source.get("typeUrls", []), f"{name}: {typed['@type']} not allowed"
+            node.pop("configDiscovery")
+            node["typedConfig"] = typed
+        for v in node.values():
+            inline_extension_configs(v, configs)
+    elif isinstance(node, list):
+        for v in node:
+            inline_extension_configs(v, configs)
+
+
 def static_bootstrap(output: dict[str, list[Any]]) -> dict[str, Any]:
-    """Generated resources as static resources: RDS inlined into listeners, EDS clusters
-    made STATIC with their assignment, so `envoy --mode validate` checks all of it."""
+    """Generated resources as static resources: RDS inlined into listeners, ECDS configs
+    inlined into their filters, EDS clusters made STATIC with their assignment, so
+    `envoy --mode validate` checks all of it."""
     clusters = to_dicts(output[CLUSTER_TYPE])
     cla = {c["clusterName"]: c for c in to_dicts(output[ENDPOINT_TYPE])}
     routes = {r["name"]: r for r in to_dicts(output[ROUTE_TYPE])}
@@ -110,6 +136,7 @@ def static_bootstrap(output: dict[str, list[Any]]) -> dict[str, Any]:
             c.pop("edsClusterConfig", None)
             c["loadAssignment"] = cla.get(c["name"], {"clusterName": c["name"]})
     listeners = to_dicts(output[LISTENER_TYPE])
+    inline_extension_configs(listeners, {e["name"]: e for e in to_dicts(output.get(EXTENSION_CONFIG_TYPE, []))})
 
     def inline(filters: list[dict[str, Any]]) -> None:
         for f in filters:

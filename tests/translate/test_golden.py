@@ -1,4 +1,5 @@
-"""Golden files: tests/golden/<case>/{input,proxy}.yaml in, one YAML per xDS type out.
+"""Golden files: tests/golden/<case>/{input,proxy}.yaml in, one YAML per xDS type out
+(``extension_configs.yaml``, the ECDS filter configs, only where a filter gets one).
 
 Rewrite with ``pytest tests/translate --update-golden``. Every case's output is also
 loaded into a real Envoy (``envoy --mode validate``), which must accept all of it.
@@ -13,6 +14,7 @@ import yaml
 
 from controlplane.translate import push_context, translate
 from tests.translate.support import (
+    OPTIONAL_OUTPUT_FILES,
     OUTPUT_FILES,
     dump_yaml,
     load_documents,
@@ -47,6 +49,18 @@ def test_golden(name: str, update_golden: bool) -> None:
     for type_url, filename in OUTPUT_FILES.items():
         text = dump_yaml(to_dicts(out[type_url]))
         path = case / filename
+        expected_files.add(filename)
+        if update_golden:
+            path.write_text(text)
+        else:
+            assert path.is_file(), f"{path} missing: run pytest --update-golden"
+            assert path.read_text() == text, f"{name}/{filename} differs from golden"
+    for type_url, filename in OPTIONAL_OUTPUT_FILES.items():
+        path = case / filename
+        if type_url not in out:
+            assert update_golden or not path.is_file(), f"{path} is stale: run pytest --update-golden"
+            continue
+        text = dump_yaml(to_dicts(out[type_url]))
         expected_files.add(filename)
         if update_golden:
             path.write_text(text)

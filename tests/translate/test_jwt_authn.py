@@ -16,6 +16,7 @@ from google.protobuf.json_format import MessageToDict
 
 from controlplane.model.jwks import FetchedJwks, JwksTarget
 from controlplane.translate import (
+    EXTENSION_CONFIG_TYPE,
     LISTENER_TYPE,
     MeshConfig,
     Proxy,
@@ -25,9 +26,8 @@ from controlplane.translate import (
 )
 from controlplane.translate.filters.jwt_authn import (
     FAKE_JWKS,
-    JWT_AUTHN_FILTER,
     PAYLOAD_IN_METADATA,
-    workload_jwt_filter,
+    workload_jwt_config,
 )
 from controlplane.translate.index.context import PushContext
 from tests.translate.support import load_documents, snapshot_of
@@ -56,18 +56,20 @@ def context(*docs: dict[str, Any], extra: list[Any] | None = None) -> PushContex
 
 
 def jwt_config(ctx: PushContext, namespace: str = "default", labels: dict[str, str] | None = None) -> jwt_pb2.JwtAuthentication | None:
-    entry = workload_jwt_filter(ctx, namespace, REVIEWS if labels is None else labels)
-    if entry is None:
-        return None
-    config = jwt_pb2.JwtAuthentication()
-    assert entry.name == JWT_AUTHN_FILTER
-    entry.typed_config.Unpack(config)
-    return config
+    return workload_jwt_config(ctx, namespace, REVIEWS if labels is None else labels)
 
 
 def as_dict(config: jwt_pb2.JwtAuthentication | None) -> dict[str, Any]:
     assert config is not None
     return MessageToDict(config, preserving_proto_field_name=True)
+
+
+def served_jwt_config(ctx: PushContext, proxy: Proxy, name: str = "default.jwt-authn") -> jwt_pb2.JwtAuthentication:
+    """The jwt_authn config ECDS serves ``proxy`` under ``name``."""
+    served = {e.name: e for e in translate(ctx, proxy).get(EXTENSION_CONFIG_TYPE, [])}
+    config = jwt_pb2.JwtAuthentication()
+    assert served[name].typed_config.Unpack(config)
+    return config
 
 
 def inbound_http_filters(ctx: PushContext, proxy: Proxy) -> dict[str, list[str]]:
@@ -210,21 +212,28 @@ def test_which_workloads_a_policy_applies_to(policy: dict, namespace: str, label
 
 def test_inbound_http_chains_only_first_in_the_chain() -> None:
     ctx = context(ra("jwt", [{"issuer": "i", "jwks": ISSUER_JWKS}], selector=REVIEWS))
-    chains = inbound_http_filters(ctx, Proxy.make("sidecar", "default", labels=REVIEWS))
-    assert chains["virtualInbound"][0] == JWT_AUTHN_FILTER
+    reviews = Proxy.make("sidecar", "default", labels=REVIEWS)
+    chains = inbound_http_filters(ctx, reviews)
+    assert chains["virtualInbound"][0] == "default.jwt-authn"  # its config comes over ECDS
+    assert list(served_jwt_config(ctx, reviews).providers) == ["origins-0"]
     outbound = [names for name, names in chains.items() if name != "virtualInbound"]
-    assert outbound and not any(JWT_AUTHN_FILTER in names for names in outbound)
-    other = inbound_http_filters(ctx, Proxy.make("sidecar", "default", labels={"app": "reviews", "version": "v2"}))
-    assert JWT_AUTHN_FILTER not in other["virtualInbound"]
+    assert outbound and not any("default.jwt-authn" in names for names in outbound)
+    # A workload no rule applies to has the filter too (the mesh has a RequestAuthentication),
+    # with nothing to check: a policy added for it later changes that config, not its listeners.
+    other = Proxy.make("sidecar", "default", labels={"app": "reviews", "version": "v2"})
+    assert inbound_http_filters(ctx, other)["virtualInbound"][0] == "default.jwt-authn"
+    assert served_jwt_config(ctx, other) == jwt_pb2.JwtAuthentication()
+    # A mesh without any RequestAuthentication has no jwt_authn filter at all.
+    assert not any("default.jwt-authn" in names for names in inbound_http_filters(context(), reviews).values())
 
 
 def test_computed_once_per_namespace_when_labels_do_not_matter() -> None:
     ctx = context(ra("jwt", [{"issuer": "i", "jwks": ISSUER_JWKS}]))
-    a = workload_jwt_filter(ctx, "default", {"app": "reviews"})
-    b = workload_jwt_filter(ctx, "default", {"app": "ratings"})
+    a = workload_jwt_config(ctx, "default", {"app": "reviews"})
+    b = workload_jwt_config(ctx, "default", {"app": "ratings"})
     assert a is not None and a is b
     assert list(ctx.memo.jwt_authn) == [("default", None, False)]
     selective = context(ra("jwt", [{"issuer": "i", "jwks": ISSUER_JWKS}], selector={"app": "reviews"}))
-    assert workload_jwt_filter(selective, "default", {"app": "reviews"}) is not None
-    assert workload_jwt_filter(selective, "default", {"app": "ratings"}) is None
+    assert workload_jwt_config(selective, "default", {"app": "reviews"}) is not None
+    assert workload_jwt_config(selective, "default", {"app": "ratings"}) is None
     assert len(selective.memo.jwt_authn) == 2

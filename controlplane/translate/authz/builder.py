@@ -72,6 +72,11 @@ class ActionRbac:
         return out
 
 
+# An action no policy uses: its filter stays in the chain (so a policy added later changes only
+# the filter's config) and lets everything through (no ``rules``, no ``shadow_rules``).
+NO_POLICY = ActionRbac(None, None)
+
+
 def _set(field: rbac_pb2.RBAC, value: rbac_pb2.RBAC | None) -> None:
     """Copy ``value`` in, present even when it holds no policy (an ALLOW with no policy left
     refuses everything)."""

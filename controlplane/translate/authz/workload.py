@@ -17,6 +17,15 @@ def trust_domain_bundle(ctx: PushContext) -> TrustDomainBundle:
     return TrustDomainBundle.of(ctx.mesh.trust_domain, ctx.mesh.trust_domain_aliases)
 
 
+def authorization_in_use(ctx: PushContext) -> bool:
+    """Whether inbound chains carry the RBAC filters: every workload's do, as soon as the mesh
+    has an AuthorizationPolicy, with a config that lets everything through where none applies.
+    The filters' configs come over ECDS, so adding, changing or removing a workload's policies
+    changes those configs and never its listeners (only the mesh's first policy, or the
+    removal of its last, does)."""
+    return bool(ctx.policies.authorization_policies)
+
+
 def workload_rbac(ctx: PushContext, proxy: Proxy, *, tcp: bool) -> WorkloadRbac | None:
     """The RBAC of the ALLOW/DENY/AUDIT AuthorizationPolicies that apply to ``proxy``, for
     its TCP chains (``tcp``) or its HTTP ones; None when none applies."""

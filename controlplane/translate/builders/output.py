@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import extension_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
@@ -26,6 +27,8 @@ class ProxyConfig:
     # SDS secrets the translation itself serves (DestinationRule credentialName); the
     # workload's own ``default``/``ROOTCA`` come from the runtime's CA instead.
     secrets: Mapping[str, secret_pb2.Secret] = field(default_factory=dict)
+    # Filter configs served over ECDS (RBAC, jwt_authn): the listeners only name them.
+    extension_configs: Mapping[str, extension_pb2.TypedExtensionConfig] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

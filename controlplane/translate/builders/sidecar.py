@@ -13,6 +13,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate import clusters as cb
 from controlplane.translate import names, telemetry
+from controlplane.translate.authz.ext_authz import ext_authz_clusters
 from controlplane.translate.builders.credentials import proxy_credentials
 from controlplane.translate.builders.outbound import (
     outbound_assignments,
@@ -98,14 +99,14 @@ def build_sidecar(ctx: PushContext, proxy: Proxy) -> ProxyConfig:
 
     for p in inbound:
         if p.bind:
-            lst = bound_inbound(ctx, proxy, p, mode_for(p.port))
+            lst = bound_inbound(ctx, proxy, p, mode_for(p.port), extensions=out.extensions)
             out.listeners.setdefault(lst.name, lst)
     if proxy.interception_mode != INTERCEPTION_NONE:
         captured = [p for p in inbound if not p.bind]
         workload_mode = DISABLE if mtls.mode == PERMISSIVE and not proxy.has_certificate else mtls.mode
         for lst in (
             virtual_outbound(ctx, scope.outbound_policy),
-            virtual_inbound(ctx, proxy, captured, mode_for, workload_mode),
+            virtual_inbound(ctx, proxy, captured, mode_for, workload_mode, extensions=out.extensions),
         ):
             out.listeners[lst.name] = lst
     # Access logs, tracing and tracer clusters (Telemetry API and mesh defaults).
@@ -113,12 +114,16 @@ def build_sidecar(ctx: PushContext, proxy: Proxy) -> ProxyConfig:
     telemetry.decorate_listeners(out.listeners, tel)
     for c in telemetry.collector_clusters(ctx, tel, clusters):
         clusters.setdefault(c.name, c)
+    # The external authorizers of AuthorizationPolicy CUSTOM, where no cluster reaches them yet.
+    for c in ext_authz_clusters(ctx, proxy, clusters):
+        clusters.setdefault(c.name, c)
     return ProxyConfig(
         clusters=clusters,
         assignments=outbound_assignments(ctx, proxy, scope),
         listeners=out.listeners,
         routes=out.routes,
         secrets=proxy_credentials(ctx, proxy, outbound_credential_names(ctx, proxy, scope)),
+        extension_configs=out.extensions.resources(),
     )
 
 

@@ -156,11 +156,12 @@ def jwt_authn_config(
     return config
 
 
-def workload_jwt_filter(
+def workload_jwt_config(
     ctx: PushContext, namespace: str, labels: Mapping[str, str], *, clear_route_cache: bool = False
-) -> hcm_pb2.HttpFilter | None:
-    """The jwt_authn filter of a workload, computed once per snapshot for each namespace and
-    the labels that matter there (none when no policy of the namespace selects by labels)."""
+) -> jwt_pb2.JwtAuthentication | None:
+    """The jwt_authn config of a workload (None when no rule applies), computed once per
+    snapshot for each namespace and the labels that matter there (none when no policy of the
+    namespace selects by labels)."""
     requests = ctx.policies.request_authentications
     if not requests:
         return None
@@ -170,24 +171,33 @@ def workload_jwt_filter(
     memo = ctx.memo.jwt_authn
     if key not in memo:
         rules = jwt_rules(applicable_request_authentications(ctx, namespace, labels))
-        config = jwt_authn_config(rules, ctx.jwks, clear_route_cache=clear_route_cache)
-        memo[key] = None if config is None else FILTER.entry(config)
+        memo[key] = jwt_authn_config(rules, ctx.jwks, clear_route_cache=clear_route_cache)
     return memo[key]
 
 
 class JwtAuthn(HttpFilter):
+    """Served over ECDS as ``<namespace>.jwt-authn``: once the mesh has a RequestAuthentication,
+    every inbound HTTP chain (and gateway) carries the filter, with no provider where no rule
+    applies (every request passes), so adding, changing or removing a RequestAuthentication,
+    or a key rotation, changes that config and never the listener."""
+
     name = JWT_AUTHN_FILTER
     position = JWT_AUTHN
 
     def http_filter(self, site: FilterSite) -> hcm_pb2.HttpFilter | None:
         if site.direction not in (INBOUND, GATEWAY):
             return None
+        if not site.ctx.policies.request_authentications:
+            return None
         proxy = site.proxy
         # Istio clears the route cache after authentication on gateways only (routes may
         # match on claims there).
-        return workload_jwt_filter(
+        config = workload_jwt_config(
             site.ctx, proxy.namespace, proxy.label_map, clear_route_cache=site.direction == GATEWAY
         )
+        if config is None:  # no rule for this workload: nothing to check
+            config = jwt_pb2.JwtAuthentication()
+        return self.discovered(site, "jwt-authn", config)
 
 
 FILTER = JwtAuthn()

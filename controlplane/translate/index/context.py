@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.route.v3 import route_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import (
-    http_connection_manager_pb2 as hcm_pb2,
-)
+from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2 as jwt_pb2
 
 from controlplane.model.mesh import MeshConfig
 from controlplane.model.sidecar import Sidecar
@@ -48,6 +46,7 @@ from controlplane.translate.proxy import Proxy
 
 if TYPE_CHECKING:
     from controlplane.translate.authz.builder import WorkloadRbac
+    from controlplane.translate.authz.ext_authz import CustomAuthz, ResolvedProvider
     from controlplane.translate.peer_authentication import InboundMtls
     from controlplane.translate.scope import SidecarScope
     from controlplane.translate.telemetry import ProxyTelemetry
@@ -82,10 +81,15 @@ class Memo:
     telemetry: dict[Hashable, ProxyTelemetry | None] = field(default_factory=dict)
     collector_clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
     credential_names: dict[Hashable, tuple[str, ...]] = field(default_factory=dict)
-    # (namespace, labels that matter, clear route cache) -> the jwt_authn filter, or None
-    jwt_authn: dict[tuple[str, LabelsKey, bool], hcm_pb2.HttpFilter | None] = field(default_factory=dict)
+    # (namespace, labels that matter, clear route cache) -> the jwt_authn config, or None
+    jwt_authn: dict[tuple[str, LabelsKey, bool], jwt_pb2.JwtAuthentication | None] = field(default_factory=dict)
     # (namespace, labels that matter, TCP chain?) -> the RBAC of AuthorizationPolicies, or None
     authz: dict[tuple[str, LabelsKey, bool], WorkloadRbac | None] = field(default_factory=dict)
+    # AuthorizationPolicy CUSTOM: the mesh config's ext_authz providers (resolved once), the
+    # CUSTOM part of a chain by (namespace, labels that matter, TCP chain?), plain clusters by name
+    ext_authz_providers: dict[str, ResolvedProvider] | None = None
+    ext_authz: dict[tuple[str, LabelsKey, bool], CustomAuthz | None] = field(default_factory=dict)
+    ext_authz_clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
 
 
 @dataclass
