@@ -213,8 +213,8 @@ def test_proxy_status_table_explains_a_nack() -> None:
     }
     out = render_table([stream], now=110.0)
     header, row = out.splitlines()[:2]
-    assert header.split()[:7] == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "SDS"]
-    assert "SYNCED (9s)" in row and "NACK (8s)" in row and row.count("IGNORED") == 3
+    assert header.split()[:8] == ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "SDS", "ECDS"]
+    assert "SYNCED (9s)" in row and "NACK (8s)" in row and row.count("IGNORED") == 4  # EDS RDS SDS ECDS
     assert "beta-0.default LDS NACK of version v (8s ago): bad" in out
 
 
