@@ -8,12 +8,21 @@ fields (access logs, tracing, providers) are validated with field paths, as isti
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 from controlplane.model.base import FieldError
-from controlplane.model.decode import decode, jfield
+from controlplane.model.checks import (
+    check_fqdn,
+    check_http_header_name,
+    check_http_header_value,
+    check_namespaced_host,
+    is_ip,
+)
+from controlplane.model.decode import camel, decode, jfield
+from controlplane.model.frozen import EMPTY
 
 # Istio's built-in providers: "envoy" logs to /dev/stdout in the mesh access log format,
 # "prometheus" is Envoy's own stats endpoint.
@@ -67,8 +76,64 @@ class PrometheusMetricsProvider:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtAuthzRequestBody:
+    """``includeRequestBodyInCheck``: buffer the body and send it to the authorizer."""
+
+    LENIENT: ClassVar[bool] = True
+    max_request_bytes: int = 0
+    allow_partial_message: bool = False
+    pack_as_bytes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyExtAuthzHttpProvider:
+    """``envoyExtAuthzHttp``: an HTTP external authorizer for AuthorizationPolicy CUSTOM.
+
+    Header lists take exact names, ``prefix*`` and ``*suffix`` (case-insensitive)."""
+
+    LENIENT: ClassVar[bool] = True
+    service: str = ""  # "<namespace>/<hostname>", a registry hostname, or a host / IP outside it
+    port: int | str = 0  # uint32 in Istio's API, which also reads "9000"
+    timeout: timedelta | None = None  # Envoy's check timeout; Istio's default is 600s
+    path_prefix: str = ""
+    fail_open: bool = False
+    status_on_error: str = ""
+    include_headers_in_check: tuple[str, ...] = ()  # deprecated: includeRequestHeadersInCheck
+    include_request_headers_in_check: tuple[str, ...] = ()
+    include_additional_headers_in_check: Mapping[str, str] = field(default=EMPTY)
+    include_request_body_in_check: ExtAuthzRequestBody | None = None
+    headers_to_upstream_on_allow: tuple[str, ...] = ()
+    headers_to_downstream_on_deny: tuple[str, ...] = ()
+    headers_to_downstream_on_allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyExtAuthzGrpcProvider:
+    """``envoyExtAuthzGrpc``: Envoy's ``envoy.service.auth.v3.Authorization`` over gRPC (HTTP
+    and TCP chains)."""
+
+    LENIENT: ClassVar[bool] = True
+    service: str = ""
+    port: int | str = 0
+    timeout: timedelta | None = None
+    fail_open: bool = False
+    status_on_error: str = ""
+    include_request_body_in_check: ExtAuthzRequestBody | None = None
+
+
+PROVIDER_KINDS = (
+    "envoy_file_access_log",
+    "zipkin",
+    "opentelemetry",
+    "prometheus",
+    "envoy_ext_authz_http",
+    "envoy_ext_authz_grpc",
+)
+
+
+@dataclass(frozen=True, slots=True)
 class ExtensionProvider:
-    """One named provider; kinds stock Envoy cannot serve here (ext_authz, skywalking, ...)
+    """One named provider; kinds stock Envoy cannot serve here (skywalking, stackdriver, ...)
     are kept by name with ``kind == ""`` and skipped when referenced."""
 
     LENIENT: ClassVar[bool] = True
@@ -77,10 +142,12 @@ class ExtensionProvider:
     zipkin: ZipkinTracingProvider | None = None
     opentelemetry: OpenTelemetryTracingProvider | None = None
     prometheus: PrometheusMetricsProvider | None = None
+    envoy_ext_authz_http: EnvoyExtAuthzHttpProvider | None = None
+    envoy_ext_authz_grpc: EnvoyExtAuthzGrpcProvider | None = None
 
     @property
     def kind(self) -> str:
-        for kind in ("envoy_file_access_log", "zipkin", "opentelemetry", "prometheus"):
+        for kind in PROVIDER_KINDS:
             if getattr(self, kind) is not None:
                 return kind
         return ""
@@ -208,12 +275,78 @@ def _check_service(service: str, port: int, path: str, errors: list[FieldError])
         errors.append(FieldError(f"{path}.port", f"port {port} must be in 1-65535"))
 
 
+# Envoy's envoy.type.v3.StatusCode values, the codes statusOnError may name.
+ENVOY_STATUS_CODES = frozenset({
+    0, 100, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307,
+    308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417,
+    421, 422, 423, 424, 426, 428, 429, 431, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+})  # fmt: skip
+_EXT_AUTHZ_HEADER_LISTS = (
+    "include_request_headers_in_check",
+    "include_headers_in_check",
+    "headers_to_upstream_on_allow",
+    "headers_to_downstream_on_deny",
+    "headers_to_downstream_on_allow",
+)
+
+
+def provider_port(port: int | str) -> int | None:
+    """An ext_authz provider's port in 1-65535 (Istio reads "9000" too); None if it is not."""
+    number = int(port) if isinstance(port, int) or port.isdigit() else 0
+    return number if 0 < number < 65536 else None
+
+
+def _check_ext_authz_service(service: str) -> str:
+    """Istio's validateExtensionProviderService: a hostname or IP, or ``<namespace>/<hostname>``."""
+    if not service:
+        return "Required value: service must not be empty"
+    if "/" in service:
+        namespace, _, host = service.partition("/")
+        problem = check_namespaced_host(service, allow_tilde=False)
+        if not problem and (namespace == "*" or host.startswith("*")):
+            problem = f"service {service!r}: want <namespace>/<hostname>, without wildcards"
+        return problem
+    if check_fqdn(service) and not is_ip(service):
+        return f"invalid service {service!r}: not a hostname or an IP address"
+    return ""
+
+
+def validate_ext_authz(
+    p: EnvoyExtAuthzHttpProvider | EnvoyExtAuthzGrpcProvider, path: str, errors: list[FieldError]
+) -> None:
+    """Istio's ValidateExtensionProviderEnvoyExtAuthz{HTTP,GRPC} and its builder's checks; the
+    translator calls it too, and denies what a CUSTOM policy would send to a provider failing it."""
+
+    def error(field_path: str, message: str) -> None:
+        errors.append(FieldError(f"{path}.{field_path}", message))
+
+    if provider_port(p.port) is None:
+        error("port", f"port must be in the range [1, 65535], found: {p.port!r}")
+    if problem := _check_ext_authz_service(p.service):
+        error("service", problem)
+    code = p.status_on_error
+    if code and not code.lstrip("-").isdigit():
+        error("statusOnError", f"invalid statusOnError value {code!r}: not an integer")
+    elif code and int(code) not in ENVOY_STATUS_CODES:
+        error("statusOnError", f"unsupported statusOnError value {code}: not an Envoy status code")
+    if p.timeout is not None and p.timeout <= timedelta(0):
+        error("timeout", "must be greater than 0")
+    if not isinstance(p, EnvoyExtAuthzHttpProvider):
+        return
+    if p.path_prefix and not p.path_prefix.startswith("/"):
+        error("pathPrefix", f"pathPrefix must begin with `/`, found: {p.path_prefix!r}")
+    for attr in _EXT_AUTHZ_HEADER_LISTS:
+        for index, header in enumerate(getattr(p, attr)):
+            if header == "*" or not header:
+                message = "a single wildcard or an empty name is not supported: use x-* or *-id"
+                error(f"{camel(attr)}[{index}]", message)
+    for key, value in p.include_additional_headers_in_check.items():
+        if problem := check_http_header_name(key) or check_http_header_value(value):
+            error(f"includeAdditionalHeadersInCheck[{key}]", problem)
+
+
 def _validate_provider(p: ExtensionProvider, path: str, errors: list[FieldError]) -> None:
-    kinds = [
-        k
-        for k in ("envoy_file_access_log", "zipkin", "opentelemetry", "prometheus")
-        if getattr(p, k)
-    ]
+    kinds = [k for k in PROVIDER_KINDS if getattr(p, k) is not None]
     if len(kinds) > 1:
         errors.append(FieldError(path, f"more than one provider kind set: {', '.join(kinds)}"))
     if not kinds:
@@ -228,6 +361,10 @@ def _validate_provider(p: ExtensionProvider, path: str, errors: list[FieldError]
         _check_service(
             p.opentelemetry.service, p.opentelemetry.port, f"{path}.opentelemetry", errors
         )
+    if p.envoy_ext_authz_http is not None:
+        validate_ext_authz(p.envoy_ext_authz_http, f"{path}.envoyExtAuthzHttp", errors)
+    if p.envoy_ext_authz_grpc is not None:
+        validate_ext_authz(p.envoy_ext_authz_grpc, f"{path}.envoyExtAuthzGrpc", errors)
     log = p.envoy_file_access_log
     if log is not None and log.log_format is not None:
         fmt, fpath = log.log_format, f"{path}.envoyFileAccessLog.logFormat"

@@ -25,3 +25,23 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def free_address(prefix: str, ports: tuple[int, ...], first: int = 11, last: int = 250) -> str:
+    """A loopback address ``<prefix>.N`` on which none of ``ports`` is bound (by this test run
+    or another one on the machine: Envoy's listeners use SO_REUSEPORT, so two sidecars bound to
+    one address:port would share its connections). Tries N from a random start."""
+    import random
+
+    candidates = list(range(first, last + 1))
+    start = random.randrange(len(candidates))
+    for n in candidates[start:] + candidates[:start]:
+        address = f"{prefix}.{n}"
+        try:
+            for port in ports:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((address, port))
+        except OSError:
+            continue
+        return address
+    raise RuntimeError(f"no free address in {prefix}.{first}-{last} for ports {ports}")

@@ -50,7 +50,7 @@ def test_a_real_istio_mesh_config_loads_and_unknown_fields_are_ignored() -> None
     assert t.tracing_sampling == 25.0 and t.legacy_zipkin_address == "zipkin.istio-system:9411"
     assert t.default_providers.tracing == ("otel",)
     assert t.provider("otel").opentelemetry.port == 4317
-    assert t.provider("oauth2-proxy").kind == ""  # kept by name, not something Envoy is told about
+    assert t.provider("oauth2-proxy").kind == "envoy_ext_authz_http"  # AuthorizationPolicy CUSTOM's, not telemetry's
     assert mesh.root_namespace == "istio-config" and mesh.outbound_traffic_policy == "REGISTRY_ONLY"
     assert mesh.connect_timeout_seconds == 3.0
     assert mesh.trust_domain == "cluster.local"  # from Settings, never from the file

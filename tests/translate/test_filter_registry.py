@@ -41,6 +41,8 @@ def _translate(case: str, proxy: Proxy):
 def test_registry_order_is_istios() -> None:
     assert [f.name for f in filters.HTTP_FILTERS] == [
         "envoy.filters.http.jwt_authn",
+        # AuthorizationPolicy CUSTOM: shadow rules marking requests, then ext_authz (filters/ext_authz.py)
+        "envoy.filters.http.rbac", "envoy.filters.http.ext_authz",
         # AuthorizationPolicy: AUDIT, DENY, ALLOW (filters/rbac.py)
         "envoy.filters.http.rbac", "envoy.filters.http.rbac", "envoy.filters.http.rbac",
         "envoy.filters.http.fault", "envoy.filters.http.cors", "envoy.filters.http.router",
