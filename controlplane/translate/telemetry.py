@@ -26,19 +26,15 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
-from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.tracing.v3 import custom_tag_pb2
 from google.protobuf.message import Message
 
-from controlplane.model.checks import is_ip
 from controlplane.model.mesh_config import BUILTIN_ACCESS_LOG, ExtensionProvider, TelemetryDefaults
 from controlplane.model.telemetry import CustomTag
-from controlplane.translate import names
-from controlplane.translate.endpoints import load_assignment
 from controlplane.translate.filters import network as flt
 from controlplane.translate.index.context import PushContext
-from controlplane.translate.index.registry import MeshEndpoint
 from controlplane.translate.pb import any_of, duration
+from controlplane.translate.providers import ProviderTarget, provider_cluster, provider_target
 from controlplane.translate.proxy import Proxy
 from controlplane.translate.telemetry_policy import (
     CLIENT,
@@ -53,7 +49,6 @@ FILE_ACCESS_LOG = "envoy.access_loggers.file"
 CEL_FILTER = "envoy.access_loggers.extension_filters.cel"
 ZIPKIN = "envoy.tracers.zipkin"
 OPENTELEMETRY = "envoy.tracers.opentelemetry"
-HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 INBOUND, OUTBOUND = 1, 2  # core.v3.TrafficDirection
 
 # Istio's default text format (pilot/pkg/model/telemetry_logging.go), every operator known to
@@ -97,17 +92,6 @@ ISTIO_JSON_FORMAT: dict[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Collector:
-    """Where a tracer sends: the cluster, and the host:port behind it."""
-
-    cluster: str
-    host: str
-    port: int
-    mesh_service: bool  # the host is a registry service (its outbound cluster may exist)
-    grpc: bool  # OpenTelemetry over gRPC needs HTTP/2 to the collector
-
-
-@dataclass(frozen=True, slots=True)
 class DirectionConfig:
     access_logs: tuple[accesslog_pb2.AccessLog, ...] = ()
     tracing: hcm_pb2.HttpConnectionManager.Tracing | None = None
@@ -119,7 +103,7 @@ class DirectionConfig:
 class ProxyTelemetry:
     outbound: DirectionConfig
     inbound: DirectionConfig
-    collectors: tuple[Collector, ...]
+    collectors: tuple[ProviderTarget, ...]
 
     def for_listener(self, listener: listener_pb2.Listener) -> DirectionConfig:
         return self.inbound if listener.traffic_direction == INBOUND else self.outbound
@@ -184,18 +168,11 @@ def access_log(plan: AccessLogPlan, defaults: TelemetryDefaults) -> accesslog_pb
 # --- tracing -------------------------------------------------------------------------------
 
 
-def _collector(ctx: PushContext, provider: ExtensionProvider) -> Collector:
-    """Istio's LookupCluster: ``ns/host`` or a registry hostname gives the outbound cluster;
-    a short ``name.namespace`` is tried with the domain suffix; anything else is a plain
-    host:port collector with a cluster of the same outbound name."""
+def _collector(ctx: PushContext, provider: ExtensionProvider) -> ProviderTarget:
     spec = provider.zipkin or provider.opentelemetry
     assert spec is not None
-    host = spec.service.split("/", 1)[1] if "/" in spec.service else spec.service
-    candidates = (host, f"{host}.svc.{ctx.mesh.domain_suffix}")
-    found = next((h for h in candidates if h in ctx.service_by_host), None)
     grpc = provider.opentelemetry is not None and provider.opentelemetry.http is None
-    name = names.outbound_cluster(found or host, spec.port)
-    return Collector(name, found or host, spec.port, found is not None, grpc)
+    return provider_target(ctx, spec.service, spec.port, grpc=grpc)
 
 
 def _custom_tag(tag: str, value: CustomTag) -> custom_tag_pb2.CustomTag:
@@ -374,28 +351,8 @@ def collector_clusters(
     for c in telemetry.collectors:
         if c.cluster in existing:
             continue
-        cluster = ctx.memo.collector_clusters.get(c.cluster)
-        if cluster is None:
-            cluster = ctx.memo.collector_clusters[c.cluster] = _collector_cluster(ctx, c)
-        out.append(cluster)
+        out.append(provider_cluster(ctx, c))
     return out
-
-
-def _collector_cluster(ctx: PushContext, c: Collector) -> Message:
-    """A plain cluster to the collector's host:port (shared by every proxy of the snapshot)."""
-    cluster = cluster_pb2.Cluster(name=c.cluster)
-    cluster.connect_timeout.CopyFrom(duration(ctx.mesh.connect_timeout_seconds))
-    cluster.type = cluster_pb2.Cluster.STATIC if is_ip(c.host) else cluster_pb2.Cluster.STRICT_DNS
-    if cluster.type == cluster_pb2.Cluster.STRICT_DNS:
-        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
-    cluster.load_assignment.CopyFrom(
-        load_assignment(c.cluster, [MeshEndpoint(address=c.host, port=c.port)])
-    )
-    if c.grpc:
-        opts = hpo.HttpProtocolOptions()
-        opts.explicit_http_config.http2_protocol_options.SetInParent()
-        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(any_of(opts))
-    return cluster
 
 
 __all__ = [

@@ -41,11 +41,9 @@ from envoy.extensions.filters.http.ext_authz.v3 import ext_authz_pb2
 from envoy.extensions.filters.http.rbac.v3 import rbac_pb2 as http_rbac_pb2
 from envoy.extensions.filters.network.ext_authz.v3 import ext_authz_pb2 as net_ext_authz_pb2
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2 as network_rbac_pb2
-from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.matcher.v3 import metadata_pb2, string_pb2, value_pb2
 
 from controlplane.model.base import FieldError
-from controlplane.model.checks import is_ip
 from controlplane.model.mesh_config import (
     EnvoyExtAuthzGrpcProvider,
     EnvoyExtAuthzHttpProvider,
@@ -60,9 +58,8 @@ from controlplane.translate.authz.builder import CUSTOM, TCP_STAT_PREFIX, is_dry
 from controlplane.translate.authz.rules import match_never, rule_policy
 from controlplane.translate.authz.trust_domain import TrustDomainBundle
 from controlplane.translate.authz.workload import trust_domain_bundle
-from controlplane.translate.endpoints import load_assignment
-from controlplane.translate.index.registry import MeshEndpoint
-from controlplane.translate.pb import any_of, duration
+from controlplane.translate.pb import duration
+from controlplane.translate.providers import ProviderTarget, lookup_service, provider_cluster
 
 if TYPE_CHECKING:
     from controlplane.translate.index.context import PushContext
@@ -85,18 +82,6 @@ ExtAuthzConfig: TypeAlias = ext_authz_pb2.ExtAuthz | net_ext_authz_pb2.ExtAuthz
 
 
 @dataclass(frozen=True, slots=True)
-class AuthzService:
-    """Where a provider's checks go: the cluster, the host:port behind it, whether it is a
-    registry service (else the cluster is a plain one made here) and speaks gRPC."""
-
-    cluster: str
-    host: str
-    port: int
-    in_registry: bool
-    grpc: bool
-
-
-@dataclass(frozen=True, slots=True)
 class ResolvedProvider:
     """An ext_authz provider ready for Envoy (``http``; ``tcp`` for gRPC ones), or the reason
     it cannot be used (``error``: its CUSTOM rules then deny)."""
@@ -104,7 +89,7 @@ class ResolvedProvider:
     name: str
     http: ext_authz_pb2.ExtAuthz | None = None
     tcp: net_ext_authz_pb2.ExtAuthz | None = None
-    service: AuthzService | None = None
+    service: ProviderTarget | None = None
     error: str = ""
 
 
@@ -113,17 +98,8 @@ Lookup = Callable[[str], "str | None"]
 
 
 def registry_lookup(ctx: PushContext) -> Lookup:
-    """Istio's LookupCluster on our registry: ``<namespace>/<hostname>`` must name a service of
-    that namespace; a bare hostname any service (hostnames are unique here)."""
-
-    def lookup(service: str) -> str | None:
-        namespace, slash, host = service.rpartition("/")
-        found = ctx.service_by_host.get(host)
-        if found is None or (slash and found.namespace != namespace):
-            return None
-        return found.hostname
-
-    return lookup
+    """Istio's LookupCluster on the registry (translate/providers.py)."""
+    return lambda service: lookup_service(ctx.service_by_host, ctx.mesh.domain_suffix, service)
 
 
 def _headers(patterns: Sequence[str]) -> string_pb2.ListStringMatcher | None:
@@ -242,7 +218,7 @@ def resolve_provider(provider: ExtensionProvider, lookup: Lookup) -> ResolvedPro
     host = found or spec.service.rpartition("/")[2]
     cluster = names.outbound_cluster(host, port)
     grpc = isinstance(spec, EnvoyExtAuthzGrpcProvider)
-    service = AuthzService(cluster, host, port, found is not None, grpc)
+    service = ProviderTarget(cluster, host, port, found is not None, grpc)
     if isinstance(spec, EnvoyExtAuthzGrpcProvider):
         http, tcp = _grpc_configs(provider.name, spec, host, cluster)
         return ResolvedProvider(provider.name, http, tcp, service)
@@ -289,7 +265,7 @@ class CustomAuthz:
 
     rbac: RbacConfig
     ext_authz: ExtAuthzConfig | None = None
-    service: AuthzService | None = None
+    service: ProviderTarget | None = None
     provider: str = ""
     error: str = ""
 
@@ -388,26 +364,6 @@ def workload_custom(ctx: PushContext, proxy: Proxy, *, tcp: bool) -> CustomAuthz
 # --- clusters --------------------------------------------------------------------------------
 
 
-def _plain_cluster(ctx: PushContext, service: AuthzService) -> cluster_pb2.Cluster:
-    """A cluster to an authorizer the proxy has no cluster for: a registry service's endpoints
-    (outside the proxy's Sidecar scope), else the host itself; static for IPs, DNS otherwise."""
-    endpoints = ctx.service_endpoints(service.host, service.port) if service.in_registry else ()
-    endpoints = endpoints or (MeshEndpoint(address=service.host, port=service.port),)
-    cluster = cluster_pb2.Cluster(name=service.cluster)
-    cluster.connect_timeout.CopyFrom(duration(ctx.mesh.connect_timeout_seconds))
-    if all(is_ip(e.address) for e in endpoints):
-        cluster.type = cluster_pb2.Cluster.STATIC
-    else:
-        cluster.type = cluster_pb2.Cluster.STRICT_DNS
-        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_ONLY
-    cluster.load_assignment.CopyFrom(load_assignment(service.cluster, endpoints))
-    if service.grpc:
-        options = hpo.HttpProtocolOptions()
-        options.explicit_http_config.http2_protocol_options.SetInParent()
-        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(any_of(options))
-    return cluster
-
-
 def ext_authz_clusters(
     ctx: PushContext, proxy: Proxy, existing: Mapping[str, cluster_pb2.Cluster]
 ) -> list[cluster_pb2.Cluster]:
@@ -423,8 +379,5 @@ def ext_authz_clusters(
             or any(c.name == service.cluster for c in out)
         ):
             continue
-        cluster = ctx.memo.ext_authz_clusters.get(service.cluster)
-        if cluster is None:
-            cluster = ctx.memo.ext_authz_clusters[service.cluster] = _plain_cluster(ctx, service)
-        out.append(cluster)
+        out.append(provider_cluster(ctx, service))
     return out

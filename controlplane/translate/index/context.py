@@ -79,7 +79,8 @@ class Memo:
     route_configs: dict[Hashable, route_pb2.RouteConfiguration] = field(default_factory=dict)
     inbound_mtls: dict[tuple[str, LabelsKey], InboundMtls] = field(default_factory=dict)
     telemetry: dict[Hashable, ProxyTelemetry | None] = field(default_factory=dict)
-    collector_clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
+    # Clusters to extension providers (tracers, authorizers) a proxy has none for.
+    provider_clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
     credential_names: dict[Hashable, tuple[str, ...]] = field(default_factory=dict)
     # (namespace, labels that matter, clear route cache) -> the jwt_authn config, or None
     jwt_authn: dict[tuple[str, LabelsKey, bool], jwt_pb2.JwtAuthentication | None] = field(default_factory=dict)
@@ -89,7 +90,6 @@ class Memo:
     # CUSTOM part of a chain by (namespace, labels that matter, TCP chain?), plain clusters by name
     ext_authz_providers: dict[str, ResolvedProvider] | None = None
     ext_authz: dict[tuple[str, LabelsKey, bool], CustomAuthz | None] = field(default_factory=dict)
-    ext_authz_clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
 
 
 @dataclass
