@@ -28,11 +28,8 @@ DRY_RUN_ALLOW_PREFIX = "istio_dry_run_allow_"
 DRY_RUN_DENY_PREFIX = "istio_dry_run_deny_"
 TCP_STAT_PREFIX = "tcp."
 
-# CUSTOM rules (which requests go to the external authorizer) are built as DENY ones, as Istio
-# does; placing them (shadow rules before ext_authz) is the ext_authz filter's job.
-_ENVOY_ACTION = {
-    ALLOW: rbac_pb2.RBAC.ALLOW, DENY: rbac_pb2.RBAC.DENY, AUDIT: rbac_pb2.RBAC.LOG, CUSTOM: rbac_pb2.RBAC.DENY,
-}
+# CUSTOM is ext_authz's (authz/ext_authz.py builds its shadow rules).
+_ENVOY_ACTION = {ALLOW: rbac_pb2.RBAC.ALLOW, DENY: rbac_pb2.RBAC.DENY, AUDIT: rbac_pb2.RBAC.LOG}
 _TRUE = frozenset({"1", "t", "T", "true", "TRUE", "True"})
 
 
