@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from controlplane.model.text import MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_PATH_CHARS, clip
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class ResourceKey:
@@ -19,7 +21,11 @@ class ResourceKey:
     name: str
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+        # Clipped for a key read from a document that failed validation (a 1 MB name).
+        kind, name = clip(self.kind, MAX_NAME_CHARS), clip(self.name, MAX_NAME_CHARS)
+        if self.namespace:
+            return f"{kind} {clip(self.namespace, MAX_NAME_CHARS)}/{name}"
+        return f"{kind} {name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,11 @@ class FieldError:
     path: str
     message: str
     severity: str = "error"  # "error" or "warning"
+
+    def __post_init__(self) -> None:
+        # Paths and messages repeat user text (keys, values): bound what logs and configz show.
+        object.__setattr__(self, "path", clip(self.path, MAX_PATH_CHARS))
+        object.__setattr__(self, "message", clip(self.message, MAX_MESSAGE_CHARS))
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message

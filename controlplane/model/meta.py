@@ -28,6 +28,8 @@ _IGNORED = {
     "selfLink",
     "clusterName",
 }
+# Kubernetes' TotalAnnotationSizeLimitB: keys and values of all annotations together.
+MAX_ANNOTATIONS_BYTES = 256 * 1024
 
 
 def _string_map(value: Any, path: str, errors: list[FieldError]) -> dict[str, str]:
@@ -95,6 +97,14 @@ def parse_meta(
     labels = _string_map(value.get("labels"), "metadata.labels", errors)
     check_labels(labels, "metadata.labels", errors)
     annotations = _string_map(value.get("annotations"), "metadata.annotations", errors)
+    size = sum(len(f"{k}{v}".encode("utf-8", "surrogatepass")) for k, v in annotations.items())
+    if size > MAX_ANNOTATIONS_BYTES:
+        errors.append(
+            FieldError(
+                "metadata.annotations",
+                f"Too long: must have at most {MAX_ANNOTATIONS_BYTES} bytes, has {size}",
+            )
+        )
     resource_version = value.get("resourceVersion") or ""
     if not isinstance(resource_version, str):
         resource_version = str(resource_version)

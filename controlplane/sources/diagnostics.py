@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controlplane.model.base import Origin, ResourceKey
+from controlplane.model.text import MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_PATH_CHARS, clip
 
 ERROR = "error"
 WARNING = "warning"
@@ -22,6 +23,15 @@ class Diagnostic:
     path: str
     message: str
     severity: str = ERROR
+
+    def __post_init__(self) -> None:
+        # Kept until the file is fixed and shown in configz: hold no 1 MB name or value.
+        key = self.key
+        if key is not None and max(map(len, (key.kind, key.namespace, key.name))) > MAX_NAME_CHARS:
+            parts = (clip(p, MAX_NAME_CHARS) for p in (key.kind, key.namespace, key.name))
+            object.__setattr__(self, "key", ResourceKey(*parts))
+        object.__setattr__(self, "path", clip(self.path, MAX_PATH_CHARS))
+        object.__setattr__(self, "message", clip(self.message, MAX_MESSAGE_CHARS))
 
     @property
     def is_error(self) -> bool:

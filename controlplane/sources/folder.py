@@ -10,7 +10,9 @@ Rules users can rely on:
 - the good documents of a file are used even when another document of it is bad;
 - deleting a file removes its resources; a rename moves them;
 - the same resource in two files: the first in path order wins, the other is
-  reported, whatever order the files were created in.
+  reported, whatever order the files were created in;
+- symbolic links to folders are followed, each folder once: a link back to a folder
+  above it (a loop) is reported once as a warning and not followed.
 
 Changes are found with ``watchfiles`` (inotify) when it is installed, with a full
 stat scan every few seconds as a safety net, or by polling alone without it.
@@ -30,7 +32,7 @@ from typing import Self
 from controlplane.model.base import Origin, Resource, ResourceKey
 from controlplane.sources.diagnostics import WARNING, Diagnostic
 from controlplane.sources.parsing import parse_document
-from controlplane.sources.yaml_loader import load_file
+from controlplane.sources.yaml_loader import LoadResult, YamlProblem, load_file
 from controlplane.store import ChangeSet, Store
 
 log = logging.getLogger(__name__)
@@ -49,19 +51,85 @@ class _FileState:
     diagnostics: tuple[Diagnostic, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class SymlinkLoop:
+    """A link to a folder that contains it: following it would never end."""
+
+    link: Path
+    target: Path  # the folder above ``link`` that it leads back to
+
+    def diagnostic(self) -> Diagnostic:
+        message = f"symbolic link loop back to {self.target}; not followed"
+        return Diagnostic(Origin(str(self.link)), None, "", message, WARNING)
+
+
+@dataclass(frozen=True, slots=True)
+class FoundFiles:
+    files: list[Path]
+    loops: list[SymlinkLoop]
+
+
 def find_yaml_files(paths: Iterable[Path]) -> list[Path]:
     """Every YAML file named or found below ``paths``, sorted, without hidden entries."""
+    return scan_yaml_files(paths).files
+
+
+def scan_yaml_files(paths: Iterable[Path]) -> FoundFiles:
+    """``find_yaml_files``, and the symbolic link loops met on the way.
+
+    Links to folders are followed, but each folder (device and inode) is entered once:
+    ``os.walk(followlinks=True)`` walked ``ln -s . a; ln -s . b`` down 2**n paths."""
     found: set[Path] = set()
+    loops: list[SymlinkLoop] = []
+    entered: set[tuple[int, int]] = set()
     for path in paths:
         if path.is_file():
             found.add(path)
+        else:
+            _walk(path, found, loops, entered)
+    return FoundFiles(sorted(found), sorted(set(loops)))
+
+
+def _walk(
+    root: Path, found: set[Path], loops: list[SymlinkLoop], entered: set[tuple[int, int]]
+) -> None:
+    try:
+        st = root.stat()
+    except OSError:
+        return
+    if (st.st_dev, st.st_ino) in entered:
+        return
+    entered.add((st.st_dev, st.st_ino))
+    # Each folder with the folders above it (by identity), to tell a loop from a second
+    # link to a folder already read elsewhere.
+    stack: list[tuple[Path, dict[tuple[int, int], Path]]] = [
+        (root, {(st.st_dev, st.st_ino): root})
+    ]
+    while stack:
+        folder, above = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
             continue
-        for root, dirs, files in os.walk(path, followlinks=True):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in files:
-                if name.endswith(YAML_SUFFIXES) and not name.startswith("."):
-                    found.add(Path(root) / name)
-    return sorted(found)
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            ident = None
+            try:
+                if entry.is_dir():  # follows links
+                    target = entry.stat()
+                    ident = (target.st_dev, target.st_ino)
+            except OSError:
+                pass
+            if ident is None:
+                if entry.name.endswith(YAML_SUFFIXES):
+                    found.add(Path(entry.path))
+            elif ident in above:
+                loops.append(SymlinkLoop(Path(entry.path), above[ident]))
+            elif ident not in entered:
+                entered.add(ident)
+                stack.append((Path(entry.path), {**above, ident: Path(entry.path)}))
 
 
 def _signature(path: Path) -> Signature | None:
@@ -75,7 +143,12 @@ def _signature(path: Path) -> Signature | None:
 def read_file(path: Path, previous: _FileState | None, default_namespace: str) -> _FileState:
     """Parse one file, keeping the last valid version of whatever now fails."""
     signature = _signature(path)
-    result = load_file(path)
+    try:
+        result = load_file(path)
+    except Exception as exc:  # a bug must not stop every later rescan
+        log.exception("%s: reading failed", path)
+        problem = YamlProblem(Origin(str(path)), f"cannot be read: {type(exc).__name__}: {exc}")
+        result = LoadResult((), (problem,))
     resources: dict[ResourceKey, Resource] = {}
     origins: dict[ResourceKey, Origin] = {}
     diagnostics: list[Diagnostic] = [
@@ -141,6 +214,7 @@ class FolderSource:
         self.full_scan_interval = full_scan_interval
         self._files: dict[Path, _FileState] = {}
         self._missing: tuple[Path, ...] = ()
+        self._loops: tuple[SymlinkLoop, ...] = ()
         self._errors: tuple[Diagnostic, ...] = ()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -163,15 +237,17 @@ class FolderSource:
         forced = {Path(p).resolve() for p in changed}
         with self._lock:
             missing = tuple(p for p in self.paths if not p.exists())
-            present = find_yaml_files(p for p in self.paths if p not in missing)
+            scan = scan_yaml_files(p for p in self.paths if p not in missing)
+            present = scan.files
             files: dict[Path, _FileState] = {}
             # A folder that vanished as a whole (unmounted, mistyped) is a problem to
             # report, not a request to delete everything it held.
             for path, state in self._files.items():
                 if any(path == root or root in path.parents for root in missing):
                     files[path] = state
-            touched = missing != self._missing
+            touched = missing != self._missing or tuple(scan.loops) != self._loops
             self._missing = missing
+            self._loops = tuple(scan.loops)  # reported once each, as long as they exist
             for path in present:
                 previous = self._files.get(path)
                 is_forced = bool(forced) and path.resolve() in forced
@@ -229,6 +305,7 @@ class FolderSource:
             )
             for root in self._missing
         ]
+        diagnostics.extend(loop.diagnostic() for loop in self._loops)
         for path in sorted(self._files):
             state = self._files[path]
             diagnostics.extend(state.diagnostics)

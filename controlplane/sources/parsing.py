@@ -6,6 +6,7 @@ the model does not support (Deployment, ServiceAccount: skipped, not errors).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,12 @@ from controlplane.model.base import FieldError, Origin, Resource, ResourceKey, V
 from controlplane.model.parse import UnsupportedKind, parse_with_warnings
 from controlplane.sources.diagnostics import ERROR, WARNING, Diagnostic
 from controlplane.sources.yaml_loader import Document
+
+log = logging.getLogger(__name__)
+
+# Problems reported per document: each is a log line and a configz entry, and a generated
+# file with 10,000 bad routes would otherwise log 10,000 lines on every save.
+MAX_DIAGNOSTICS = 100
 
 # Kinds without a namespace, for naming a resource the model could not parse.
 CLUSTER_SCOPED = frozenset(
@@ -81,18 +88,47 @@ def parse_document(document: Document, default_namespace: str = "default") -> Pa
         return Parsed(document, key, None, unsupported=True)
     except ValidationError as exc:
         found_key = exc.key or key
-        diagnostics = tuple(_diagnostic(document, found_key, e) for e in exc.errors)
+        shown = exc.errors[: MAX_DIAGNOSTICS + 1]  # a line for each costs a search
+        diagnostics = tuple(_diagnostic(document, found_key, e) for e in shown)
         if not any(d.is_error for d in diagnostics):
             message = str(exc) or "invalid"
             diagnostics += (Diagnostic(document.origin, found_key, "", message, ERROR),)
-        return Parsed(document, found_key, None, diagnostics)
+        hidden = len(exc.errors) - len(shown)
+        return Parsed(
+            document, found_key, None, _bounded(document, found_key, diagnostics, hidden)
+        )
+    except Exception as exc:
+        # A bug, or input no validator foresaw: this document fails, while the other
+        # documents and files are still read (an exception here used to stop the folder).
+        log.exception("%s: validating the document failed", document.origin)
+        message = f"cannot be validated: {type(exc).__name__}: {exc}"
+        return Parsed(document, key, None, (Diagnostic(document.origin, key, "", message),))
     resource_key = resource.key
     return Parsed(
         document,
         resource_key,
         resource,
-        tuple(_diagnostic(document, resource_key, w, WARNING) for w in warnings),
+        _bounded(
+            document,
+            resource_key,
+            tuple(_diagnostic(document, resource_key, w, WARNING) for w in warnings),
+        ),
     )
+
+
+def _bounded(
+    document: Document,
+    key: ResourceKey | None,
+    diagnostics: tuple[Diagnostic, ...],
+    hidden: int = 0,
+) -> tuple[Diagnostic, ...]:
+    """At most MAX_DIAGNOSTICS, then one that counts the rest (``hidden`` more not built)."""
+    if len(diagnostics) <= MAX_DIAGNOSTICS:
+        return diagnostics
+    rest = diagnostics[MAX_DIAGNOSTICS:]
+    severity = ERROR if any(d.is_error for d in rest) else WARNING
+    more = f"{len(rest) + hidden:,} more problems in this resource not shown"
+    return (*diagnostics[:MAX_DIAGNOSTICS], Diagnostic(document.origin, key, "", more, severity))
 
 
 def _diagnostic(
