@@ -2,8 +2,10 @@
 
 The loop that client-go calls a reflector: list (which gives a resourceVersion),
 then watch from that resourceVersion with bookmarks, resuming from the last seen
-resourceVersion when the connection drops (with jittered exponential backoff),
-and relisting when the server answers 410 Gone; the relist replaces this
+resourceVersion when the connection drops (with jittered exponential backoff,
+reset once the API answers again: capped at 30 s while it answers with errors, at
+2 s while it cannot be reached, so the store catches up within seconds of its
+return), and relisting when the server answers 410 Gone; the relist replaces this
 collection's resources in the store, so objects deleted meanwhile are removed.
 
 It uses the official ``kubernetes`` client for every request (authentication,
@@ -22,10 +24,12 @@ import logging
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
@@ -89,13 +93,14 @@ def list_function(api_client: client.ApiClient, resource: ApiResource) -> Callab
 
 
 class Backoff:
-    """Exponential backoff with jitter, reset after a successful watch."""
+    """Exponential backoff with jitter, reset once the API answers again."""
 
     def __init__(self, initial: float, maximum: float) -> None:
         self.initial, self.maximum, self.attempt = initial, maximum, 0
 
-    def next_delay(self) -> float:
-        delay = min(self.maximum, self.initial * (2**self.attempt))
+    def next_delay(self, maximum: float | None = None) -> float:
+        cap = self.maximum if maximum is None else min(maximum, self.maximum)
+        delay = min(cap, self.initial * (2 ** min(self.attempt, 32)))
         self.attempt += 1
         return delay * random.uniform(0.5, 1.0)
 
@@ -107,7 +112,11 @@ class Backoff:
 class ReflectorOptions:
     watch_timeout_seconds: int = 300  # the server ends the watch; we resume (client-go: 5-10 min)
     backoff_initial: float = 0.5
-    backoff_max: float = 30.0
+    backoff_max: float = 30.0  # the API answers with errors: it is struggling (client-go: 30 s)
+    # The API cannot be reached at all (refused, reset, timed out): retrying costs it nothing,
+    # and a short cap means the store catches up within seconds of its return (a 60 s outage
+    # with a 30 s cap left it stale for up to 30 s more).
+    unreachable_backoff_max: float = 2.0
     missing_recheck_seconds: float = 60.0  # how often to look again for an absent CRD
     default_namespace: str = "default"
 
@@ -143,6 +152,9 @@ class Reflector:
         self._response: Any = None
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(options.backoff_initial, options.backoff_max)
+        self._failing_since: float | None = None  # monotonic time of the first failure
+        self._failures = 0
+        self._next_failure_log = 0.0
 
     # --- lifecycle -----------------------------------------------------------------
     def start(self) -> None:
@@ -172,7 +184,7 @@ class Reflector:
                 if self.resource_version is None:
                     self._relist()
                 self._watch()
-                self._backoff.reset()
+                self._answered()  # the server ended the watch cleanly
             except Gone:
                 log.info(
                     "%s: resourceVersion %s expired; relisting",
@@ -191,12 +203,37 @@ class Reflector:
             except Exception as exc:  # noqa: BLE001 - connection refused, reset, timeouts, bad JSON: retry
                 if self._stop.is_set():
                     return
-                self._wait_backoff(f"{type(exc).__name__}: {exc}")
+                unreachable = isinstance(exc, (urllib3.exceptions.HTTPError, OSError))
+                self._wait_backoff(
+                    f"{type(exc).__name__}: {exc}",
+                    self.options.unreachable_backoff_max if unreachable else None,
+                )
 
-    def _wait_backoff(self, why: str) -> None:
-        delay = self._backoff.next_delay()
-        log.warning("%s: %s; retrying in %.1fs", self.source_id, why, delay)
+    def _wait_backoff(self, why: str, maximum: float | None = None) -> None:
+        delay = self._backoff.next_delay(maximum)
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        self._failures += 1
+        # The first failure, then one line a minute while it lasts: an outage of the API is
+        # not a warning per retry per collection.
+        level = logging.WARNING if now >= self._next_failure_log else logging.DEBUG
+        if level == logging.WARNING:
+            self._next_failure_log = now + 60.0
+        log.log(level, "%s: %s; retrying in %.1fs", self.source_id, why, delay)
         self._stop.wait(delay)
+
+    def _answered(self) -> None:
+        """The API answered again: retry quickly the next time, and say it recovered."""
+        self._backoff.reset()
+        if self._failing_since is not None:
+            log.info(
+                "%s: the API answers again after %d failed attempts over %.1fs",
+                self.source_id,
+                self._failures,
+                time.monotonic() - self._failing_since,
+            )
+        self._failing_since, self._failures, self._next_failure_log = None, 0, 0.0
 
     def _discover(self) -> bool:
         for candidate in self.candidates:
@@ -265,6 +302,7 @@ class Reflector:
             str((body.get("metadata") or {}).get("resourceVersion") or "") or None
         )
         self.synced.set()
+        self._answered()
 
     def _watch(self) -> None:
         assert self.resource is not None
@@ -284,6 +322,8 @@ class Reflector:
             for line in iter_resp_lines(response):
                 if line:
                     self._handle(json.loads(line))
+                    if self._failing_since is not None or self._backoff.attempt:
+                        self._answered()  # events flow (a watch cut at once does not count)
                 if self._stop.is_set():
                     return
         finally:

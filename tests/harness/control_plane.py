@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +47,27 @@ class ServedControlPlane:
                 self.process.wait()
         return self.process.returncode
 
+    def kill(self) -> int:
+        """SIGKILL, as a crash or the OOM killer: nothing is shut down; returns the status."""
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait()
+
 
 @contextmanager
 def served_control_plane(
-    workdir: Path, config_dir: Path, *extra: str
+    workdir: Path,
+    config_dir: Path,
+    *extra: str,
+    ports: Mapping[str, int] | None = None,
+    log_name: str = "controlplane.log",
 ) -> Iterator[ServedControlPlane]:
-    ports = {name: free_port() for name in ("tls", "plain", "monitoring")}
-    log_path = workdir / "controlplane.log"
+    """``ports`` ("tls", "plain", "monitoring"; free ones if not given) lets a restarted
+    control plane come back where its proxies look for it."""
+    ports = dict(ports) if ports is not None else {
+        name: free_port() for name in ("tls", "plain", "monitoring")
+    }
+    log_path = workdir / log_name
     ca_dir = workdir / "ca"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -16,7 +16,13 @@ source uses (``/api/v1/services``, ``/apis/discovery.k8s.io/v1/endpointslices``,
   an open watch) or as HTTP 410 (``expire_mode="http"``);
 - collections never registered answer 404 (an Istio CRD that is not installed);
 - ``drop_watches()`` cuts every open watch mid-stream; ``refuse_watches`` makes new
-  watch requests fail at the connection level, i.e. the watch is down.
+  watch requests fail at the connection level, i.e. the watch is down;
+- ``go_away("refuse")`` makes the whole API unreachable (the port is closed: connections are
+  refused, open ones cut), ``go_away("hang")`` makes it stop answering (connections are
+  accepted and left without an answer, open watches go silent); ``come_back()`` serves again
+  on the same port, cutting whatever was held during the outage. Objects may change while it
+  is away (``upsert``/``delete``/``compact`` work as usual): ``compact()`` then makes the
+  clients' old resourceVersion expire, so they must relist.
 """
 
 from __future__ import annotations
@@ -68,6 +74,8 @@ class KubeApiDouble:
         self.compacted_rv = 0
         self.expire_mode = "event"  # or "http"
         self.refuse_watches = False
+        self.down: str | None = None  # None, "refuse" or "hang" (see go_away)
+        self._port = 0
         self._drop_generation = 0
         self._bookmark_generation = 0
         self._open_watches = 0
@@ -83,8 +91,9 @@ class KubeApiDouble:
         class Handler(_Handler):
             server_double = double
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         self._server.daemon_threads = True
+        self._port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -92,11 +101,41 @@ class KubeApiDouble:
         return self
 
     def stop(self) -> None:
+        with self._cond:
+            self.down = None  # held requests end
+            self._cond.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self.drop_watches()
             self._server.server_close()
             self._server = None
+
+    # --- outages ------------------------------------------------------------------
+    def go_away(self, mode: str = "refuse") -> None:
+        """The API becomes unreachable: "refuse" closes the port (new connections refused,
+        open ones cut); "hang" accepts connections and never answers, and open watches send
+        nothing more. Until come_back()."""
+        if mode not in ("refuse", "hang"):
+            raise ValueError(f"unknown outage mode {mode!r}")
+        with self._cond:
+            self.down = mode
+            self._cond.notify_all()
+        if mode == "refuse" and self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+            self.drop_watches()
+
+    def come_back(self) -> None:
+        """Serve again on the same port. Connections held or silenced during a "hang" are cut
+        (they did not survive the outage); clients reconnect."""
+        with self._cond:
+            mode, self.down = self.down, None
+            self._cond.notify_all()
+        if mode == "hang":
+            self.drop_watches()
+        if self._server is None:
+            self.start()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -106,9 +145,8 @@ class KubeApiDouble:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        assert self._port, "start() first"
+        return f"http://127.0.0.1:{self._port}"
 
     # --- data ---------------------------------------------------------------------
     def serve(self, path: str, kind: str, api_version: str) -> None:
@@ -172,6 +210,11 @@ class KubeApiDouble:
                     pass
             self._cond.notify_all()
 
+    def objects(self, path: str) -> list[dict[str, Any]]:
+        """The collection's objects now (copies), as the API would list them."""
+        with self._cond:
+            return [copy.deepcopy(o) for _, o in sorted(self._collections[path].objects.items())]
+
     @property
     def open_watches(self) -> int:
         with self._cond:
@@ -209,6 +252,8 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         request = Request(parts.path, query)
         double.requests.append(request)
+        if double.down == "hang" and self._held():
+            return
         coll = double._collections.get(parts.path)
         if coll is None:
             self._json(
@@ -219,6 +264,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._watch(coll, query)
         else:
             self._list(coll, query)
+
+    def _held(self) -> bool:
+        """During a "hang" outage: no answer; cut when the API comes back (True)."""
+        double = self.server_double
+        with double._cond:
+            double._sockets.add(self.connection)
+            while double.down == "hang":
+                double._cond.wait(0.1)
+            double._sockets.discard(self.connection)
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        return True
 
     def _json(self, code: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
@@ -308,6 +368,9 @@ class _Handler(BaseHTTPRequestHandler):
                         wants_bookmark = (
                             bookmarks and double._bookmark_generation != bookmark_generation
                         )
+                        if double.down == "hang" and not dropped:
+                            double._cond.wait(0.1)  # silent: nothing is sent while away
+                            continue
                         if pending or dropped or wants_bookmark or time.monotonic() >= deadline:
                             break
                         double._cond.wait(0.1)
