@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 INBOUND = "inbound"  # a sidecar's inbound listeners (virtualInbound chains, bound inbound)
 OUTBOUND = "outbound"  # a sidecar's outbound listeners
 GATEWAY = "gateway"  # a router's listeners
+# Where a workload's own policies (AuthorizationPolicy, RequestAuthentication) apply: a sidecar's
+# inbound chains, and a gateway's listeners (Istio applies those selecting a gateway's pods there).
+POLICY_DIRECTIONS = frozenset({INBOUND, GATEWAY})
 
 # Positions, Istio's order.
 JWT_AUTHN = 100

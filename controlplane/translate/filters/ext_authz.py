@@ -23,7 +23,7 @@ from controlplane.translate.authz.ext_authz import (
 )
 from controlplane.translate.filters.base import (
     EXT_AUTHZ,
-    INBOUND,
+    POLICY_DIRECTIONS,
     FilterSite,
     HttpFilter,
     NetworkFilter,
@@ -41,7 +41,7 @@ class CustomRbac(HttpFilter):
     position = EXT_AUTHZ
 
     def http_filter(self, site: FilterSite) -> hcm_pb2.HttpFilter | None:
-        if site.direction != INBOUND or not site.http:
+        if site.direction not in POLICY_DIRECTIONS or not site.http:
             return None
         custom = workload_custom(site.ctx, site.proxy, tcp=False)
         return self.entry(custom.rbac) if custom is not None else None
@@ -52,7 +52,7 @@ class ExtAuthz(HttpFilter):
     position = EXT_AUTHZ + 1
 
     def http_filter(self, site: FilterSite) -> hcm_pb2.HttpFilter | None:
-        if site.direction != INBOUND or not site.http:
+        if site.direction not in POLICY_DIRECTIONS or not site.http:
             return None
         custom = workload_custom(site.ctx, site.proxy, tcp=False)
         return (
@@ -67,7 +67,7 @@ class CustomNetworkRbac(NetworkFilter):
     position = EXT_AUTHZ
 
     def network_filter(self, site: FilterSite) -> lc.Filter | None:
-        if site.direction != INBOUND or site.http:
+        if site.direction not in POLICY_DIRECTIONS or site.http:
             return None
         custom = workload_custom(site.ctx, site.proxy, tcp=True)
         return (
@@ -82,7 +82,7 @@ class NetworkExtAuthz(NetworkFilter):
     position = EXT_AUTHZ + 1
 
     def network_filter(self, site: FilterSite) -> lc.Filter | None:
-        if site.direction != INBOUND or site.http:
+        if site.direction not in POLICY_DIRECTIONS or site.http:
             return None
         custom = workload_custom(site.ctx, site.proxy, tcp=True)
         if custom is None or custom.ext_authz is None:

@@ -37,7 +37,13 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from controlplane.model.jwks import jwks_target
 from controlplane.model.security import JWTRule, RequestAuthentication
-from controlplane.translate.filters.base import GATEWAY, INBOUND, JWT_AUTHN, FilterSite, HttpFilter
+from controlplane.translate.filters.base import (
+    GATEWAY,
+    JWT_AUTHN,
+    POLICY_DIRECTIONS,
+    FilterSite,
+    HttpFilter,
+)
 from controlplane.translate.index.jwks import JwksIndex
 
 if TYPE_CHECKING:
@@ -185,7 +191,7 @@ class JwtAuthn(HttpFilter):
     position = JWT_AUTHN
 
     def http_filter(self, site: FilterSite) -> hcm_pb2.HttpFilter | None:
-        if site.direction not in (INBOUND, GATEWAY):
+        if site.direction not in POLICY_DIRECTIONS:
             return None
         if not site.ctx.policies.request_authentications:
             return None

@@ -18,7 +18,12 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from controlplane.translate.authz import ALLOW, AUDIT, DENY, NO_POLICY, workload_rbac
 from controlplane.translate.authz.workload import authorization_in_use
-from controlplane.translate.filters.base import INBOUND, RBAC, FilterSite, HttpFilter
+from controlplane.translate.filters.base import (
+    POLICY_DIRECTIONS,
+    RBAC,
+    FilterSite,
+    HttpFilter,
+)
 
 RBAC_HTTP_FILTER = "envoy.filters.http.rbac"
 
@@ -28,7 +33,7 @@ class _HttpRbac(HttpFilter):
     action: ClassVar[str]
 
     def http_filter(self, site: FilterSite) -> hcm_pb2.HttpFilter | None:
-        if site.direction != INBOUND or not site.http or not authorization_in_use(site.ctx):
+        if site.direction not in POLICY_DIRECTIONS or not site.http or not authorization_in_use(site.ctx):
             return None
         built = workload_rbac(site.ctx, site.proxy, tcp=False)
         rbac = (built.of(self.action) if built is not None else None) or NO_POLICY

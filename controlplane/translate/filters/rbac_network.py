@@ -21,7 +21,12 @@ from envoy.config.listener.v3 import listener_components_pb2 as lc
 
 from controlplane.translate.authz import ALLOW, AUDIT, DENY, NO_POLICY, workload_rbac
 from controlplane.translate.authz.workload import authorization_in_use
-from controlplane.translate.filters.base import INBOUND, RBAC, FilterSite, NetworkFilter
+from controlplane.translate.filters.base import (
+    POLICY_DIRECTIONS,
+    RBAC,
+    FilterSite,
+    NetworkFilter,
+)
 
 RBAC_NETWORK_FILTER = "envoy.filters.network.rbac"
 
@@ -31,7 +36,7 @@ class _NetworkRbac(NetworkFilter):
     action: ClassVar[str]
 
     def network_filter(self, site: FilterSite) -> lc.Filter | None:
-        if site.direction != INBOUND or site.http or not authorization_in_use(site.ctx):
+        if site.direction not in POLICY_DIRECTIONS or site.http or not authorization_in_use(site.ctx):
             return None
         built = workload_rbac(site.ctx, site.proxy, tcp=True)
         rbac = (built.of(self.action) if built is not None else None) or NO_POLICY
