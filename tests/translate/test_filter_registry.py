@@ -100,3 +100,19 @@ def _terminal_cluster(f: lc.Filter) -> str:
     tp = tcp_proxy_pb2.TcpProxy()
     f.typed_config.Unpack(tp)
     return tp.cluster or tp.weighted_clusters.clusters[0].name
+
+
+def test_a_filter_brings_the_clusters_it_sends_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filter module declares clusters as well as its chain entry: the builder adds them."""
+    from envoy.config.cluster.v3 import cluster_pb2
+
+    from controlplane.translate import CLUSTER_TYPE
+
+    class _Sender(_Buffer):
+        def clusters(self, ctx, proxy, existing):  # type: ignore[no-untyped-def]
+            return [] if "sender-target" in existing else [cluster_pb2.Cluster(name="sender-target")]
+
+    monkeypatch.setattr(filters, "HTTP_FILTERS", (*filters.HTTP_FILTERS, _Sender()))
+    ctx = push_context(snapshot_of(load_documents((GOLDEN / "bookinfo_all_v1" / "input.yaml").read_text())), MeshConfig())
+    names = [c.name for c in translate(ctx, Proxy.make("sidecar", "default", labels={"app": "reviews"}))[CLUSTER_TYPE]]
+    assert names.count("sender-target") == 1

@@ -13,7 +13,6 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate import clusters as cb
 from controlplane.translate import names, telemetry
-from controlplane.translate.authz.ext_authz import ext_authz_clusters
 from controlplane.translate.builders.credentials import proxy_credentials
 from controlplane.translate.builders.outbound import (
     outbound_assignments,
@@ -21,6 +20,7 @@ from controlplane.translate.builders.outbound import (
     outbound_credential_names,
 )
 from controlplane.translate.builders.output import Builder, ProxyConfig
+from controlplane.translate.filters import filter_clusters
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.listeners import (
     InboundPort,
@@ -114,8 +114,8 @@ def build_sidecar(ctx: PushContext, proxy: Proxy) -> ProxyConfig:
     telemetry.decorate_listeners(out.listeners, tel)
     for c in telemetry.collector_clusters(ctx, tel, clusters):
         clusters.setdefault(c.name, c)
-    # The external authorizers of AuthorizationPolicy CUSTOM, where no cluster reaches them yet.
-    for c in ext_authz_clusters(ctx, proxy, clusters):
+    # What the filters send to (an AuthorizationPolicy CUSTOM authorizer), where no cluster does.
+    for c in filter_clusters(ctx, proxy, clusters):
         clusters.setdefault(c.name, c)
     return ProxyConfig(
         clusters=clusters,

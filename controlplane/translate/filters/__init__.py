@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -24,6 +26,8 @@ from controlplane.translate.filters.base import (
     NetworkFilter,
     apply_per_route,
 )
+from controlplane.translate.index.context import PushContext
+from controlplane.translate.proxy import Proxy
 
 
 def _discover() -> tuple[tuple[HttpFilter, ...], tuple[NetworkFilter, ...]]:
@@ -55,6 +59,17 @@ def network_filter_chain(site: FilterSite) -> list[lc.Filter]:
     return [f for f in (m.network_filter(site) for m in NETWORK_FILTERS) if f is not None]
 
 
+def filter_clusters(
+    ctx: PushContext, proxy: Proxy, existing: Mapping[str, cluster_pb2.Cluster]
+) -> list[cluster_pb2.Cluster]:
+    """Clusters the registered filters send to that ``existing`` lacks (e.g. an authorizer)."""
+    out: dict[str, cluster_pb2.Cluster] = {}
+    for module in (*HTTP_FILTERS, *NETWORK_FILTERS):
+        for c in module.clusters(ctx, proxy, {**existing, **out}):
+            out.setdefault(c.name, c)
+    return list(out.values())
+
+
 def per_route_configs(http: HTTPRoute, route: rc.Route) -> None:
     """Every filter's per-route config for a VirtualService http route."""
     apply_per_route(HTTP_FILTERS, http, route)
@@ -64,6 +79,7 @@ __all__ = [
     "HTTP_FILTERS",
     "NETWORK_FILTERS",
     "FilterSite",
+    "filter_clusters",
     "http_filter_chain",
     "network_filter_chain",
     "per_route_configs",

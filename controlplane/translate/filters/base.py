@@ -15,9 +15,11 @@ every connection. The builders collect the configs through the site (``Extension
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import config_source_pb2, extension_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -111,11 +113,21 @@ class FilterSite:
         return name
 
 
-class HttpFilter:
-    """An HTTP filter of the connection manager. Override what the filter adds."""
+class _Filter:
+    """What every filter may add besides its place in a chain."""
 
     name: ClassVar[str]
     position: ClassVar[int]
+
+    def clusters(
+        self, ctx: PushContext, proxy: Proxy, existing: Mapping[str, cluster_pb2.Cluster]
+    ) -> list[cluster_pb2.Cluster]:
+        """Clusters the filter sends to that the proxy does not have in ``existing``."""
+        return []
+
+
+class HttpFilter(_Filter):
+    """An HTTP filter of the connection manager. Override what the filter adds."""
 
     def http_filter(self, site: FilterSite) -> hcm_pb2.HttpFilter | None:
         """The filter on this chain, or None where it has nothing to do."""
@@ -135,11 +147,8 @@ class HttpFilter:
         return hcm_pb2.HttpFilter(name=name, config_discovery=extension_config_source(config))
 
 
-class NetworkFilter:
+class NetworkFilter(_Filter):
     """A network filter placed before a chain's terminal filter (tcp_proxy or the HCM)."""
-
-    name: ClassVar[str]
-    position: ClassVar[int]
 
     def network_filter(self, site: FilterSite) -> lc.Filter | None:
         return None

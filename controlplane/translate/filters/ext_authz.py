@@ -9,8 +9,10 @@ only). A bad provider leaves one enforced DENY RBAC filter instead. What goes in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -19,6 +21,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from controlplane.translate.authz.ext_authz import (
     HTTP_RBAC_FILTER,
     NETWORK_RBAC_FILTER,
+    ext_authz_clusters,
     workload_custom,
 )
 from controlplane.translate.filters.base import (
@@ -28,7 +31,9 @@ from controlplane.translate.filters.base import (
     HttpFilter,
     NetworkFilter,
 )
+from controlplane.translate.index.context import PushContext
 from controlplane.translate.pb import any_of
+from controlplane.translate.proxy import Proxy
 
 EXT_AUTHZ_HTTP_FILTER = "envoy.filters.http.ext_authz"
 EXT_AUTHZ_NETWORK_FILTER = "envoy.filters.network.ext_authz"
@@ -50,6 +55,12 @@ class CustomRbac(HttpFilter):
 class ExtAuthz(HttpFilter):
     name: ClassVar[str] = EXT_AUTHZ_HTTP_FILTER
     position = EXT_AUTHZ + 1
+
+    def clusters(
+        self, ctx: PushContext, proxy: Proxy, existing: Mapping[str, cluster_pb2.Cluster]
+    ) -> list[cluster_pb2.Cluster]:
+        """The authorizers of the workload's CUSTOM policies (HTTP and TCP) it cannot reach yet."""
+        return ext_authz_clusters(ctx, proxy, existing)
 
     def http_filter(self, site: FilterSite) -> hcm_pb2.HttpFilter | None:
         if site.direction not in POLICY_DIRECTIONS or not site.http:
