@@ -24,11 +24,15 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2 as jwt_pb2
 
-from controlplane.model.mesh import MeshConfig
-from controlplane.model.sidecar import Sidecar
 from controlplane.model.hosts import host_matches
 from controlplane.model.labels import selector_labels, selector_matches
-from controlplane.translate.index.credentials import CREDENTIAL_KINDS, CredentialIndex, build_credential_index
+from controlplane.model.mesh import MeshConfig
+from controlplane.model.sidecar import Sidecar
+from controlplane.translate.index.credentials import (
+    CREDENTIAL_KINDS,
+    CredentialIndex,
+    build_credential_index,
+)
 from controlplane.translate.index.jwks import JWKS_KINDS, JwksIndex, build_jwks_index
 from controlplane.translate.index.policies import POLICY_KINDS, PolicyIndex, build_policy_index
 from controlplane.translate.index.registry import MeshEndpoint, MeshService
@@ -41,7 +45,12 @@ from controlplane.translate.index.routing import (
     build_routing_index,
     exported_to,
 )
-from controlplane.translate.index.service_index import SERVICE_KINDS, ServiceIndex, Snapshot, build_service_index
+from controlplane.translate.index.service_index import (
+    SERVICE_KINDS,
+    ServiceIndex,
+    Snapshot,
+    build_service_index,
+)
 from controlplane.translate.proxy import Proxy
 
 if TYPE_CHECKING:

@@ -20,12 +20,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from controlplane.model.common import WorkloadSelector
 from controlplane.model.base import ObjectMeta
-from controlplane.model.security import AuthorizationPolicy, PeerAuthentication, RequestAuthentication
-from controlplane.model.telemetry import Telemetry
+from controlplane.model.common import WorkloadSelector
 from controlplane.model.labels import selector_labels as _selector_labels
 from controlplane.model.labels import selector_matches
+from controlplane.model.security import (
+    AuthorizationPolicy,
+    PeerAuthentication,
+    RequestAuthentication,
+)
+from controlplane.model.telemetry import Telemetry
 from controlplane.translate.index.service_index import Snapshot
 
 
