@@ -57,7 +57,11 @@ from controlplane.translate import names
 from controlplane.translate.authz.builder import CUSTOM, TCP_STAT_PREFIX, is_dry_run, policy_name
 from controlplane.translate.authz.rules import match_never, rule_policy
 from controlplane.translate.authz.trust_domain import TrustDomainBundle
-from controlplane.translate.authz.workload import trust_domain_bundle
+from controlplane.translate.authz.workload import (
+    applicable_policies,
+    trust_domain_bundle,
+    workload_key,
+)
 from controlplane.translate.pb import duration
 from controlplane.translate.providers import ProviderTarget, lookup_service, provider_cluster
 
@@ -343,22 +347,17 @@ def build_custom(
 def workload_custom(ctx: PushContext, proxy: Proxy, *, tcp: bool) -> CustomAuthz | None:
     """The CUSTOM part of ``proxy``'s inbound chains (HTTP, or ``tcp``), shared by proxies of
     the same namespace (and labels, where a policy selects by them) within one snapshot."""
-    policies = ctx.policies.authorization_policies
-    if not policies:
+    if not ctx.policies.authorization_policies:
         return None
-    root = ctx.mesh.root_namespace
-    labels = proxy.labels if policies.selects_by_labels(root, proxy.namespace) else None
-    key = (proxy.namespace, labels, tcp)
-    if key in ctx.memo.ext_authz:
-        return ctx.memo.ext_authz[key]
-    applicable = policies.applicable(root, proxy.namespace, proxy.label_map).all()
-    result = None
-    if any(p.spec.action == CUSTOM for p in applicable):
-        result = build_custom(
-            applicable, mesh_providers(ctx), tcp=tcp, bundle=trust_domain_bundle(ctx)
+    key = workload_key(ctx, proxy, tcp=tcp)
+    if key not in ctx.memo.ext_authz:
+        applicable = applicable_policies(ctx, proxy)
+        ctx.memo.ext_authz[key] = (
+            build_custom(applicable, mesh_providers(ctx), tcp=tcp, bundle=trust_domain_bundle(ctx))
+            if any(p.spec.action == CUSTOM for p in applicable)
+            else None
         )
-    ctx.memo.ext_authz[key] = result
-    return result
+    return ctx.memo.ext_authz[key]
 
 
 # --- clusters --------------------------------------------------------------------------------

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from controlplane.model.security import AuthorizationPolicy
 from controlplane.translate.authz.builder import WorkloadRbac, build_workload_rbac
 from controlplane.translate.authz.trust_domain import TrustDomainBundle
 
 if TYPE_CHECKING:
-    from controlplane.translate.index.context import PushContext
+    from controlplane.translate.index.context import LabelsKey, PushContext
     from controlplane.translate.proxy import Proxy
 
 
@@ -26,18 +27,28 @@ def authorization_in_use(ctx: PushContext) -> bool:
     return bool(ctx.policies.authorization_policies)
 
 
+def workload_key(ctx: PushContext, proxy: Proxy, *, tcp: bool) -> tuple[str, LabelsKey, bool]:
+    """What a workload's authorization output depends on: its namespace, its labels only where
+    a policy selects by them, and the chain kind. Proxies with equal keys share the output."""
+    policies = ctx.policies.authorization_policies
+    selective = policies.selects_by_labels(ctx.mesh.root_namespace, proxy.namespace)
+    return (proxy.namespace, proxy.labels if selective else None, tcp)
+
+
+def applicable_policies(ctx: PushContext, proxy: Proxy) -> tuple[AuthorizationPolicy, ...]:
+    """Every AuthorizationPolicy that applies to ``proxy`` (root, namespace, workload)."""
+    policies = ctx.policies.authorization_policies
+    return policies.applicable(ctx.mesh.root_namespace, proxy.namespace, proxy.label_map).all()
+
+
 def workload_rbac(ctx: PushContext, proxy: Proxy, *, tcp: bool) -> WorkloadRbac | None:
     """The RBAC of the ALLOW/DENY/AUDIT AuthorizationPolicies that apply to ``proxy``, for
     its TCP chains (``tcp``) or its HTTP ones; None when none applies."""
-    policies = ctx.policies.authorization_policies
-    if not policies:
+    if not ctx.policies.authorization_policies:
         return None
-    root = ctx.mesh.root_namespace
-    labels = proxy.labels if policies.selects_by_labels(root, proxy.namespace) else None
-    key = (proxy.namespace, labels, tcp)
-    if key in ctx.memo.authz:
-        return ctx.memo.authz[key]
-    applicable = policies.applicable(root, proxy.namespace, proxy.label_map).all()
-    result = build_workload_rbac(applicable, tcp=tcp, bundle=trust_domain_bundle(ctx))
-    ctx.memo.authz[key] = result
-    return result
+    key = workload_key(ctx, proxy, tcp=tcp)
+    if key not in ctx.memo.authz:
+        ctx.memo.authz[key] = build_workload_rbac(
+            applicable_policies(ctx, proxy), tcp=tcp, bundle=trust_domain_bundle(ctx)
+        )
+    return ctx.memo.authz[key]
