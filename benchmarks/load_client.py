@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
 import time
 from collections import OrderedDict
@@ -39,7 +40,8 @@ from benchmarks.probes import Probe
 
 _EDS = 3  # Cluster.DiscoveryType.EDS
 _CACHE_LIMIT = 200_000
-_RETRY_SECONDS = 0.5
+_RETRY_SECONDS = 0.5  # Envoy's gRPC mux retry: jittered exponential backoff from 500 ms ...
+_RETRY_MAX_SECONDS = 30.0  # ... to 30 s
 _RESPONSE_CACHE = 16
 
 
@@ -82,6 +84,14 @@ class Decoder:
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
         cache[key] = value
+
+
+def _backoff(retries: int) -> float:
+    """Seconds before the next attempt, as Envoy's JitteredExponentialBackOffStrategy: the
+    first retry of a stream that had synced soon, then up to twice as long each time."""
+    if retries <= 1:
+        return random.uniform(0, _RETRY_SECONDS)
+    return random.uniform(0, min(_RETRY_MAX_SECONDS, _RETRY_SECONDS * (2**retries - 1)))
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,7 @@ class Sidecar:
         self.bytes_received = 0
         self.responses = {wire.SHORT[t]: 0 for t in wire.TYPES}
         self.reconnects = 0
+        self.errors: dict[str, int] = {}  # status code of each ended attempt -> count
         self.synced_at: float | None = None
         self._reset()
 
@@ -173,6 +184,7 @@ class Sidecar:
             ("grpc.use_local_subchannel_pool", 1),  # one connection per proxy, as Envoys have
             ("grpc.max_receive_message_length", 256 * 1024 * 1024),
         ]
+        retries = 0
         while True:
             async with grpc.aio.insecure_channel(self.target, options=options) as channel:
                 method = wire.ADS_DELTA if self.delta else wire.ADS_SOTW
@@ -182,10 +194,16 @@ class Sidecar:
                 try:
                     await self._converse(call)
                     return
-                except (grpc.aio.AioRpcError, grpc.aio.UsageError):
+                except (grpc.aio.AioRpcError, grpc.aio.UsageError) as error:
+                    code = error.code().name if isinstance(error, grpc.aio.AioRpcError) else "EOF"
+                    if not any(self.got.values()):
+                        code += " (before any response)"
+                    self.errors[code] = self.errors.get(code, 0) + 1
                     self.reconnects += 1
                     self._reset()
-            await asyncio.sleep(_RETRY_SECONDS)
+                    retries = 0 if self.synced_at is not None else retries + 1
+                    self.synced_at = None  # synced again (and reported) after the reconnect
+            await asyncio.sleep(_backoff(retries))
 
     # --- requests -------------------------------------------------------------------------
 
@@ -370,7 +388,7 @@ class Sidecar:
 
     def report(self) -> dict[str, Any]:
         return {"proxy": self.identity.index, "bytes": self.bytes_received,
-                "responses": self.responses, "reconnects": self.reconnects,
+                "responses": self.responses, "reconnects": self.reconnects, "errors": self.errors,
                 "synced": self.synced_at is not None, "counts": self.counts(),
                 "probes_hit": len(self.hit)}
 

@@ -25,10 +25,12 @@ from benchmarks.floor_server import encode_batch
 from benchmarks.monitor import ProcessMonitor
 
 REPO = Path(__file__).resolve().parent.parent
+# Every simulated proxy connects from 127.0.0.1 without a credential: the cap on streams per
+# peer address (for proxies without one) is lifted; the other limits stay at their defaults.
 DEFAULT_CP_COMMAND = (
     "{python} -m controlplane serve --config-dir {config_dir} --xds-plaintext-port {port} "
     "--no-xds-tls --monitoring-port {monitoring_port} --ca-dir {workdir}/certs "
-    "--log-level warning"
+    "--log-level warning --xds-max-streams-per-peer 0"
 )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from controlplane.server import logs
 from controlplane.server.settings import Settings
+from controlplane.xds.limits import XdsLimits
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +23,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--xds-tls-port", type=int, default=15012, metavar="PORT",
                    help="xDS over TLS with a certificate from the CA (default %(default)s; 0 = any free port)")
     p.add_argument("--no-xds-tls", action="store_true", help="do not serve xDS over TLS")
+    p.add_argument("--xds-allow-anonymous", action="store_true",
+                   help="serve proxies without a credential on the TLS port too (development "
+                        "only; istiod refuses them; they never get secrets)")
+    limits = XdsLimits()
+    p.add_argument("--xds-max-request-bytes", type=int, default=limits.max_request_bytes,
+                   metavar="BYTES", help="largest xDS request accepted (default %(default)s)")
+    p.add_argument("--xds-max-names-per-subscription", type=int,
+                   default=limits.max_names_per_subscription, metavar="N",
+                   help="resource names one stream subscribes to per type (default %(default)s)")
+    p.add_argument("--xds-max-names-per-stream", type=int, default=limits.max_names_per_stream,
+                   metavar="N", help="resource names one stream subscribes to (default %(default)s)")
+    p.add_argument("--xds-max-streams-per-identity", type=int,
+                   default=limits.max_streams_per_identity, metavar="N",
+                   help="open xDS streams per proven identity, 0 = no cap (default %(default)s)")
+    p.add_argument("--xds-max-streams-per-peer", type=int, default=limits.max_streams_per_peer,
+                   metavar="N", help="open xDS streams per peer address of proxies without a "
+                                     "credential, 0 = no cap (default %(default)s)")
+    p.add_argument("--xds-new-streams-per-second", type=float,
+                   default=limits.new_streams_per_second, metavar="RATE",
+                   help="new xDS streams accepted per second, as Istio's "
+                        "PILOT_MAX_REQUESTS_PER_SECOND, 0 = no limit (default %(default)s)")
+    p.add_argument("--xds-new-streams-burst", type=int, default=limits.new_streams_burst,
+                   metavar="N", help="new xDS streams accepted at once (default %(default)s)")
+    p.add_argument("--xds-push-throttle", type=int, default=limits.max_concurrent_pushes,
+                   metavar="N", help="xDS streams building or sending responses at once, as "
+                                     "Istio's PILOT_PUSH_THROTTLE, 0 = no limit (default %(default)s)")
     p.add_argument("--monitoring-port", type=int, default=15014, metavar="PORT",
                    help="metrics and debug endpoints (default %(default)s)")
     p.add_argument("--ca-dir", type=Path, default=Path("certs"), help="CA folder (default %(default)s)")
@@ -49,6 +77,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
         xds_plaintext_port=args.xds_plaintext_port,
         xds_tls_port=None if args.no_xds_tls else args.xds_tls_port,
         monitoring_port=args.monitoring_port,
+        xds_allow_anonymous=args.xds_allow_anonymous,
+        xds_limits=dataclasses.replace(
+            XdsLimits(),
+            max_request_bytes=args.xds_max_request_bytes,
+            max_names_per_subscription=args.xds_max_names_per_subscription,
+            max_names_per_stream=args.xds_max_names_per_stream,
+            max_streams_per_identity=args.xds_max_streams_per_identity,
+            max_streams_per_peer=args.xds_max_streams_per_peer,
+            new_streams_per_second=args.xds_new_streams_per_second,
+            new_streams_burst=args.xds_new_streams_burst,
+            max_concurrent_pushes=args.xds_push_throttle,
+        ),
         trust_domain=args.trust_domain,
         ca_dir=args.ca_dir,
         workload_cert_ttl_seconds=args.cert_ttl,
@@ -63,7 +103,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:  # a limit out of range
+        raise SystemExit(f"controlplane serve: {exc}") from exc
     logs.configure(settings.log_level, settings.log_format)
     if not settings.config_dirs and not settings.kubernetes:
         raise SystemExit("controlplane serve: give --config-dir DIR or --kubernetes")

@@ -94,6 +94,27 @@ class Metrics:
             buckets=_SIZE_BUCKETS,
             registry=r,
         )
+        # Not in Istio (istiod logs these): xDS streams refused by a limit or by
+        # authentication, by reason ("names_per_stream", "unauthenticated", ...).
+        self.xds_refused = Counter(
+            "pilot_xds_refused_streams",
+            "xDS streams refused or ended by a limit or a failed authentication.",
+            ["reason"],
+            registry=r,
+        )
+        self.proxy_queue_time = Histogram(
+            "pilot_proxy_queue_time",
+            "Time a proxy is in the push queue before being dequeued.",
+            buckets=_PUSH_BUCKETS,
+            registry=r,
+        )
+        # Here: streams whose proxy did not take a response within the push send timeout
+        # (counted once per stream; the stream then holds no push slot while it waits).
+        self.xds_write_timeout = Counter(
+            "pilot_xds_write_timeout",
+            "Pilot XDS response write timeouts.",
+            registry=r,
+        )
         self.k8s_reg_events = Counter(
             "pilot_k8s_reg_events",
             "Events from k8s registry.",

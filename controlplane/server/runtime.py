@@ -70,6 +70,12 @@ class _Callbacks(xds.XdsCallbacks):
     def on_nack(self, record: xds.NackRecord) -> None:
         self._rt.metrics.xds_rejects.labels(xds.types.short_name(record.type_url).lower()).inc()
 
+    def on_refused(self, reason: str, peer: str) -> None:
+        self._rt.xds_refusals.refused(reason, peer)
+
+    def on_push_queued(self, seconds: float) -> None:
+        self._rt.metrics.proxy_queue_time.observe(seconds)
+
 
 @dataclass
 class ControlPlane:
@@ -93,6 +99,11 @@ class ControlPlane:
             group_of=self.pusher.group_of,
             authenticate=self._authenticate,
             callbacks=_Callbacks(self),
+            limits=s.xds_limits,
+        )
+        self.xds_refusals = RefusalSummary(
+            logging.getLogger("controlplane.xds"), "xDS streams",
+            interval=s.refusal_log_interval_seconds,
         )
         # The authenticator as a function: _start_kubernetes replaces it (adding TokenReview).
         self.certificate_service = MeteredCertificateService(
@@ -191,6 +202,7 @@ class ControlPlane:
         await self._debouncer.stop()
         self.certificates.stop()
         self.certificate_service.refusals.stop()
+        self.xds_refusals.stop()
         if self.monitoring is not None:
             await self.monitoring.stop()
         await self.xds_server.stop()
@@ -215,6 +227,9 @@ class ControlPlane:
         counters = self.xds_server.counters
         for type_name, count in counters.pushes_by_type.items():
             self.metrics.xds_pushes.labels(type_name.lower()).set(count)
+        for reason, count in counters.refused_by_reason.items():
+            self.metrics.xds_refused.labels(reason).set(count)
+        self.metrics.xds_write_timeout.set(counters.slow_streams)
         self.metrics.config_errors.set(sum(len(f.errors) for f in self.folders))
 
     # --- internals ----------------------------------------------------------------------------
@@ -253,10 +268,16 @@ class ControlPlane:
         return grpc.dynamic_ssl_server_credentials(fresh(), fetch, require_client_authentication=False)
 
     async def _authenticate(self, call: xds.CallInfo, node: Any) -> auth.ProvenIdentity | None:
-        """No credential: served, but never given secrets. A credential must prove what the
-        node claims."""
+        """A credential must prove what the node claims. Without one a proxy is served only on
+        the plaintext development port (as Istio's 15010) or with ``xds_allow_anonymous``, and
+        never given secrets; on the TLS port it gets nothing, as istiod refuses it."""
         if call.metadata_value("authorization") is None:
-            return None
+            if self.settings.xds_allow_anonymous or _plaintext(call):
+                return None
+            raise xds.Unauthenticated(
+                "no credential: a proxy must prove its identity with a token "
+                "(authorization: Bearer ...) to be served over TLS"
+            )
         try:
             # Read as translate.parse_node reads it: the namespace checked is the one served.
             claim = auth.claim_from_node(node.id, MessageToDict(node.metadata))
@@ -285,6 +306,12 @@ class ControlPlane:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _plaintext(call: xds.CallInfo) -> bool:
+    """Whether the call came over the plaintext development port (gRPC's auth context says
+    ``insecure``; TLS says ``ssl``)."""
+    return call.auth_context.get("transport_security_type") == [b"insecure"]
 
 
 def run(settings: Settings) -> None:

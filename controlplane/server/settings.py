@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX
+from controlplane.xds.limits import XdsLimits
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,14 @@ class Settings:
     xds_plaintext_port: int | None = None  # 15010, development only: off unless asked for
     xds_tls_port: int | None = 15012
     monitoring_port: int | None = 15014
+    # A proxy without a credential gets nothing on the TLS port, as istiod refuses it; this
+    # serves it there anyway (development only: it claims any namespace it likes). The
+    # plaintext development port serves such proxies regardless, as Istio's 15010 does.
+    xds_allow_anonymous: bool = False
+    # What one xDS client may make the server hold or do: names, bytes per request, streams
+    # per identity (per peer without one), new streams per second (Istio's
+    # PILOT_MAX_REQUESTS_PER_SECOND), concurrent pushes (PILOT_PUSH_THROTTLE).
+    xds_limits: XdsLimits = field(default_factory=XdsLimits)
     # Mesh.
     trust_domain: str = "cluster.local"
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX  # services are <name>.<ns>.svc.<domain_suffix>

@@ -18,6 +18,7 @@ from controlplane.xds.auth import (
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.callbacks import StreamInfo, XdsCallbacks
 from controlplane.xds.core import XdsCore
+from controlplane.xds.limits import InvalidArgument, Refused, ResourceExhausted, XdsLimits
 from controlplane.xds.server import XdsServer
 from controlplane.xds.status import Counters, NackRecord
 
@@ -26,13 +27,17 @@ __all__ = [
     "CallInfo",
     "Counters",
     "GroupOf",
+    "InvalidArgument",
     "NackRecord",
     "PermissionDenied",
+    "Refused",
+    "ResourceExhausted",
     "SnapshotCache",
     "StreamInfo",
     "Unauthenticated",
     "XdsCallbacks",
     "XdsCore",
+    "XdsLimits",
     "XdsServer",
     "group_by_node_id",
     "no_authentication",

@@ -37,3 +37,10 @@ class XdsCallbacks:
 
     def on_nack(self, record: NackRecord) -> None:
         """A proxy rejected a response; the server keeps its last good config."""
+
+    def on_refused(self, reason: str, peer: str) -> None:
+        """A stream was refused or ended by a limit or by authentication (``reason`` as in
+        ``Counters.refused_by_reason``); called once per stream, so log in aggregate."""
+
+    def on_push_queued(self, seconds: float) -> None:
+        """A stream waited this long for a push slot (Istio's pilot_proxy_queue_time)."""

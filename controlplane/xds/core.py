@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 from collections.abc import AsyncIterator, Iterable
@@ -14,11 +15,21 @@ from controlplane.xds.auth import (
     CallInfo,
     GroupOf,
     Identity,
+    PermissionDenied,
+    Unauthenticated,
     group_by_node_id,
     no_authentication,
 )
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.callbacks import StreamInfo, XdsCallbacks
+from controlplane.xds.limits import (
+    NewStreamRate,
+    PushSlot,
+    PushThrottle,
+    ResourceExhausted,
+    StreamOwners,
+    XdsLimits,
+)
 from controlplane.xds.status import Counters, NackRecord
 from controlplane.xds.stream import DELTA, SOTW, Stream
 
@@ -35,6 +46,7 @@ class XdsCore:
         callbacks: XdsCallbacks | None = None,
         identifier: str = "controlplane",
         nack_history: int = 1000,
+        limits: XdsLimits | None = None,
     ) -> None:
         self.cache = cache
         self.group_of = group_of
@@ -44,6 +56,12 @@ class XdsCore:
         self.counters = Counters()
         self.nacks: collections.deque[NackRecord] = collections.deque(maxlen=nack_history)
         self.streams: dict[int, Stream] = {}
+        self.limits = limits = limits or XdsLimits()
+        self.new_streams = NewStreamRate(
+            limits.new_streams_per_second, limits.new_streams_burst, limits.new_stream_max_wait
+        )
+        self.throttle = PushThrottle(limits.max_concurrent_pushes, limits.push_send_timeout)
+        self.owners = StreamOwners(limits)
 
     # --- streams -------------------------------------------------------------------------------
 
@@ -65,14 +83,51 @@ class XdsCore:
         """Serve one delta stream (ADS when type_url is None); yields response bytes."""
         return Stream(self, DELTA, call or CallInfo(), type_url).run(requests)
 
+    async def admit(self, stream: Stream) -> None:
+        """A new stream's turn (Istio's PILOT_MAX_REQUESTS_PER_SECOND): it waits for a token
+        up to ``new_stream_max_wait``, else it is refused at once."""
+        wait = self.new_streams.reserve()
+        if wait is None:
+            raise ResourceExhausted(
+                "new_streams_rate",
+                f"more than {self.limits.new_streams_per_second:g} new xDS streams per second; "
+                "retry later",
+            )
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def push_slot(self, stream: Stream) -> PushSlot:
+        """A slot to build and hand over a response in (Istio's PILOT_PUSH_THROTTLE; see
+        limits). Held past the send timeout, the stream is marked slow."""
+
+        def timed_out() -> None:
+            if not stream.slow:
+                stream.slow = True
+                self.counters.slow_streams += 1
+
+        slot, waited = await self.throttle.acquire(timed_out)
+        if waited > 0:
+            self._call("on_push_queued", waited)
+        return slot
+
     async def authenticate_stream(self, stream: Stream) -> Identity | None:
         try:
             return await self.authenticate(stream.call, stream.node)
-        except Exception:
+        except Exception as error:
             self.counters.auth_failures += 1
+            reason = {Unauthenticated: "unauthenticated", PermissionDenied: "permission_denied"}
+            self.refused(reason.get(type(error), "authentication_error"), stream)
             raise
 
+    def refused(self, reason: str, stream: Stream) -> None:
+        """A stream ended by a limit or a failed authentication (counted; the runtime logs
+        refusals in aggregate)."""
+        self.counters.refused_by_reason[reason] += 1
+        self._call("on_refused", reason, stream.call.peer)
+
     def attach(self, stream: Stream) -> None:
+        """Register an authenticated stream; ResourceExhausted beyond its owner's cap."""
+        stream.owner = self.owners.add(stream.identity, stream.call.peer)
         self.streams[stream.stream_id] = stream
         self.counters.streams_opened += 1
         self.cache.watch(stream)
@@ -91,6 +146,7 @@ class XdsCore:
     def detach(self, stream: Stream) -> None:
         if self.streams.pop(stream.stream_id, None) is None:
             return
+        self.owners.remove(stream.owner)
         self.counters.streams_closed += 1
         self.cache.unwatch(stream)
         log.debug("xds stream %d closed: node=%s", stream.stream_id, stream.node.id)

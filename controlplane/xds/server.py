@@ -25,6 +25,7 @@ from controlplane.xds.auth import (
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.callbacks import XdsCallbacks
 from controlplane.xds.core import XdsCore
+from controlplane.xds.limits import Refused, XdsLimits
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,9 @@ SERVICES: dict[str, tuple[str, str, str | None]] = {
     ),
 }
 
+# The receive size comes from XdsLimits.max_request_bytes (see XdsLimits.grpc_options).
 DEFAULT_OPTIONS: tuple[tuple[str, object], ...] = (
     ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
@@ -90,16 +91,20 @@ class XdsServer:
         callbacks: XdsCallbacks | None = None,
         identifier: str = "controlplane",
         options: Sequence[tuple[str, object]] = DEFAULT_OPTIONS,
+        limits: XdsLimits | None = None,
     ) -> None:
+        limits = limits or XdsLimits()
         self.core = XdsCore(
             cache,
             group_of=group_of,
             authenticate=authenticate,
             callbacks=callbacks,
             identifier=identifier,
+            limits=limits,
         )
         self.cache = cache
-        self._server = grpc.aio.server(options=list(options))
+        # Options given win over the limits' (gRPC takes the last value of a repeated key).
+        self._server = grpc.aio.server(options=[*limits.grpc_options(), *options])
         self._server.add_generic_rpc_handlers(tuple(self._handlers()))
         self.ports: list[int] = []
         self._started = False
@@ -193,15 +198,22 @@ class XdsServer:
         return behaviour
 
     async def _guard(self, responses: AsyncIterator[bytes], context: grpc.aio.ServicerContext):
-        """Map the authentication hook's verdicts to gRPC status codes."""
+        """Map the authentication hook's verdicts and the limits' refusals to gRPC status
+        codes. Each is counted (Counters.refused_by_reason) and reported to the callbacks'
+        on_refused, which logs them in aggregate: a flood is not a log line per stream."""
+        status: tuple[grpc.StatusCode, str] | None = None
         try:
             async for response in responses:
                 yield response
         except PermissionDenied as error:
-            log.warning("xds stream from %s denied: %s", context.peer(), error)
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED, str(error) or "permission denied"
-            )
+            status = (grpc.StatusCode.PERMISSION_DENIED, str(error) or "permission denied")
         except Unauthenticated as error:
-            log.warning("xds stream from %s unauthenticated: %s", context.peer(), error)
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error) or "unauthenticated")
+            status = (grpc.StatusCode.UNAUTHENTICATED, str(error) or "unauthenticated")
+        except Refused as error:
+            status = (grpc.StatusCode[error.code], str(error))
+        if status is not None:
+            # Outside the except: gRPC keeps the AbortError it raises, which would otherwise
+            # chain to the stream's exception and, by its traceback, to everything the
+            # stream held (its subscriptions, its last response).
+            log.debug("xds stream from %s ended: %s %s", context.peer(), status[0].name, status[1])
+            await context.abort(*status)

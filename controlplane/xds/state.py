@@ -42,6 +42,8 @@ class TypeState:
     resources: dict[str, PreparedResource] = field(default_factory=dict)
     # Delta: names newly subscribed, to be answered with removed_resources if they do not exist.
     check_missing: set[str] = field(default_factory=set)
+    # Delta: the first request said what the client already holds (a reconnect).
+    resumed: bool = False
 
     # --- SotW -------------------------------------------------------------------------------
 
@@ -102,6 +104,7 @@ class TypeState:
         first = not self.requested
         if first:
             self.sent = dict(initial_versions or {})
+            self.resumed = bool(initial_versions)
             if self.type_url in types.FULL_STATE_TYPES and not subscribe:
                 self.wildcard = True  # legacy wildcard: first request names nothing
         for name in subscribe:

@@ -28,6 +28,11 @@ class Counters:
     streams_opened: int = 0
     streams_closed: int = 0
     auth_failures: int = 0
+    # Streams ended by a limit or a failed authentication, by reason ("names_per_stream",
+    # "unauthenticated", ...).
+    refused_by_reason: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Streams whose proxy did not take a response within the push send timeout.
+    slow_streams: int = 0
 
     @property
     def streams_active(self) -> int:
@@ -43,4 +48,6 @@ class Counters:
             "streams_closed": self.streams_closed,
             "streams_active": self.streams_active,
             "auth_failures": self.auth_failures,
+            "refused_by_reason": dict(self.refused_by_reason),
+            "slow_streams": self.slow_streams,
         }

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from envoy.config.core.v3 import base_pb2
@@ -19,6 +19,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.xds import types
 from controlplane.xds.auth import CallInfo, Identity
+from controlplane.xds.limits import InvalidArgument, Refused, ResourceExhausted, clip, over
 from controlplane.xds.resources import (
     PreparedResource,
     TypeResources,
@@ -58,6 +59,11 @@ class Stream:
         self._loop = asyncio.get_running_loop()
         self.requests_seen = 0
         self.stale_ignored = 0
+        self.owner: object = None  # what the core counts this stream against (its identity)
+        self.slow = False  # its proxy once did not take a response within the send timeout
+        # Why the reader ended the stream: a limit (Refused), or a bug (re-raised by run()).
+        self.refusal: Exception | None = None
+        self._unexpected_types_logged = False
 
     # --- called by the cache (any thread) -----------------------------------------------------
 
@@ -82,38 +88,64 @@ class Stream:
     # --- the stream's life --------------------------------------------------------------------
 
     async def run(self, requests: AsyncIterator) -> AsyncIterator[bytes]:
+        served = self._serve(requests)
+        try:
+            async for response in served:
+                yield response
+        except Refused as refusal:
+            self.closed = True
+            self.types.clear()  # nothing the client sent is kept once it is refused
+            self.core.refused(refusal.reason, self)
+            raise
+        finally:
+            await served.aclose()  # now, not when collected: the stream detaches at once
+
+    async def _serve(self, requests: AsyncIterator) -> AsyncIterator[bytes]:
         iterator = aiter(requests)
+        await self.core.admit(self)
         try:
             first = await anext(iterator)
         except StopAsyncIteration:
             return
+        self._check(first)  # before anything of it is kept or authenticated
         self.node.CopyFrom(first.node)
         self.identity = await self.core.authenticate_stream(self)
         self.group = self.core.group_of(self.node, self.identity)
         self.core.attach(self)
         reader = asyncio.create_task(self._read(iterator), name=f"xds-reader-{self.stream_id}")
         try:
-            self._apply(first)
+            self._apply(first, checked=True)
             while True:
                 while not self.closed:
-                    response = self._next_response()
-                    if response is None:
-                        break
-                    self.core.counters.bytes_sent += len(response)
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug(
-                            "stream %d response: %d bytes %s",
-                            self.stream_id,
-                            len(response),
-                            _describe_response(self.kind, response),
-                        )
-                    yield response
+                    # Built and handed over in a push slot: at most max_concurrent_pushes
+                    # streams do so at once (limits.PushThrottle).
+                    slot = await self.core.push_slot(self)
+                    try:
+                        response = self._next_response()
+                        if response is None:
+                            break
+                        self.core.counters.bytes_sent += len(response)
+                        if log.isEnabledFor(logging.DEBUG):
+                            log.debug(
+                                "stream %d response: %d bytes %s",
+                                self.stream_id,
+                                len(response),
+                                _describe_response(self.kind, response),
+                            )
+                        if self.slow:
+                            slot.release()  # a proxy that once did not read holds no slot
+                        yield response  # resumes once gRPC took it: one in flight per stream
+                    finally:
+                        slot.release()
                 if self.closed:
                     break
                 self.idle = True
                 await self._wake.wait()
                 self._wake.clear()
                 self.idle = False
+            if self.refusal is not None:
+                refusal, self.refusal = self.refusal, None  # no cycle through its traceback
+                raise refusal
         finally:
             self.closed = True
             reader.cancel()
@@ -122,7 +154,18 @@ class Stream:
     async def _read(self, iterator: AsyncIterator) -> None:
         try:
             async for request in iterator:
-                self._apply(request)
+                try:
+                    self._apply(request)
+                except Refused as refusal:
+                    self.refusal = refusal
+                    # Drop what the client made us hold now: the stream ends once its
+                    # pending send completes, which a client that does not read delays.
+                    self.types.clear()
+                    break
+                except Exception as error:  # a bug: end this stream loudly, not the server
+                    log.exception("stream %d: request failed", self.stream_id)
+                    self.refusal = error
+                    break
                 self._wake.set()
         except asyncio.CancelledError:
             raise
@@ -139,20 +182,83 @@ class Stream:
             state = self.types[type_url] = TypeState(type_url)
         return state
 
-    def _apply(self, request) -> None:
+    def _apply(self, request, *, checked: bool = False) -> None:
         self.requests_seen += 1
+        if not checked:
+            self._check(request)
         type_url = request.type_url or self.service_type
         if log.isEnabledFor(logging.DEBUG):
             log.debug("stream %d request: %s", self.stream_id, _describe(request))
         if not type_url or (self.service_type and type_url != self.service_type):
-            log.warning(
-                "stream %d: request for unexpected type %r ignored", self.stream_id, type_url
-            )
+            if not self._unexpected_types_logged:  # once per stream: a client cannot flood
+                self._unexpected_types_logged = True
+                log.warning(
+                    "stream %d: request for unexpected type %r ignored", self.stream_id, type_url
+                )
             return
+        if type_url not in self.types and over(
+            len(self.types) + 1, self.core.limits.max_types_per_stream
+        ):
+            raise ResourceExhausted(
+                "types_per_stream",
+                f"a stream may ask for {self.core.limits.max_types_per_stream} resource types",
+            )
         if self.kind == SOTW:
             self._apply_sotw(type_url, request)
         else:
             self._apply_delta(type_url, request)
+        self._check_subscriptions(self.types[type_url])
+
+    def _check(self, request) -> None:
+        """Refuse a request beyond the limits before anything of it is kept."""
+        limits = self.core.limits
+        size = request.ByteSize()
+        if over(size, limits.max_request_bytes):
+            raise ResourceExhausted(
+                "request_bytes",
+                f"a request of {size} bytes; at most {limits.max_request_bytes} are accepted",
+            )
+        if self.kind == SOTW:
+            counted = len(request.resource_names)
+            texts = [request.type_url, request.version_info, request.response_nonce]
+            names: Iterable[str] = request.resource_names
+        else:
+            initial = request.initial_resource_versions
+            counted = max(len(request.resource_names_subscribe), len(initial))
+            texts = [request.type_url, request.response_nonce]
+            names = itertools.chain(request.resource_names_subscribe,
+                                    request.resource_names_unsubscribe, initial, initial.values())
+        if over(counted, limits.max_names_per_subscription):
+            raise ResourceExhausted(
+                "names_per_subscription",
+                f"a request naming {counted} resources; a subscription may hold "
+                f"{limits.max_names_per_subscription}",
+            )
+        longest = max(max(map(len, names), default=0), *map(len, texts))
+        if over(longest, limits.max_name_bytes):
+            raise InvalidArgument(
+                "name_bytes",
+                f"a name, type URL, version or nonce of {longest} characters; "
+                f"at most {limits.max_name_bytes} are accepted",
+            )
+
+    def _check_subscriptions(self, state: TypeState) -> None:
+        """What the stream subscribes to, after a request, within the limits."""
+        limits = self.core.limits
+        if over(len(state.names), limits.max_names_per_subscription):
+            raise ResourceExhausted(
+                "names_per_subscription",
+                f"{len(state.names)} resources subscribed to of type "
+                f"{types.short_name(state.type_url)}; a subscription may hold "
+                f"{limits.max_names_per_subscription}",
+            )
+        total = sum(len(s.names) for s in self.types.values())
+        if over(total, limits.max_names_per_stream):
+            raise ResourceExhausted(
+                "names_per_stream",
+                f"{total} resources subscribed to on one stream; "
+                f"at most {limits.max_names_per_stream} are accepted",
+            )
 
     def _apply_sotw(self, type_url: str, request: discovery_pb2.DiscoveryRequest) -> None:
         state = self._state(type_url)
@@ -197,17 +303,20 @@ class Stream:
             self.core.counters.acks_by_type[types.short_name(state.type_url)] += 1
 
     def _record_nack(self, state: TypeState, rejected: str, nonce: str, error: str) -> None:
+        keep = self.core.limits.max_kept_text
         record = NackRecord(
             stream_id=self.stream_id,
-            node_id=self.node.id,
+            node_id=clip(self.node.id, keep),
             type_url=state.type_url,
             rejected_version=rejected,
             nonce=nonce,
-            error=error,
+            error=clip(error, keep),
             at=time.time(),
         )
         state.last_nack = record
         first_time = rejected not in state.nacked_versions
+        if len(state.nacked_versions) >= 64:
+            state.nacked_versions.clear()  # logged once each among the recent ones
         state.nacked_versions.add(rejected)
         self.core.record_nack(record, log_it=first_time)
 
@@ -363,6 +472,10 @@ class Stream:
         selected, to_send, removed = self._plan_delta(state, view)
         state.check_missing.clear()
         if not to_send and not removed:
+            if state.version_sent is None and state.resumed:
+                # Reconnect (e.g. after a control-plane restart): the client already holds
+                # exactly this, at these content-derived versions; it is in sync.
+                state.version_sent = state.version_acked = view.version
             return None
         for r in to_send:
             state.sent[r.name] = r.version

@@ -125,8 +125,22 @@ async def test_a_proxy_gets_only_its_own_secrets(mesh: dict[str, Any]) -> None:
     assert uris == [spiffe_id("client")]
 
 
-async def test_a_proxy_without_credential_gets_no_secret(mesh: dict[str, Any]) -> None:
+async def test_a_proxy_without_credential_gets_nothing_over_tls(mesh: dict[str, Any]) -> None:
+    """As istiod: on the TLS port a proxy that proves no identity is refused (UNAUTHENTICATED)
+    before anything is served, whatever namespace it claims. Before: it was given the full
+    non-secret config of the namespace it claimed."""
     async with ads_stream(mesh, None) as stream:
+        node = _node("strict", "anonymous")
+        await stream.send(discovery_pb2.DiscoveryRequest(node=node, type_url=CLUSTER_TYPE))
+        await stream.send(discovery_pb2.DiscoveryRequest(node=node, type_url=LISTENER_TYPE))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await asyncio.wait_for(stream.recv(), 15)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "credential" in (refused.value.details() or "")
+
+
+async def test_a_proxy_without_credential_gets_no_secret_on_the_plaintext_port(mesh: dict[str, Any]) -> None:
+    async with ads_stream(mesh, None, plaintext=True) as stream:
         responses = await _ask(stream, _node("strict", "anonymous"), ["default", "ROOTCA", *OTHER_WORKLOADS_SECRETS])
         # Once clusters came, the stream is being served; secrets never come.
         await responses.until(lambda r: CLUSTER_TYPE in r.types, then_wait=2.0)
@@ -134,8 +148,9 @@ async def test_a_proxy_without_credential_gets_no_secret(mesh: dict[str, Any]) -
 
 
 async def test_a_proxy_without_credential_is_given_plaintext_config(mesh: dict[str, Any]) -> None:
-    """It can never hold a certificate: PERMISSIVE is plaintext for it (no SDS to wait for),
-    while the same workload with its token gets the mTLS chain too."""
+    """Only on the plaintext development port (as Istio's 15010): it can never hold a
+    certificate, so PERMISSIVE is plaintext for it (no SDS to wait for), while the same
+    workload with its token over TLS gets the mTLS chain too."""
     node = _node("permissive", "permissive-9", ip="127.0.31.12", labels={"app": "permissive"})
     name = "127.0.31.12_9080"
 
