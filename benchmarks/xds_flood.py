@@ -29,6 +29,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import grpc
 import psutil
@@ -37,8 +38,8 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controlplane.auth import local_token_issuer  # noqa: E402
-from tests.harness.control_plane import ServedControlPlane, served_control_plane  # noqa: E402
+from controlplane.auth import local_token_issuer
+from tests.harness.control_plane import ServedControlPlane, served_control_plane
 
 ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 DELTA_ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources"
@@ -75,7 +76,7 @@ class Probe:
             self.rss.append(process.memory_info().rss)
             self._stop.wait(0.05)
 
-    def __enter__(self) -> Probe:
+    def __enter__(self) -> Self:
         self._thread = threading.Thread(target=self.run, daemon=True)
         self._thread.start()
         return self

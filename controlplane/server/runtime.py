@@ -30,6 +30,7 @@ from controlplane.sources.folder import FolderSource
 from controlplane.sources.jwks import JwksSource
 from controlplane.store import ChangeSet, Store
 from controlplane.translate import MeshConfig
+from controlplane.xds.limits import peer_address
 
 log = logging.getLogger("controlplane.runtime")
 
@@ -71,7 +72,7 @@ class _Callbacks(xds.XdsCallbacks):
         self._rt.metrics.xds_rejects.labels(xds.types.short_name(record.type_url).lower()).inc()
 
     def on_refused(self, reason: str, peer: str) -> None:
-        self._rt.xds_refusals.refused(reason, peer)
+        self._rt.xds_refusals.refused(reason, peer_address(peer))  # by host, not connection
 
     def on_push_queued(self, seconds: float) -> None:
         self._rt.metrics.proxy_queue_time.observe(seconds)

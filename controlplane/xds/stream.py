@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from envoy.config.core.v3 import base_pb2
@@ -100,7 +100,7 @@ class Stream:
         finally:
             await served.aclose()  # now, not when collected: the stream detaches at once
 
-    async def _serve(self, requests: AsyncIterator) -> AsyncIterator[bytes]:
+    async def _serve(self, requests: AsyncIterator) -> AsyncGenerator[bytes, None]:
         iterator = aiter(requests)
         await self.core.admit(self)
         try:
@@ -121,7 +121,7 @@ class Stream:
                     # streams do so at once (limits.PushThrottle).
                     slot = await self.core.push_slot(self)
                     try:
-                        response = self._next_response()
+                        response = None if self.closed else self._next_response()
                         if response is None:
                             break
                         self.core.counters.bytes_sent += len(response)
@@ -218,28 +218,31 @@ class Stream:
                 "request_bytes",
                 f"a request of {size} bytes; at most {limits.max_request_bytes} are accepted",
             )
+        texts: tuple[str, ...]
         if self.kind == SOTW:
             counted = len(request.resource_names)
-            texts = [request.type_url, request.version_info, request.response_nonce]
-            names: Iterable[str] = request.resource_names
+            texts = (request.type_url, request.version_info, request.response_nonce)
         else:
-            initial = request.initial_resource_versions
-            counted = max(len(request.resource_names_subscribe), len(initial))
-            texts = [request.type_url, request.response_nonce]
-            names = itertools.chain(request.resource_names_subscribe,
-                                    request.resource_names_unsubscribe, initial, initial.values())
+            counted = max(len(request.resource_names_subscribe),
+                          len(request.initial_resource_versions))
+            texts = (request.type_url, request.response_nonce)
         if over(counted, limits.max_names_per_subscription):
             raise ResourceExhausted(
                 "names_per_subscription",
                 f"a request naming {counted} resources; a subscription may hold "
                 f"{limits.max_names_per_subscription}",
             )
-        longest = max(max(map(len, names), default=0), *map(len, texts))
-        if over(longest, limits.max_name_bytes):
+        self._check_names(texts)
+
+    def _check_names(self, names: Iterable[str]) -> None:
+        """Names (and type URLs, versions, nonces) within the length limit; checked where the
+        request's names are read anyway, so an ACK costs no second pass over them."""
+        longest = max(map(len, names), default=0)
+        if over(longest, self.core.limits.max_name_bytes):
             raise InvalidArgument(
                 "name_bytes",
                 f"a name, type URL, version or nonce of {longest} characters; "
-                f"at most {limits.max_name_bytes} are accepted",
+                f"at most {self.core.limits.max_name_bytes} are accepted",
             )
 
     def _check_subscriptions(self, state: TypeState) -> None:
@@ -270,7 +273,9 @@ class Stream:
             self._acknowledge(state, request.version_info, nonce, request)
         elif state.version_sent is None and request.version_info:
             state.client_version = request.version_info  # reconnect: what the client already has
-        state.apply_sotw_names(list(request.resource_names))
+        names = list(request.resource_names)
+        self._check_names(names)
+        state.apply_sotw_names(names)
 
     def _apply_delta(self, type_url: str, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
         state = self._state(type_url)
@@ -280,11 +285,12 @@ class Stream:
         elif nonce and request.HasField("error_detail"):
             self._record_nack(state, "", nonce, request.error_detail.message)
         # Subscription changes count whatever the nonce.
-        state.apply_delta_subscriptions(
-            list(request.resource_names_subscribe),
-            list(request.resource_names_unsubscribe),
-            dict(request.initial_resource_versions) if not state.requested else None,
-        )
+        subscribe = list(request.resource_names_subscribe)
+        unsubscribe = list(request.resource_names_unsubscribe)
+        initial = dict(request.initial_resource_versions) if not state.requested else None
+        self._check_names(itertools.chain(subscribe, unsubscribe, *(
+            (initial, initial.values()) if initial else ())))
+        state.apply_delta_subscriptions(subscribe, unsubscribe, initial)
 
     def _acknowledge(self, state: TypeState, version: str, nonce: str, request) -> None:
         state.pending = False

@@ -44,7 +44,7 @@ def names(count: int, start: int = 0) -> list[str]:
 def refused_metric(cp: ServedControlPlane, reason: str) -> float:
     status, text = cp.get("/metrics")
     assert status == 200
-    found = re.search(rf'^pilot_xds_refused_streams{{reason="{reason}"}} (\S+)$', text, re.M)
+    found = re.search(rf'^pilot_xds_refused_streams{{reason="{reason}"}} (\S+)$', text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
