@@ -9,7 +9,14 @@ import sys
 
 # Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = (
-    "demo", "serve", "bootstrap", "analyze", "ca", "proxy_status", "proxy_config", "dashboard",
+    "demo",
+    "serve",
+    "bootstrap",
+    "analyze",
+    "ca",
+    "proxy_status",
+    "proxy_config",
+    "dashboard",
 )
 
 
