@@ -1,0 +1,429 @@
+"""The Kubernetes Gateway API (gateway.networking.k8s.io): GatewayClass, Gateway, HTTPRoute,
+GRPCRoute, TLSRoute, TCPRoute and ReferenceGrant, as typed frozen models.
+
+The Gateway API ``Gateway`` is stored as ``KubernetesGateway`` (Istio's internal name for it),
+since ``Gateway`` is the Istio kind. Enumerations the API server would check (protocols, match
+types, filter types) are plain strings here: Istio accepts unknown values and reports them in
+status (``UnsupportedProtocol``, ``InvalidFilter``, ...), and so does the conversion.
+Experimental fields the conversion does not read are kept as opaque JSON (``object``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import ClassVar
+
+from controlplane.model.base import ObjectMeta, Resource
+from controlplane.model.decode import jfield
+from controlplane.model.frozen import EMPTY
+
+GROUP = "gateway.networking.k8s.io"
+
+# --- shared references -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParentReference:
+    name: str
+    group: str | None = None  # None: gateway.networking.k8s.io
+    kind: str | None = None  # None: Gateway
+    namespace: str | None = None  # None: the route's namespace
+    section_name: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackendObjectReference:
+    name: str
+    group: str | None = None  # None: core ("")
+    kind: str | None = None  # None: Service
+    namespace: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SecretObjectReference:
+    name: str
+    group: str | None = None
+    kind: str | None = None  # None: Secret
+    namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSelectorRequirement:
+    key: str
+    operator: str  # In, NotIn, Exists, DoesNotExist
+    values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KubeLabelSelector:
+    """A Kubernetes ``metav1.LabelSelector`` (matchLabels and matchExpressions)."""
+
+    match_labels: Mapping[str, str] = field(default=EMPTY)
+    match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+
+
+# --- GatewayClass ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayClassSpec:
+    controller_name: str
+    parameters_ref: object = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayClass(Resource):
+    KIND: ClassVar[str] = "GatewayClass"
+    meta: ObjectMeta
+    spec: GatewayClassSpec
+
+
+# --- Gateway ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RouteNamespaces:
+    from_: str = jfield("from", default="Same")  # Same, All, Selector (None for allowedListeners)
+    selector: KubeLabelSelector | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteGroupKind:
+    kind: str
+    group: str | None = None  # None: gateway.networking.k8s.io
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedRoutes:
+    namespaces: RouteNamespaces | None = None
+    kinds: tuple[RouteGroupKind, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTLSConfig:
+    mode: str = "Terminate"  # Terminate, Passthrough
+    certificate_refs: tuple[SecretObjectReference, ...] = ()
+    options: Mapping[str, str] = field(default=EMPTY)
+    frontend_validation: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    port: int
+    protocol: str
+    hostname: str | None = None
+    tls: GatewayTLSConfig | None = None
+    allowed_routes: AllowedRoutes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayAddress:
+    value: str
+    type: str = "IPAddress"  # IPAddress, Hostname, NamedAddress
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySpec:
+    gateway_class_name: str
+    listeners: tuple[Listener, ...] = ()
+    addresses: tuple[GatewayAddress, ...] = ()
+    infrastructure: object = None
+    allowed_listeners: object = None
+    tls: object = None
+    backend_tls: object = jfield("backendTLS", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesGateway(Resource):
+    """The Gateway API ``Gateway`` (document kind ``Gateway``, store kind ``KubernetesGateway``)."""
+
+    KIND: ClassVar[str] = "KubernetesGateway"
+    meta: ObjectMeta
+    spec: GatewaySpec
+
+
+# --- HTTPRoute -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPPathMatch:
+    type: str = "PathPrefix"  # Exact, PathPrefix, RegularExpression
+    value: str = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPHeaderMatch:
+    name: str
+    value: str
+    type: str = "Exact"  # Exact, RegularExpression
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRouteMatch:
+    path: HTTPPathMatch | None = None
+    headers: tuple[HTTPHeaderMatch, ...] = ()
+    query_params: tuple[HTTPHeaderMatch, ...] = ()
+    method: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPHeader:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPHeaderFilter:
+    set: tuple[HTTPHeader, ...] = ()
+    add: tuple[HTTPHeader, ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPPathModifier:
+    type: str  # ReplaceFullPath, ReplacePrefixMatch
+    replace_full_path: str | None = None
+    replace_prefix_match: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRequestRedirectFilter:
+    scheme: str | None = None
+    hostname: str | None = None
+    path: HTTPPathModifier | None = None
+    port: int | None = None
+    status_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPURLRewriteFilter:
+    hostname: str | None = None
+    path: HTTPPathModifier | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fraction:
+    numerator: int
+    denominator: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRequestMirrorFilter:
+    backend_ref: BackendObjectReference
+    percent: int | None = None
+    fraction: Fraction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPCORSFilter:
+    allow_origins: tuple[str, ...] = ()
+    allow_credentials: bool = False
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int = 0  # seconds; 0: unset
+
+
+@dataclass(frozen=True, slots=True)
+class LocalObjectReference:
+    group: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRouteFilter:
+    type: str
+    request_header_modifier: HTTPHeaderFilter | None = None
+    response_header_modifier: HTTPHeaderFilter | None = None
+    request_mirror: HTTPRequestMirrorFilter | None = None
+    request_redirect: HTTPRequestRedirectFilter | None = None
+    url_rewrite: HTTPURLRewriteFilter | None = None
+    cors: HTTPCORSFilter | None = None
+    extension_ref: LocalObjectReference | None = None
+    external_auth: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPBackendRef:
+    name: str
+    group: str | None = None
+    kind: str | None = None
+    namespace: str | None = None
+    port: int | None = None
+    weight: int | None = None  # None: 1
+    filters: tuple[HTTPRouteFilter, ...] = ()
+
+    @property
+    def ref(self) -> BackendObjectReference:
+        return BackendObjectReference(self.name, self.group, self.kind, self.namespace, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRouteTimeouts:
+    request: timedelta | None = None
+    backend_request: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRouteRetry:
+    codes: tuple[int, ...] = ()
+    attempts: int | None = None
+    backoff: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRouteRule:
+    name: str | None = None
+    matches: tuple[HTTPRouteMatch, ...] = ()
+    filters: tuple[HTTPRouteFilter, ...] = ()
+    backend_refs: tuple[HTTPBackendRef, ...] = ()
+    timeouts: HTTPRouteTimeouts | None = None
+    retry: HTTPRouteRetry | None = None
+    session_persistence: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRouteSpec:
+    parent_refs: tuple[ParentReference, ...] = ()
+    hostnames: tuple[str, ...] = ()
+    rules: tuple[HTTPRouteRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRoute(Resource):
+    KIND: ClassVar[str] = "HTTPRoute"
+    meta: ObjectMeta
+    spec: HTTPRouteSpec
+
+
+# --- GRPCRoute -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GRPCMethodMatch:
+    type: str = "Exact"  # Exact, RegularExpression
+    service: str | None = None
+    method: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GRPCRouteMatch:
+    method: GRPCMethodMatch | None = None
+    headers: tuple[HTTPHeaderMatch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GRPCRouteRule:
+    name: str | None = None
+    matches: tuple[GRPCRouteMatch, ...] = ()
+    filters: tuple[HTTPRouteFilter, ...] = ()
+    backend_refs: tuple[HTTPBackendRef, ...] = ()
+    session_persistence: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class GRPCRouteSpec:
+    parent_refs: tuple[ParentReference, ...] = ()
+    hostnames: tuple[str, ...] = ()
+    rules: tuple[GRPCRouteRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GRPCRoute(Resource):
+    KIND: ClassVar[str] = "GRPCRoute"
+    meta: ObjectMeta
+    spec: GRPCRouteSpec
+
+
+# --- TLSRoute and TCPRoute -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BackendRef:
+    name: str
+    group: str | None = None
+    kind: str | None = None
+    namespace: str | None = None
+    port: int | None = None
+    weight: int | None = None
+
+    @property
+    def ref(self) -> BackendObjectReference:
+        return BackendObjectReference(self.name, self.group, self.kind, self.namespace, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class L4RouteRule:
+    name: str | None = None
+    backend_refs: tuple[BackendRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TLSRouteSpec:
+    parent_refs: tuple[ParentReference, ...] = ()
+    hostnames: tuple[str, ...] = ()
+    rules: tuple[L4RouteRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TLSRoute(Resource):
+    KIND: ClassVar[str] = "TLSRoute"
+    meta: ObjectMeta
+    spec: TLSRouteSpec
+
+
+@dataclass(frozen=True, slots=True)
+class TCPRouteSpec:
+    parent_refs: tuple[ParentReference, ...] = ()
+    rules: tuple[L4RouteRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TCPRoute(Resource):
+    KIND: ClassVar[str] = "TCPRoute"
+    meta: ObjectMeta
+    spec: TCPRouteSpec
+
+
+# --- ReferenceGrant --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceGrantFrom:
+    group: str
+    kind: str
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceGrantTo:
+    group: str
+    kind: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceGrantSpec:
+    from_: tuple[ReferenceGrantFrom, ...] = jfield("from", default=())
+    to: tuple[ReferenceGrantTo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceGrant(Resource):
+    KIND: ClassVar[str] = "ReferenceGrant"
+    meta: ObjectMeta
+    spec: ReferenceGrantSpec
+
+
+ROUTE_KINDS = (HTTPRoute.KIND, GRPCRoute.KIND, TLSRoute.KIND, TCPRoute.KIND)
+GATEWAY_API_KINDS = frozenset(
+    {GatewayClass.KIND, KubernetesGateway.KIND, ReferenceGrant.KIND, *ROUTE_KINDS}
+)
+AnyRoute = HTTPRoute | GRPCRoute | TLSRoute | TCPRoute

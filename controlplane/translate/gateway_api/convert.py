@@ -1,0 +1,84 @@
+"""The Gateway API conversion's entry point: inputs -> Istio Gateways, VirtualServices and
+the status Istio would write on every Gateway API object (Istio's convertResources)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from controlplane.model.gateway import Gateway
+from controlplane.model.gateway_api import GRPCRoute, HTTPRoute, TCPRoute, TLSRoute
+from controlplane.model.virtual_service import VirtualService
+from controlplane.translate.gateway_api.gateways import convert_gateways
+from controlplane.translate.gateway_api.http import RouteContext
+from controlplane.translate.gateway_api.inputs import ConversionInputs
+from controlplane.translate.gateway_api.references import ReferenceGrants, build_reference_grants
+from controlplane.translate.gateway_api.routes import (
+    RouteConversion,
+    convert_http_like,
+    convert_l4,
+    merge_http,
+)
+from controlplane.translate.gateway_api.status import ObjectStatus
+from controlplane.translate.gateway_api.tls import CREDENTIAL_PREFIX
+
+# The order Istio lists statuses in (then namespace, name).
+_KIND_ORDER = {"GatewayClass": 0, "Gateway": 1, "HTTPRoute": 2, "GRPCRoute": 3, "TLSRoute": 4, "TCPRoute": 5}
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertedConfig:
+    """Istio config derived from the Gateway API (in memory only, never stored) and status."""
+
+    gateways: tuple[Gateway, ...] = ()
+    virtual_services: tuple[VirtualService, ...] = ()
+    statuses: tuple[ObjectStatus, ...] = ()
+    grants: ReferenceGrants = field(default_factory=ReferenceGrants)
+
+    def gateway_secret(self, resource: str, proxy_namespace: str) -> tuple[str, str] | None:
+        """The Secret (namespace, name) of a ``kubernetes-gateway://<ns>/<name>`` credential a
+        router of ``proxy_namespace`` may read: its own namespace's, or one a ReferenceGrant
+        opens to Gateways there (Istio's SecretAllowed); None otherwise."""
+        namespace, slash, name = resource.removeprefix(CREDENTIAL_PREFIX).partition("/")
+        if not resource.startswith(CREDENTIAL_PREFIX) or not slash:
+            return None
+        if namespace == proxy_namespace or self.grants.allows("Gateway", proxy_namespace, "Secret", namespace, name):
+            return namespace, name
+        return None
+
+    def status_of(self, kind: str, namespace: str, name: str) -> ObjectStatus | None:
+        return next(
+            (s for s in self.statuses if (s.kind, s.namespace, s.name) == (kind, namespace, name)), None
+        )
+
+
+EMPTY = ConvertedConfig()
+
+
+def convert(inputs: ConversionInputs) -> ConvertedConfig:
+    if inputs.empty and not inputs.classes:
+        return EMPTY
+    grants = build_reference_grants(inputs.grants)
+    gateways = convert_gateways(inputs, grants)
+    ctx = RouteContext(inputs, grants)
+    routes = RouteConversion()
+    http_like: list[HTTPRoute | GRPCRoute] = [*inputs.http_routes, *inputs.grpc_routes]
+    for http in http_like:
+        convert_http_like(http, ctx, gateways.parents, routes)
+    merge_http(routes)
+    l4_routes: list[TLSRoute | TCPRoute] = [*inputs.tls_routes, *inputs.tcp_routes]
+    for l4 in l4_routes:
+        convert_l4(l4, ctx, gateways.parents, routes)
+    statuses = list(gateways.class_statuses)
+    for (ns, name), status in gateways.statuses.items():
+        listeners = tuple(
+            replace(l, attached_routes=len(routes.attachments.get((ns, name, l.name), ()))) for l in status.listeners
+        )
+        statuses.append(replace(status, listeners=listeners))
+    statuses += routes.statuses
+    statuses.sort(key=lambda s: (_KIND_ORDER.get(s.kind, 9), s.namespace, s.name))
+    return ConvertedConfig(
+        gateways=tuple(sorted(gateways.gateways, key=lambda g: (g.meta.namespace, g.meta.name))),
+        virtual_services=tuple(sorted(routes.virtual_services, key=lambda v: (v.meta.namespace, v.meta.name))),
+        statuses=tuple(statuses),
+        grants=grants,
+    )
