@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.kube_double.server import KubeApiDouble
+from tests.replicas.cluster import cluster_double
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeApiDouble]:
+    with cluster_double() as double:
+        yield double
