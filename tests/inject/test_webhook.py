@@ -1,0 +1,150 @@
+"""The mutating webhook over real TLS (certificate from the control plane's CA), driven with
+AdmissionReview requests built from the official kubernetes models, and the API server's
+handling of its answer (tests/inject/admission.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from controlplane.ca import load_or_init_ca
+from controlplane.capture.spec import spec_from_args
+from controlplane.inject import InjectorSettings
+from controlplane.inject import webhook as webhook_module
+from controlplane.inject.webhook import WebhookServer, server_tls
+from tests.inject.admission import Refused, admit, call
+
+NAMESPACES = {
+    "mesh": {"istio-injection": "enabled"},
+    "plain": {},
+    "off": {"istio-injection": "disabled"},
+}
+
+
+def pod(name: str = "reviews-v1-abc", *, annotations: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None, host_network: bool = False) -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(
+            name=name, namespace="mesh", labels={"app": "reviews", "version": "v1", "pod-template-hash": "7d9f", **(labels or {})},
+            annotations=annotations,
+            owner_references=[client.V1OwnerReference(
+                api_version="apps/v1", kind="ReplicaSet", name="reviews-v1-7d9f", uid="u1", controller=True)],
+        ),
+        spec=client.V1PodSpec(
+            host_network=host_network or None,
+            service_account_name="bookinfo-reviews",
+            containers=[client.V1Container(name="reviews", image="reviews:v1",
+                                           ports=[client.V1ContainerPort(container_port=9080, name="http")])],
+        ),
+    )
+
+
+@pytest.fixture
+async def webhook(tmp_path: Path) -> AsyncIterator[tuple[str, str, WebhookServer]]:
+    ca = load_or_init_ca(tmp_path / "ca", "cluster.local")
+    issued = ca.issue_server()
+    server = WebhookServer(InjectorSettings(), lambda ns: NAMESPACES.get(ns))
+    assert issued.private_key_pem is not None
+    port = await server.start("127.0.0.1", 0, server_tls(issued.chain_pem, issued.private_key_pem.decode()))
+    try:
+        yield f"https://127.0.0.1:{port}/inject", ca.bundle.pem, server
+    finally:
+        await server.stop()
+
+
+IGNORE = client.V1MutatingWebhook(name="sidecar-injector.istio.io", failure_policy="Ignore",
+                                  admission_review_versions=["v1"], side_effects="None",
+                                  client_config=client.AdmissionregistrationV1WebhookClientConfig())
+FAIL = client.V1MutatingWebhook(name="sidecar-injector.istio.io", failure_policy="Fail",
+                                admission_review_versions=["v1"], side_effects="None",
+                                client_config=client.AdmissionregistrationV1WebhookClientConfig())
+
+
+def _container(pod_dict: dict, name: str) -> dict:
+    spec = pod_dict["spec"]
+    return next(c for c in (spec.get("initContainers") or []) + spec["containers"] if c["name"] == name)
+
+
+async def test_pod_in_labelled_namespace_is_injected(webhook) -> None:
+    url, root, _ = webhook
+    stored = await _admit(url, pod(annotations={"traffic.sidecar.istio.io/excludeOutboundPorts": "6379",
+                                                "traffic.sidecar.istio.io/excludeInboundPorts": "9443"}),
+                          "mesh", root, FAIL)
+    meta = stored["metadata"]
+    assert meta["labels"]["security.istio.io/tlsMode"] == "istio"
+    assert meta["labels"]["service.istio.io/canonical-name"] == "reviews"
+    assert meta["labels"]["service.istio.io/canonical-revision"] == "v1"
+    status = json.loads(meta["annotations"]["sidecar.istio.io/status"])
+    assert status["initContainers"] == ["istio-init", "istio-proxy"]
+    proxy = _container(stored, "istio-proxy")
+    assert proxy["securityContext"]["runAsUser"] == 1337
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert env["ISTIO_META_WORKLOAD_NAME"] == "reviews-v1"  # the Deployment behind the ReplicaSet
+    capture = spec_from_args(_container(stored, "istio-init")["args"][2:])
+    assert capture.exclude_outbound_ports == ("6379",)
+    assert capture.exclude_inbound_ports == ("15090", "15021", "9443", "15020")
+    assert capture.proxy_uid == "1337"
+    assert stored["spec"]["containers"][0]["name"] == "reviews"  # the app is untouched
+
+
+async def test_pods_not_selected_pass_unchanged(webhook) -> None:
+    url, root, _ = webhook
+    for namespace, p in (("plain", pod()), ("off", pod()), ("mesh", pod(labels={"sidecar.istio.io/inject": "false"})),
+                         ("mesh", pod(host_network=True))):
+        stored = await _admit(url, p, namespace, root, FAIL)
+        assert "sidecar.istio.io/status" not in (stored["metadata"].get("annotations") or {})
+        assert [c["name"] for c in stored["spec"]["containers"]] == ["reviews"]
+    # Opt-in by pod label in a namespace without the label.
+    stored = await _admit(url, pod(labels={"sidecar.istio.io/inject": "true"}), "plain", root, FAIL)
+    assert "sidecar.istio.io/status" in stored["metadata"]["annotations"]
+
+
+async def test_bad_annotation_is_refused_naming_it(webhook) -> None:
+    url, root, _ = webhook
+    with pytest.raises(Refused, match="traffic.sidecar.istio.io/excludeOutboundIPRanges"):
+        await _admit(url, pod(annotations={"traffic.sidecar.istio.io/excludeOutboundIPRanges": "nonsense"}),
+                     "mesh", root, IGNORE)
+
+
+async def test_failure_leaves_the_pod_uninjected(webhook, monkeypatch: pytest.MonkeyPatch) -> None:
+    url, root, server = webhook
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("template exploded")
+
+    monkeypatch.setattr(webhook_module, "inject_template", broken)
+    stored = await _admit(url, pod(), "mesh", root, IGNORE)
+    assert stored["spec"]["containers"][0]["name"] == "reviews" and len(stored["spec"]["containers"]) == 1
+    assert not stored["spec"].get("initContainers")
+    assert "security.istio.io/tlsMode" not in stored["metadata"]["labels"]
+    with pytest.raises(Refused, match="HTTP 500"):
+        await _admit(url, pod(), "mesh", root, FAIL)
+    assert server.failures == 2
+
+
+async def test_not_an_admission_review_is_a_bad_request(webhook) -> None:
+    url, root, _ = webhook
+    status, body = await asyncio.to_thread(call, url, {"kind": "Pod"}, root)
+    assert status == 400 and b"AdmissionReview" in body
+
+
+async def _admit(*args):
+    return await asyncio.to_thread(admit, *args)
+
+
+def test_json_patch_is_all_or_nothing() -> None:
+    from controlplane.inject.jsonpatch import PatchError, apply_patch
+
+    document = {"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "app"}]}}
+    patched = apply_patch(document, [{"op": "add", "path": "/metadata/labels/b~1c", "value": "2"},
+                                     {"op": "add", "path": "/spec/containers/-", "value": {"name": "x"}}])
+    assert patched["metadata"]["labels"] == {"a": "1", "b/c": "2"} and len(patched["spec"]["containers"]) == 2
+    with pytest.raises(PatchError):
+        apply_patch(document, [{"op": "add", "path": "/metadata/labels/b", "value": "2"},
+                               {"op": "replace", "path": "/spec/nothing/here", "value": 1}])
+    assert document == {"metadata": {"labels": {"a": "1"}}, "spec": {"containers": [{"name": "app"}]}}
