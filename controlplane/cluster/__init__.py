@@ -1,2 +1,3 @@
 """Running as replicas in a Kubernetes cluster: leader election on a Lease, the CA root in a
-Secret, the root published as ConfigMaps, and the CRDs generated from the model."""
+Secret, the CRDs generated from the model, and the leader-only workers (``worker.py``): the
+root published as ConfigMaps, the webhook's caBundle, the Gateway API status."""

@@ -9,7 +9,9 @@ the race gets 409 AlreadyExists and reads the winner's root instead of keeping i
 
 The chosen files are then written into the replica's CA folder (a private ``emptyDir`` in a
 pod, key mode 0600), where the rest of the control plane loads its CA from, as Istio mounts
-``cacerts`` as files. The Secret is the truth: the folder follows it at every start.
+``cacerts`` as files. The Secret is the truth: the folder follows it at every start, and
+while running (``CaSecretFollower``, fed by the Kubernetes source's watch of Secrets, which
+keeps these Secrets out of the input store).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import base64
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client as k8s
 
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 PLUGGED_IN_SECRET = "cacerts"  # Istio's plugged-in CA
 SELF_SIGNED_SECRET = "istio-ca-secret"  # Istio's self-signed root
 SELF_SIGNED_TYPE = "istio.io/ca-root"
+CA_SECRET_NAMES = frozenset({PLUGGED_IN_SECRET, SELF_SIGNED_SECRET})
 _FILES = (CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT)
 _PUBLIC_MODE = 0o644
 
@@ -51,6 +55,17 @@ class CaSecret:
     def root_fingerprint(self) -> str:
         roots = load_certs_pem(self.files[ROOT_CERT], f"{self.name}/{ROOT_CERT}")
         return fingerprint_sha256(roots[0]) if roots else ""
+
+
+def is_ca_secret(secret: Mapping[str, Any], system_namespace: str) -> bool:
+    """Whether a Secret (as the API serves it) holds the CA's key: ``cacerts`` or
+    ``istio-ca-secret`` in the system namespace, or any Secret of type ``istio.io/ca-root``.
+    Those stay out of the store (so no ``credentialName`` or debug page can reach them); the
+    CA reads them itself, here."""
+    if secret.get("type") == SELF_SIGNED_TYPE:
+        return True
+    meta = secret.get("metadata") or {}
+    return meta.get("namespace") == system_namespace and meta.get("name") in CA_SECRET_NAMES
 
 
 def sync_ca_secret(
@@ -154,3 +169,66 @@ def _write_folder(folder: Path, files: Mapping[str, bytes]) -> None:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+class CaSecretFollower:
+    """Every replica follows the CA Secret it signs with, through the Kubernetes source's
+    watch of Secrets: ``claim`` is offered each Secret listed or watched, takes the CA's own
+    (they never enter the store) and, when the one in use changes (a new root, or a
+    plugged-in ``cacerts`` that appears), writes it into the CA folder and calls
+    ``on_change``. The roots trusted before stay in ``root-cert.pem`` (the overlap of a root
+    rotation: certificates the old root signed still verify) until the next start, which
+    reads the Secret alone.
+
+    ``claim`` runs on a watch thread: ``on_change`` must hand the reload to whoever owns the
+    CA (the runtime's event loop)."""
+
+    def __init__(
+        self,
+        system_namespace: str,
+        following: CaSecret | None,
+        folder: Path,
+        on_change: Callable[[], object],
+    ) -> None:
+        self._namespace = system_namespace
+        self._following = following
+        self._folder = folder
+        self._on_change = on_change
+        self.changes = 0
+
+    def claim(self, secret: Mapping[str, Any]) -> bool:
+        if not is_ca_secret(secret, self._namespace):
+            return False
+        meta = secret.get("metadata") or {}
+        name = str(meta.get("name") or "")
+        current = self._following
+        if current is None or meta.get("namespace") != self._namespace:
+            return True
+        if name != current.name and name != PLUGGED_IN_SECRET:  # cacerts wins, as at start
+            return True
+        try:
+            found = _files_of(self._namespace, name, {str(k): str(v) for k, v in
+                                                      (secret.get("data") or {}).items()})
+            if found == current:
+                return True
+            _write_folder(self._folder, _with_old_roots(found.files, self._folder))
+        except (CAError, ValueError) as exc:  # a broken Secret: keep signing with what we have
+            log.error("CA Secret %s/%s changed but cannot be used: %s; keeping the current CA",
+                      self._namespace, name, exc)
+            return True
+        self._following = found
+        self.changes += 1
+        log.info("CA Secret %s/%s changed (root SHA-256 %s); reloading the CA",
+                 self._namespace, name, found.root_fingerprint)
+        self._on_change()
+        return True
+
+
+def _with_old_roots(files: Mapping[str, bytes], folder: Path) -> dict[str, bytes]:
+    """``files`` with the roots of ``folder``'s trust bundle that they lack appended."""
+    new_roots = load_certs_pem(files[ROOT_CERT], ROOT_CERT)
+    old_roots = load_certs_pem((folder / ROOT_CERT).read_bytes(), str(folder / ROOT_CERT))
+    known = {fingerprint_sha256(root) for root in new_roots}
+    kept = [root for root in old_roots if fingerprint_sha256(root) not in known]
+    bundle = files[ROOT_CERT] + "".join(cert_pem(root) for root in kept).encode()
+    return {**files, ROOT_CERT: bundle}

@@ -13,13 +13,13 @@ is forgotten.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client as k8s
 
+from controlplane.cluster.worker import DEFAULT_RESYNC_SECONDS, LeaderWorker
 from controlplane.translate.gateway_api import ObjectStatus
 from controlplane.translate.gateway_api.status import CONTROLLER_NAME
 
@@ -35,7 +35,6 @@ RESOURCES = {
     "TLSRoute": ("v1alpha2", "tlsroutes"),
     "TCPRoute": ("v1alpha2", "tcproutes"),
 }
-DEFAULT_RESYNC_SECONDS = 60.0
 
 Key = tuple[str, str, str]  # kind, namespace, name
 
@@ -75,7 +74,9 @@ def _without_times(body: dict[str, Any] | None) -> Any:
     return body
 
 
-class GatewayStatusWriter:
+class GatewayStatusWriter(LeaderWorker):
+    thread_name = "gateway-api-status"
+
     def __init__(
         self,
         api_client: k8s.ApiClient,
@@ -87,46 +88,23 @@ class GatewayStatusWriter:
     ) -> None:
         """``served_versions``: kind -> the version the API server serves it at (what the
         Kubernetes source found), else RESOURCES' default."""
+        super().__init__(is_leader, resync_seconds=resync_seconds)
         self._api = k8s.CustomObjectsApi(api_client)
         self._served_versions = served_versions
         self._statuses = statuses
-        self._is_leader = is_leader
-        self._resync = resync_seconds
         self._written: dict[Key, dict[str, Any]] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.writes = 0
-        self.rounds = 0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="gateway-api-status", daemon=True)
-        self._thread.start()
+    def run_round(self, *, full: bool) -> None:
+        self.write_changed()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def wake(self, *_: object) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._is_leader():
-                self.write_changed()
-            else:
-                self._written.clear()  # a new term writes everything again
-            self.rounds += 1
-            self._wake.clear()
-            self._wake.wait(self._resync)
+    def forget(self) -> None:
+        self._written.clear()  # a new term writes everything again
 
     def write_changed(self) -> None:
         """One round: patch every object whose status differs from what was written last."""
         now = _now()
         for status in self._statuses():
-            if self._stop.is_set() or not self._is_leader():
+            if self.interrupted():
                 return
             key = (status.kind, status.namespace, status.name)
             previous = self._written.get(key)

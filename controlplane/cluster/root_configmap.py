@@ -10,10 +10,11 @@ ConfigMap someone edited or deleted). A write that conflicts is retried at the n
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 
 from kubernetes import client as k8s
+
+from controlplane.cluster.worker import DEFAULT_RESYNC_SECONDS, LeaderWorker
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,11 @@ ROOT_CERT_KEY = "root-cert.pem"
 # Istio's inject.IgnoredNamespaces: no workloads of the mesh run there.
 IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease",
                                 "local-path-storage"})
-DEFAULT_RESYNC_SECONDS = 60.0
 
 
-class RootCertPublisher:
+class RootCertPublisher(LeaderWorker):
+    thread_name = "root-configmaps"
+
     def __init__(
         self,
         api_client: k8s.ApiClient,
@@ -35,50 +37,24 @@ class RootCertPublisher:
         *,
         resync_seconds: float = DEFAULT_RESYNC_SECONDS,
     ) -> None:
+        super().__init__(is_leader, resync_seconds=resync_seconds)
         self._core = k8s.CoreV1Api(api_client)
         self._namespaces = namespaces
         self._root_pem = root_pem
-        self._is_leader = is_leader
-        self._resync = resync_seconds
         self._published: dict[str, str] = {}  # namespace -> root written there
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.writes = 0  # ConfigMaps created or replaced
-        self.rounds = 0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="root-configmaps", daemon=True)
-        self._thread.start()
+    def run_round(self, *, full: bool) -> None:
+        self.publish(full=full)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def wake(self, *_: object) -> None:
-        """Look again soon (namespaces, the root or leadership changed)."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        full = True
-        while not self._stop.is_set():
-            if self._is_leader():
-                self.publish(full=full)
-            else:
-                self._published.clear()  # a new term checks everything again
-            self.rounds += 1
-            self._wake.clear()
-            woken = self._wake.wait(self._resync)
-            full = not woken
+    def forget(self) -> None:
+        self._published.clear()  # a new term checks everything again
 
     def publish(self, *, full: bool = True) -> None:
         """One round: every namespace not yet known to hold the current root (all with
         ``full``, reading each ConfigMap back)."""
         root = self._root_pem()
         for namespace in sorted(set(self._namespaces()) - IGNORED_NAMESPACES):
-            if self._stop.is_set() or not self._is_leader():
+            if self.interrupted():
                 return
             if not full and self._published.get(namespace) == root:
                 continue

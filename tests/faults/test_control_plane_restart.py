@@ -27,17 +27,10 @@ from typing import Any
 
 import pytest
 
-from tests.faults.restart_mesh import (
-    NAMESPACE,
-    PROXIES,
-    bootstrapped_envoy,
-    call_server,
-    held_versions,
-    mesh_yaml,
-    xds_counters,
-)
+from tests.faults.restart_mesh import NAMESPACE, PROXIES, call_server, mesh_envoy, mesh_yaml
 from tests.harness.control_plane import ServedControlPlane, served_control_plane
 from tests.harness.envoy import EnvoyProcess
+from tests.harness.envoy_state import held_versions, xds_counters
 from tests.harness.jwt_issuer import TestIssuer
 from tests.harness.ports import free_port
 from tests.harness.traffic import TrafficLoop
@@ -128,7 +121,7 @@ def test_sigkill_under_traffic_leaves_what_envoys_hold_untouched(tmp_path: Path)
         root_before = (first.ca_dir / "root-cert.pem").read_text()
         envoys = {
             name: stack.enter_context(
-                bootstrapped_envoy(tmp_path, first.ca_dir, ports["tls"], name, delta=DELTA[name])
+                mesh_envoy(tmp_path, first.ca_dir, ports["tls"], name, delta=DELTA[name])
             )
             for name in PROXIES
         }

@@ -19,13 +19,23 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.faults.restart_mesh import PORT, bootstrapped_envoy
+from controlplane.cluster.ca_secret import is_ca_secret
+from tests.harness.bootstrap import bootstrapped_envoy
 from tests.harness.control_plane import ServedControlPlane, served_control_plane
-from tests.harness.envoy import EnvoyProcess, http_get
+from tests.harness.envoy import EnvoyProcess
+from tests.harness.kube import SERVICES, SIDECARS, SLICES, VIRTUAL_SERVICES, kubeconfig
+from tests.harness.kube_app import (
+    CLIENT_IP,
+    PORT,
+    client_sidecar,
+    endpoint_slice,
+    reach,
+    service,
+    virtual_service,
+)
 from tests.harness.traffic import TrafficLoop
 from tests.harness.upstream import HttpUpstream
 from tests.harness.wait import wait_for
@@ -34,12 +44,6 @@ from tests.kube_double.server import KubeApiDouble
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
-CLIENT_IP = "127.0.71.1"
-EGRESS_IP = "127.0.71.101"
-SERVICES = "/api/v1/services"
-SLICES = "/apis/discovery.k8s.io/v1/endpointslices"
-VIRTUAL_SERVICES = "/apis/networking.istio.io/v1/virtualservices"
-SIDECARS = "/apis/networking.istio.io/v1/sidecars"
 COLLECTIONS = {
     "/api/v1/namespaces": ("Namespace", "v1"),
     SERVICES: ("Service", "v1"),
@@ -51,40 +55,6 @@ COLLECTIONS = {
 }
 
 
-def _meta(name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "namespace": "default", **extra}
-
-
-def service(name: str) -> dict[str, Any]:
-    return {"metadata": _meta(name), "spec": {
-        "selector": {"app": name}, "ports": [{"name": "http", "port": PORT, "protocol": "TCP"}],
-    }}  # fmt: skip
-
-
-def endpoint_slice(service_name: str, port: int) -> dict[str, Any]:
-    return {
-        "metadata": _meta(f"{service_name}-1", labels={"kubernetes.io/service-name": service_name}),
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": port}],
-        "endpoints": [{"addresses": ["127.0.0.1"]}],
-    }
-
-
-def virtual_service(header: str) -> dict[str, Any]:
-    return {"metadata": _meta("app"), "spec": {"hosts": ["app"], "http": [{
-        "route": [{"destination": {"host": "app"}}],
-        "headers": {"response": {"set": {"x-route": header}}},
-    }]}}  # fmt: skip
-
-
-def client_sidecar() -> dict[str, Any]:
-    return {"metadata": _meta("client"), "spec": {
-        "workloadSelector": {"labels": {"app": "client"}},
-        "egress": [{"port": {"number": PORT, "protocol": "HTTP", "name": "http"},
-                    "bind": EGRESS_IP, "captureMode": "NONE", "hosts": ["./*"]}],
-    }}  # fmt: skip
-
-
 @pytest.fixture
 def kube() -> Iterator[KubeApiDouble]:
     double = KubeApiDouble()
@@ -94,22 +64,14 @@ def kube() -> Iterator[KubeApiDouble]:
         yield double
 
 
-def kubeconfig(path: Path, url: str) -> Path:
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "double", "cluster": {"server": url}}],
-        "users": [{"name": "tester", "user": {"token": "test-token"}}],
-        "contexts": [{"name": "double", "context": {"cluster": "double", "user": "tester"}}],
-        "current-context": "double",
-    }))  # fmt: skip
-    return path
-
-
 def api_keys(kube: KubeApiDouble) -> set[str]:
+    """What the control plane's input should hold: every object but the CA's own Secret (the
+    control plane created istio-ca-secret, and keeps it out of its store)."""
     return {
         f"{kind} {obj['metadata']['namespace']}/{obj['metadata']['name']}"
         for path, (kind, _) in COLLECTIONS.items()
         for obj in kube.objects(path)
+        if not is_ca_secret(obj, "istio-system")
     }
 
 
@@ -117,12 +79,6 @@ def input_keys(cp: ServedControlPlane) -> set[str]:
     status, body = cp.get("/debug/configz")
     assert status == 200, body
     return set(json.loads(body)["resources"])
-
-
-def reach(host: str) -> tuple[int, str, str]:
-    """Status, answering app and x-route of one request through the client's egress."""
-    status, headers, _ = http_get(EGRESS_IP, PORT, headers={"Host": f"{host}:{PORT}"}, timeout=5)
-    return status, headers.get("x-upstream", ""), headers.get("x-route", "")
 
 
 def app_answers() -> int:

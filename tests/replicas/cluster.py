@@ -2,36 +2,56 @@
 
 from __future__ import annotations
 
-from kubernetes import client
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
 
-from tests.faults.test_kubernetes_outage import kubeconfig
+import yaml
+
+from controlplane.cluster.worker import LeaderWorker
+from tests.harness.kube import (
+    CONFIGMAPS,
+    DESTINATION_RULES,
+    KINDS,
+    LEASES,
+    MUTATING_WEBHOOKS,
+    NAMESPACES,
+    PODS,
+    SECRETS,
+    SERVICES,
+    SIDECARS,
+    SLICES,
+    VIRTUAL_SERVICES,
+    api_client_for,
+    kubeconfig,
+)
 from tests.kube_double.server import KubeApiDouble
 
-__all__ = ["api_client_for", "cluster_double", "kubeconfig"]
+__all__ = [  # the paths and clients of tests.harness.kube, for the replica tests and benchmarks
+    "COLLECTIONS",
+    "CONFIGMAPS",
+    "DESTINATION_RULES",
+    "LEASES",
+    "MUTATING_WEBHOOKS",
+    "NAMESPACES",
+    "PODS",
+    "SECRETS",
+    "SERVICES",
+    "SIDECARS",
+    "SLICES",
+    "VIRTUAL_SERVICES",
+    "LeaderFlag",
+    "api_client_for",
+    "cluster_double",
+    "kubeconfig",
+]
 
-NAMESPACES = "/api/v1/namespaces"
-SERVICES = "/api/v1/services"
-SLICES = "/apis/discovery.k8s.io/v1/endpointslices"
-PODS = "/api/v1/pods"
-SECRETS = "/api/v1/secrets"
-CONFIGMAPS = "/api/v1/configmaps"
-LEASES = "/apis/coordination.k8s.io/v1/leases"
-VIRTUAL_SERVICES = "/apis/networking.istio.io/v1/virtualservices"
-DESTINATION_RULES = "/apis/networking.istio.io/v1/destinationrules"
-SIDECARS = "/apis/networking.istio.io/v1/sidecars"
+SHIPPED_WEBHOOK = Path(__file__).parents[2] / "deploy" / "kubernetes" / "webhook.yaml"
+INJECTOR_OTHER_WEBHOOK = "validation.example.com"
 
-COLLECTIONS = {
-    NAMESPACES: ("Namespace", "v1"),
-    SERVICES: ("Service", "v1"),
-    SLICES: ("EndpointSlice", "discovery.k8s.io/v1"),
-    PODS: ("Pod", "v1"),
-    SECRETS: ("Secret", "v1"),
-    CONFIGMAPS: ("ConfigMap", "v1"),
-    LEASES: ("Lease", "coordination.k8s.io/v1"),
-    VIRTUAL_SERVICES: ("VirtualService", "networking.istio.io/v1"),
-    DESTINATION_RULES: ("DestinationRule", "networking.istio.io/v1"),
-    SIDECARS: ("Sidecar", "networking.istio.io/v1"),
-}
+COLLECTIONS = KINDS  # everything a replica reads or writes
 
 
 def cluster_double() -> KubeApiDouble:
@@ -43,7 +63,34 @@ def cluster_double() -> KubeApiDouble:
     return double
 
 
-def api_client_for(double: KubeApiDouble) -> client.ApiClient:
-    configuration = client.Configuration()
-    configuration.host = double.url
-    return client.ApiClient(configuration)
+def shipped_webhook_configuration() -> dict[str, Any]:
+    """deploy/kubernetes/webhook.yaml, with a webhook of someone else's
+    (``INJECTOR_OTHER_WEBHOOK``) added."""
+    configuration: dict[str, Any] = yaml.safe_load(SHIPPED_WEBHOOK.read_text())
+    other = copy.deepcopy(configuration["webhooks"][0])
+    other["name"] = INJECTOR_OTHER_WEBHOOK
+    configuration["webhooks"].append(other)
+    return configuration
+
+
+class LeaderFlag:
+    """``is_leader`` for a worker under test: set ``value`` to lead or not."""
+
+    def __init__(self, value: bool = False) -> None:
+        self.value = value
+
+    def __call__(self) -> bool:
+        return self.value
+
+
+Worker = TypeVar("Worker", bound=LeaderWorker)
+
+
+@contextmanager
+def running(worker: Worker) -> Iterator[Worker]:
+    """A leader-only worker's thread, stopped whatever the test does."""
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()

@@ -16,11 +16,12 @@ from controlplane.ca import (
     fingerprint_sha256,
     generate_key,
     load_ca_folder,
+    load_certs_pem,
     new_root_signer,
     private_key_pem,
 )
 from controlplane.ca.authority import utc_now
-from controlplane.cluster.ca_secret import sync_ca_secret
+from controlplane.cluster.ca_secret import CaSecretFollower, sync_ca_secret
 from tests.kube_double.server import KubeApiDouble
 from tests.replicas.cluster import SECRETS, api_client_for
 
@@ -118,3 +119,26 @@ def test_an_unreachable_api_is_a_clear_error(kube, tmp_path):
             replica_ca(kube, tmp_path / "ca")
     finally:
         kube.come_back()
+
+
+def test_the_follower_claims_ca_secrets_and_ignores_a_broken_change(kube, tmp_path):
+    folder = tmp_path / "ca"
+    following = sync_ca_secret(api_client_for(kube), "istio-system", folder, TRUST_DOMAIN)
+    changes: list[int] = []
+    follower = CaSecretFollower("istio-system", following, folder, lambda: changes.append(1))
+    tls = {"metadata": {"namespace": "istio-system", "name": "gateway-cert"},
+           "type": "kubernetes.io/tls", "data": {}}
+    assert not follower.claim(tls)  # input: stored as usual
+    assert follower.claim({"metadata": {"namespace": "default", "name": "x"},
+                           "type": "istio.io/ca-root", "data": {}})  # a CA Secret: claimed
+    unchanged = kube.get(SECRETS, "istio-system", "istio-ca-secret")
+    assert follower.claim(unchanged) and changes == []
+    key = (folder / "ca-key.pem").read_bytes()
+    broken = {**unchanged, "data": {"ca-cert.pem": base64.b64encode(b"garbage").decode()}}
+    assert follower.claim(broken)
+    assert changes == [] and (folder / "ca-key.pem").read_bytes() == key  # still the old CA
+    assert load_ca_folder(folder, TRUST_DOMAIN).signer.root == following_root(following)
+
+
+def following_root(following):
+    return load_certs_pem(following.files["root-cert.pem"])[0]

@@ -12,21 +12,21 @@ import pytest
 
 from benchmarks.replicas import start_replica
 from controlplane.auth import TOKEN_KEY_FILE
-from tests.faults.restart_mesh import bootstrapped_envoy, held_versions, xds_counters
-from tests.faults.test_kubernetes_outage import (
+from tests.harness.bootstrap import bootstrapped_envoy
+from tests.harness.control_plane import ServedControlPlane
+from tests.harness.envoy_state import held_versions, xds_counters
+from tests.harness.kube_app import (
     CLIENT_IP,
-    SIDECARS,
     client_sidecar,
     endpoint_slice,
     reach,
     service,
     virtual_service,
 )
-from tests.harness.control_plane import ServedControlPlane
 from tests.harness.traffic import TrafficLoop
 from tests.harness.upstream import HttpUpstream
 from tests.harness.wait import wait_for
-from tests.replicas.cluster import SERVICES, SLICES, VIRTUAL_SERVICES, cluster_double
+from tests.replicas.cluster import SERVICES, SIDECARS, SLICES, VIRTUAL_SERVICES, cluster_double
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 

@@ -9,34 +9,17 @@ import pytest
 from controlplane.cluster.root_configmap import RootCertPublisher
 from tests.harness.wait import wait_for
 from tests.kube_double.server import KubeApiDouble
-from tests.replicas.cluster import CONFIGMAPS, NAMESPACES, api_client_for
+from tests.replicas.cluster import CONFIGMAPS, NAMESPACES, LeaderFlag, api_client_for, running
 
 ROOT = "-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n"
 
 
-class Flag:
-    def __init__(self, value: bool) -> None:
-        self.value = value
-
-    def __call__(self) -> bool:
-        return self.value
-
-
 @pytest.fixture
-def leading() -> Flag:
-    return Flag(False)
-
-
-@pytest.fixture
-def publisher(kube: KubeApiDouble, leading: Flag) -> Iterator[RootCertPublisher]:
+def publisher(kube: KubeApiDouble, leading: LeaderFlag) -> Iterator[RootCertPublisher]:
     names = lambda: [n["metadata"]["name"] for n in kube.objects(NAMESPACES)]
-    running = RootCertPublisher(api_client_for(kube), names, lambda: ROOT, leading,
-                                resync_seconds=0.3)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(RootCertPublisher(api_client_for(kube), names, lambda: ROOT, leading,
+                                   resync_seconds=0.3)) as publisher:
+        yield publisher
 
 
 def published(kube: KubeApiDouble) -> dict[str, str]:
