@@ -272,7 +272,7 @@ def test_zero_sampling_and_disabled_logs_for_one_workload_only(mesh: dict) -> No
     assert collector.spans_of("client-b.default") == []
     assert not [s for s in collector.spans() if "/quiet/" in s.get("tags", {}).get("http.url", "")]
     listeners = json.dumps(client_b.config_dump("dynamic_listeners"))
-    assert "access_log" not in listeners and "random_sampling" in listeners
+    assert "envoy.access_loggers.file" not in listeners and "random_sampling" in listeners
 
 
 _SAMPLE = re.compile(r"^(\w+)\{(.*)\} (\S+)$")

@@ -112,12 +112,18 @@ def _hcms(out: dict[str, list[Any]], direction: int) -> list[Any]:
     return found
 
 
+def file_logs(msg: Any) -> list[Any]:
+    """A connection manager's or tcp_proxy's file access logs (not the stats loggers that make
+    Istio's metrics, on every chain)."""
+    return [log for log in msg.access_log if log.name == "envoy.access_loggers.file"]
+
+
 def log_paths(out: dict[str, list[Any]], direction: int) -> set[tuple[str, ...]]:
     """The access log paths of each filter of that direction (1 inbound, 2 outbound)."""
     paths = set()
     for msg in _hcms(out, direction):
         files = []
-        for log in msg.access_log:
+        for log in file_logs(msg):
             cfg = file_pb2.FileAccessLog()
             log.typed_config.Unpack(cfg)
             files.append(cfg.path)
@@ -147,9 +153,9 @@ def test_mesh_access_log_file_covers_hcm_and_tcp_proxy_in_both_directions() -> N
     assert log_paths(out, OUTBOUND) == {("/dev/stdout",)}
     assert log_paths(out, INBOUND) == {("/dev/stdout",)}
     tcp = [m for m in _hcms(out, OUTBOUND) if isinstance(m, tcp_proxy_pb2.TcpProxy)]
-    assert tcp and all(len(m.access_log) == 1 for m in tcp)
+    assert tcp and all(len(file_logs(m)) == 1 for m in tcp)
     cfg = file_pb2.FileAccessLog()
-    tcp[0].access_log[0].typed_config.Unpack(cfg)
+    file_logs(tcp[0])[0].typed_config.Unpack(cfg)
     assert cfg.log_format.text_format_source.inline_string == ISTIO_TEXT_FORMAT
 
 
@@ -157,7 +163,7 @@ def test_json_encoding_uses_istio_json_fields() -> None:
     out = run(_docs(), "accessLogFile: /dev/stdout\naccessLogEncoding: JSON")
     hcm = _hcms(out, OUTBOUND)[0]
     cfg = file_pb2.FileAccessLog()
-    hcm.access_log[0].typed_config.Unpack(cfg)
+    file_logs(hcm)[0].typed_config.Unpack(cfg)
     fields = dict(cfg.log_format.json_format)
     assert (
         fields["upstream_cluster"] == "%UPSTREAM_CLUSTER_RAW%"
