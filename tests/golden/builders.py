@@ -50,3 +50,21 @@ def kind(k, name, spec, ns="default", api="networking.istio.io/v1"):
 PP = {"namespace": "default", "labels": {"app": "productpage", "version": "v1"},
       "serviceAccount": "bookinfo-productpage", "ips": ["10.1.0.1"]}
 R = lambda subset, host="reviews": {"destination": {"host": host, "subset": subset}}
+
+
+def write_cases(cases):
+    """Write each case's ``input.yaml`` and ``proxy.yaml`` under this folder; the golden
+    test (``pytest --update-golden``) then writes the expected outputs beside them."""
+    import os
+
+    import yaml
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name, (docs, proxy) in cases.items():
+        d = os.path.join(here, name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "input.yaml"), "w") as f:
+            yaml.safe_dump_all(docs, f, sort_keys=False)
+        with open(os.path.join(d, "proxy.yaml"), "w") as f:
+            yaml.safe_dump(proxy, f, sort_keys=False)
+    return len(cases)

@@ -5,13 +5,8 @@
 """
 
 import json
-import os
 
-import yaml
-
-G = os.path.dirname(os.path.abspath(__file__))
-
-from builders import PP, bookinfo, kind
+from builders import PP, bookinfo, kind, write_cases
 
 # A public key only (its private half was never kept).
 JWKS = json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "kid": "golden", "alg": "ES256",
@@ -65,11 +60,5 @@ cases["request_authentication_namespace_defaults"] = (bookinfo() + [
     request_authentication("default-jwt", {"jwtRules": [{"issuer": "testing@secure.istio.io", "jwks": JWKS}]}),
 ], PP)
 
-for name, (docs, proxy) in cases.items():
-    d = os.path.join(G, name)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "input.yaml"), "w") as f:
-        yaml.safe_dump_all(docs, f, sort_keys=False)
-    with open(os.path.join(d, "proxy.yaml"), "w") as f:
-        yaml.safe_dump(proxy, f, sort_keys=False)
+write_cases(cases)
 print(len(cases))

@@ -3,13 +3,10 @@
     .venv/bin/python tests/golden/make_authz_cases.py && .venv/bin/pytest tests/translate/test_golden.py -k authz --update-golden
 """
 
-import os
 
-import yaml
 
-G = os.path.dirname(os.path.abspath(__file__))
 
-from builders import PP, bookinfo, kind, pod, slice_, svc
+from builders import PP, bookinfo, kind, pod, slice_, svc, write_cases
 
 
 def authz(name, spec, ns="default", annotations=None):
@@ -70,11 +67,5 @@ cases = {
         PP),
 }
 
-for name, (docs, proxy) in cases.items():
-    d = os.path.join(G, name)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "input.yaml"), "w") as f:
-        yaml.safe_dump_all(docs, f, sort_keys=False)
-    with open(os.path.join(d, "proxy.yaml"), "w") as f:
-        yaml.safe_dump(proxy, f, sort_keys=False)
+write_cases(cases)
 print(len(cases))

@@ -3,13 +3,10 @@
     .venv/bin/python tests/golden/make_cases.py && .venv/bin/pytest tests/translate --update-golden
 """
 
-import os
 
-import yaml
 
-G = os.path.dirname(os.path.abspath(__file__))
 
-from builders import PP, R, bookinfo, dr, kind, pod, slice_, svc, vs
+from builders import PP, R, bookinfo, dr, kind, pod, slice_, svc, vs, write_cases
 
 cases = {}
 def case(name, docs, proxy=None):
@@ -214,10 +211,7 @@ case("dr_subset_policy_tls_and_pool", B() + [dr("reviews", policy={"connectionPo
     {"name": "v1", "labels": {"version": "v1"}, "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 1}}, "outlierDetection": {"consecutive5xxErrors": 3}}},
     {"name": "v2", "labels": {"version": "v2"}, "trafficPolicy": {"tls": {"mode": "SIMPLE", "sni": "reviews.v2"}}}]})])
 
-for name, (docs, proxy) in cases.items():
-    d = os.path.join(G, name); os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "input.yaml"), "w") as f: yaml.safe_dump_all(docs, f, sort_keys=False)
-    with open(os.path.join(d, "proxy.yaml"), "w") as f: yaml.safe_dump(proxy, f, sort_keys=False)
+write_cases(cases)
 print(len(cases))
 
 # --- added later ---
@@ -236,10 +230,7 @@ more["locality_failover_priority"] = (pods_fp() + [dr("reviews", [], policy={"ou
     "loadBalancer": {"localityLbSetting": {"failoverPriority": ["topology.istio.io/network", "topology.kubernetes.io/region"]}}})],
     dict(PP, labels={"app": "productpage", "topology.istio.io/network": "net-a"}, locality={"region": "us-east"}))
 more["use_client_protocol"] = (B() + [dr("reviews", [], policy={"connectionPool": {"http": {"useClientProtocol": True}}})], PP)
-for name, (docs, proxy) in more.items():
-    d = os.path.join(G, name); os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "input.yaml"), "w") as f: yaml.safe_dump_all(docs, f, sort_keys=False)
-    with open(os.path.join(d, "proxy.yaml"), "w") as f: yaml.safe_dump(proxy, f, sort_keys=False)
+write_cases(more)
 
 # --- VirtualService delegation (Istio's mergeVirtualServicesIfNeeded) ---
 delegation = {}
@@ -261,7 +252,4 @@ delegation["vs_delegate_cross_namespace"] = (B() + [dr("reviews"),
     vs("ratings", {"hosts": ["ratings"], "http": [
         {"retries": {"attempts": 1, "retryOn": "5xx"}, "delegate": {"name": "ratings-routes"}}]}),
     vs("ratings-routes", {"http": [{"route": [{"destination": {"host": "ratings"}}]}]})], PP)
-for name, (docs, proxy) in delegation.items():
-    d = os.path.join(G, name); os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "input.yaml"), "w") as f: yaml.safe_dump_all(docs, f, sort_keys=False)
-    with open(os.path.join(d, "proxy.yaml"), "w") as f: yaml.safe_dump(proxy, f, sort_keys=False)
+write_cases(delegation)

@@ -10,7 +10,7 @@ import yaml
 G = os.path.dirname(os.path.abspath(__file__))
 CONFORMANCE = "/work/shared/conformance/istio/samples-more/ratelimit/local-rate-limit-service.yaml"
 
-from builders import PP, bookinfo, kind, pod, slice_, svc
+from builders import PP, bookinfo, kind, pod, slice_, svc, write_cases
 
 
 def ef(name, patches, ns="default", selector=None, priority=None):
@@ -158,11 +158,5 @@ case("envoy_filter_gateway", gateway_docs + [ef("ingress-tuning", [
 ], ns="istio-system", selector={"istio": "ingressgateway"})], INGRESS)
 
 if __name__ == "__main__":
-    for name, (docs, proxy) in cases.items():
-        d = os.path.join(G, name)
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "input.yaml"), "w") as f:
-            yaml.safe_dump_all(docs, f, sort_keys=False)
-        with open(os.path.join(d, "proxy.yaml"), "w") as f:
-            yaml.safe_dump(proxy, f, sort_keys=False)
+    write_cases(cases)
     print(f"wrote {len(cases)} cases")

@@ -5,13 +5,10 @@ CUSTOM -> RBAC shadow rules + ext_authz). proxy.yaml carries ``meshConfig:`` wit
     .venv/bin/python tests/golden/make_ext_authz_cases.py && .venv/bin/pytest tests/translate/test_golden.py -k authz_custom --update-golden
 """
 
-import os
 
-import yaml
 
-G = os.path.dirname(os.path.abspath(__file__))
 
-from builders import PP, bookinfo, kind, pod, slice_, svc
+from builders import PP, bookinfo, kind, pod, slice_, svc, write_cases
 
 
 def authz(name, spec, ns="default"):
@@ -79,11 +76,5 @@ cases = {
     ], {**MONGO, "meshConfig": TASK_PROVIDERS}),
 }
 
-for name, (docs, proxy) in cases.items():
-    d = os.path.join(G, name)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "input.yaml"), "w") as f:
-        yaml.safe_dump_all(docs, f, sort_keys=False)
-    with open(os.path.join(d, "proxy.yaml"), "w") as f:
-        yaml.safe_dump(proxy, f, sort_keys=False)
+write_cases(cases)
 print(len(cases))

@@ -11,7 +11,7 @@ import yaml
 G = os.path.dirname(os.path.abspath(__file__))
 CORPUS = Path(G).parents[2] / "shared" / "conformance" / "istio" / "samples" / "bookinfo" / "networking"
 
-from builders import bookinfo, dr, kind, svc, vs
+from builders import bookinfo, dr, kind, svc, vs, write_cases
 
 INGRESS = {"kind": "router", "namespace": "istio-system", "labels": {"istio": "ingressgateway"},
            "serviceAccount": "istio-ingressgateway", "ips": ["10.1.9.1"]}
@@ -128,10 +128,4 @@ cases["gateway_egress_tls_origination"] = ([
         "portLevelSettings": [{"port": {"number": 443}, "tls": {"mode": "SIMPLE", "sni": EXTERNAL}}]}}),
 ], EGRESS)
 
-for name, (docs, proxy) in cases.items():
-    d = os.path.join(G, name)
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "input.yaml"), "w") as f:
-        yaml.safe_dump_all(docs, f, sort_keys=False)
-    with open(os.path.join(d, "proxy.yaml"), "w") as f:
-        yaml.safe_dump(proxy, f, sort_keys=False)
+write_cases(cases)

@@ -5,13 +5,10 @@ proxy.yaml carries ``meshConfig:``, Istio's MeshConfig document as ``--mesh-conf
     .venv/bin/python tests/golden/make_telemetry_cases.py && .venv/bin/pytest tests/translate --update-golden
 """
 
-import os
 
-import yaml
 
-G = os.path.dirname(os.path.abspath(__file__))
 
-from builders import PP, bookinfo, kind, slice_, svc
+from builders import PP, bookinfo, kind, slice_, svc, write_cases
 
 
 def telemetry(name, spec, ns="default"):
@@ -77,13 +74,28 @@ case("telemetry_opentelemetry_http_ip", bookinfo() + [
          "service": "192.0.2.10", "port": 4318, "http": {"path": "/v1/traces", "timeout": "2s"}}}]})
 case("telemetry_legacy_zipkin_address", bookinfo() + zipkin_service(),
      {"enableTracing": True, "defaultConfig": {"tracing": {"sampling": 1, "zipkin": {"address": "zipkin.istio-system:9411"}}}})
+# Istio's metrics (filters/istio_stats.py): every sidecar reports them; these change what.
+METRICS_PROXY = {**PP, "workloadName": "productpage-v1"}
+case("telemetry_metrics_overrides", bookinfo() + mongo() + [
+    telemetry("mesh-metrics", {"metrics": [{"overrides": [
+        {"match": {"metric": "REQUEST_SIZE", "mode": "CLIENT"}, "disabled": True},
+        {"match": {"metric": "RESPONSE_SIZE"}, "disabled": True},
+        {"match": {"metric": "TCP_OPENED_CONNECTIONS", "mode": "SERVER"}, "disabled": True}]}]}, ns="istio-system"),
+    telemetry("productpage-metrics", {"selector": {"matchLabels": {"app": "productpage"}}, "metrics": [{"overrides": [
+        {"tagOverrides": {"request_protocol": {"operation": "REMOVE"},
+                          "region": {"value": "'east'"}}},
+        {"match": {"metric": "REQUEST_COUNT", "mode": "CLIENT"},
+         "tagOverrides": {"request_host": {"value": "request.host"},
+                          "user": {"value": "request.headers['end-user']"},
+                          "destination_app": {"value": "upstream_peer.app"},
+                          "refused": {"value": "size(request.path)"}}}]}]})],
+     {}, METRICS_PROXY)
+case("telemetry_metrics_disabled", bookinfo() + mongo() + [
+    telemetry("reviews-no-metrics", {"selector": {"matchLabels": {"app": "reviews"}},
+                                     "metrics": [{"overrides": [{"disabled": True}]}]})],
+     {}, {"namespace": "default", "labels": {"app": "reviews", "version": "v1"}, "ips": ["10.1.0.3"],
+          "workloadName": "reviews-v1"})
 
 if __name__ == "__main__":
-    for name, (docs, proxy) in cases.items():
-        d = os.path.join(G, name)
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "input.yaml"), "w") as f:
-            yaml.safe_dump_all(docs, f, sort_keys=False)
-        with open(os.path.join(d, "proxy.yaml"), "w") as f:
-            yaml.safe_dump(proxy, f, sort_keys=False)
+    write_cases(cases)
     print(f"wrote {len(cases)} cases")
