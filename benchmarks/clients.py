@@ -21,6 +21,7 @@ class ClientConfig:
     namespaces: int
     mode: str = "sotw"  # or "delta"
     processes: int = 1
+    first: int = 0  # index of the first proxy (pools side by side get distinct proxies)
 
 
 class ClientPool:
@@ -40,7 +41,7 @@ class ClientPool:
         c = self.config
         processes = max(1, min(c.processes, c.proxies))
         share, extra = divmod(c.proxies, processes)
-        first = 0
+        first = c.first
         for i in range(processes):
             count = share + (1 if i < extra else 0)
             arg = json.dumps({"target": c.target, "first": first, "count": count,
@@ -130,7 +131,7 @@ class ClientPool:
     def converged(self, probe_ids: list[str]) -> dict[int, tuple[float, float]]:
         """Proxies that satisfied every probe of ``probe_ids``: (last arrival, last ACK)."""
         result: dict[int, tuple[float, float]] = {}
-        for index in range(self.config.proxies):
+        for index in range(self.config.first, self.config.first + self.config.proxies):
             times = [self.hits.get(p, {}).get(index) for p in probe_ids]
             if all(t is not None for t in times):
                 result[index] = (max(t[0] for t in times), max(t[1] for t in times))

@@ -390,6 +390,7 @@ class Sidecar:
         return {"proxy": self.identity.index, "bytes": self.bytes_received,
                 "responses": self.responses, "reconnects": self.reconnects, "errors": self.errors,
                 "synced": self.synced_at is not None, "counts": self.counts(),
+                "versions": {wire.SHORT.get(t, t): v for t, v in sorted(self.version.items())},
                 "probes_hit": len(self.hit)}
 
 

@@ -6,7 +6,7 @@ Measures: push context build (once per snapshot), full translate for one proxy, 
 one endpoint change (new snapshot + push context + EDS-only path, and with only the
 services part of the index rebuilt, as the pusher does).
 
-    .venv/bin/python benchmarks/translate_mesh.py [--services 1000]
+    .venv/bin/python benchmarks/translate_mesh.py [--services 1000] [--port-name tcp]
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from controlplane.store import Snapshot
 from controlplane.translate import MeshConfig, Proxy, endpoints, push_context, translate, update_push_context
 
 
-def build_mesh(n_services: int, n_vs: int, n_dr: int) -> Snapshot:
+def build_mesh(n_services: int, n_vs: int, n_dr: int, port_name: str = "http") -> Snapshot:
     docs = []
     for i in range(n_services):
         name, ns = f"svc-{i}", f"ns-{i % 10}"
         docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
                      "spec": {"clusterIP": f"10.{96 + i // 60000}.{i // 250}.{i % 250 + 1}", "selector": {"app": name},
-                              "ports": [{"name": "http", "port": 8080}]}})
+                              "ports": [{"name": port_name, "port": 8080}]}})
         eps = []
         for j in range(4):
             pod = f"{name}-{j}"
@@ -38,7 +38,7 @@ def build_mesh(n_services: int, n_vs: int, n_dr: int) -> Snapshot:
             eps.append({"addresses": [ip], "targetRef": {"kind": "Pod", "name": pod, "namespace": ns}})
         docs.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                      "metadata": {"name": f"{name}-a", "namespace": ns, "labels": {"kubernetes.io/service-name": name}},
-                     "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}], "endpoints": eps})
+                     "addressType": "IPv4", "ports": [{"name": port_name, "port": 8080}], "endpoints": eps})
     for i in range(n_dr):
         name, ns = f"svc-{i}", f"ns-{i % 10}"
         docs.append({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
@@ -77,9 +77,11 @@ def main() -> None:
     ap.add_argument("--virtual-services", type=int, default=200)
     ap.add_argument("--destination-rules", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=3)
+    # tcp: the port carries no headers, so its endpoints carry their workload (Istio's metrics)
+    ap.add_argument("--port-name", default="http", help="the services' port name: http or tcp")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    snap = build_mesh(args.services, args.virtual_services, args.destination_rules)
+    snap = build_mesh(args.services, args.virtual_services, args.destination_rules, args.port_name)
     print(f"inputs: {len(snap)} resources parsed in {time.perf_counter() - t0:.2f}s")
     mesh = MeshConfig()
     proxy = Proxy.make("sidecar", "ns-0", labels={"app": "svc-0", "version": "v1"}, ips=["10.100.0.1"])
@@ -108,7 +110,7 @@ def main() -> None:
     t_ctx_part, _ = timed(lambda: update_push_context(ctx, snap2, changed), args.repeat)
     t_eds_part, _ = timed(lambda: endpoints(update_push_context(ctx, snap2, changed), proxy), args.repeat)
 
-    print(f"mesh: {args.services} services x 2 subsets x 4 endpoints, "
+    print(f"mesh: {args.services} services ({args.port_name} port) x 2 subsets x 4 endpoints, "
           f"{args.virtual_services} VirtualServices, {args.destination_rules} DestinationRules")
     print(f"push context build (once per snapshot, shared by all proxies): {t_ctx * 1000:.0f} ms")
     print(f"full translate, one proxy, incl. push context:                {t_full * 1000:.0f} ms")

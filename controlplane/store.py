@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Resource)
 
 _EMPTY: Mapping[ResourceKey, Any] = MappingProxyType({})
+LINEAGE = 16  # steps a snapshot remembers (Snapshot.changed_since)
 
 
 class Snapshot(Mapping[ResourceKey, Resource]):
@@ -39,12 +40,13 @@ class Snapshot(Mapping[ResourceKey, Resource]):
     return lists sorted by key so that everything downstream is deterministic.
     """
 
-    __slots__ = ("_by_kind", "_len", "_sorted_cache", "version")
+    __slots__ = ("_by_kind", "_len", "_lineage", "_sorted_cache", "version")
 
     def __init__(
         self,
         by_kind: Mapping[str, Mapping[ResourceKey, Resource]] | None = None,
         version: int = 0,
+        lineage: tuple[tuple[int, frozenset[ResourceKey]], ...] = (),
     ) -> None:
         # Inner maps are owned by this snapshot and never mutated after construction.
         self._by_kind: dict[str, Mapping[ResourceKey, Resource]] = {
@@ -52,6 +54,8 @@ class Snapshot(Mapping[ResourceKey, Resource]):
         }
         self._len = sum(len(items) for items in self._by_kind.values())
         self.version = version
+        # The last few steps that led here: (version before, keys changed), oldest first.
+        self._lineage = lineage
         self._sorted_cache: dict[str, tuple[Resource, ...]] = {}
 
     # Mapping protocol
@@ -114,6 +118,32 @@ class Snapshot(Mapping[ResourceKey, Resource]):
         kinds = self._by_kind.keys() | older._by_kind.keys()
         return frozenset(k for k in kinds if self._by_kind.get(k) is not older._by_kind.get(k))
 
+    def changed_since(
+        self, older: Snapshot, kinds: Iterable[str]
+    ) -> Iterator[tuple[Resource | None, Resource | None]]:
+        """(old, new) for each resource of ``kinds`` that differs from ``older`` (None: absent),
+        computed as it is read: from the keys the steps since ``older`` changed when it is a
+        recent ancestor (of the same store: versions tell), at a cost that does not grow with
+        the snapshot; else by comparing the maps (snapshots share unchanged resources, so
+        identity tells)."""
+        wanted = frozenset(kinds)
+        steps = [v for v, _ in self._lineage]
+        if older.version in steps:
+            keys: set[ResourceKey] = set()
+            for _, changed in self._lineage[steps.index(older.version):]:
+                keys.update(k for k in changed if k.kind in wanted)
+            for key in sorted(keys):
+                before, after = older.get(key), self.get(key)
+                if before is not after:
+                    yield before, after
+            return
+        for kind in sorted(wanted):
+            new, old = self._by_kind.get(kind, _EMPTY), older._by_kind.get(kind, _EMPTY)
+            if new is old:
+                continue
+            yield from ((old.get(key), r) for key, r in new.items() if old.get(key) is not r)
+            yield from ((old[key], None) for key in old.keys() - new.keys())
+
     def _sorted(self, kind: str) -> tuple[Resource, ...]:
         cached = self._sorted_cache.get(kind)
         if cached is None:
@@ -138,7 +168,8 @@ class Snapshot(Mapping[ResourceKey, Resource]):
                 items[key] = new
         for kind, items in touched.items():
             by_kind[kind] = MappingProxyType(items)
-        return Snapshot(by_kind, version)
+        lineage = (*self._lineage[-(LINEAGE - 1):], (self.version, frozenset(changes)))
+        return Snapshot(by_kind, version, lineage)
 
 
 @dataclass(frozen=True, slots=True)

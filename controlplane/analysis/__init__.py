@@ -2,7 +2,8 @@
 
 ``analyze_paths`` reads files and folders, validates every document with the model
 (errors with the line of the field) and cross-references what passed (warnings): routing
-(``crossref.py``) and AuthorizationPolicy / RequestAuthentication (``policies.py``).
+(``crossref.py``) and AuthorizationPolicy / RequestAuthentication (``policies.py``); the
+Gateway API's status conditions as Istio would write them (``gateway_api.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controlplane.analysis.crossref import CrossReferences
+from controlplane.analysis.envoy_filters import EnvoyFilterChecks
+from controlplane.analysis.gateway_api import GatewayApiChecks
+from controlplane.analysis.gateways import GatewayChecks
 from controlplane.analysis.inputs import Inputs, read_inputs
 from controlplane.analysis.mesh import mesh_config_in, mesh_of
 from controlplane.analysis.policies import PolicyChecks
@@ -53,6 +57,9 @@ def analyze_paths(
     crossref = CrossReferences(inputs, domain_suffix)
     found += crossref.check()
     found += PolicyChecks(inputs, crossref.workloads, mesh_of(mesh_config, domain_suffix), mesh_config).check()
+    found += EnvoyFilterChecks(inputs, crossref.workloads, mesh_of(mesh_config, domain_suffix)).check()
+    found += GatewayChecks(inputs, crossref.workloads).check()
+    found += GatewayApiChecks(inputs, domain_suffix).check()
     unique = sorted(set(found), key=Diagnostic.sort_key)
     return Report(inputs, tuple(unique))
 

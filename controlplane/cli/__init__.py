@@ -17,6 +17,12 @@ SUBCOMMANDS = (
     "proxy_status",
     "proxy_config",
     "dashboard",
+    "prometheus_config",
+    "ratelimit",
+    "kube_inject",
+    "agent",
+    "capture",
+    "crds",
 )
 
 

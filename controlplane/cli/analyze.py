@@ -16,7 +16,8 @@ DESCRIPTION = (
     "line, and cross-reference warnings (unknown hosts and subsets, Gateways nothing uses, "
     "subsets that select no workload; AuthorizationPolicies and RequestAuthentications that "
     "select no workload, principals or namespaces on workloads without mTLS, HTTP-only "
-    "fields on TCP ports, unknown CUSTOM providers and namespaces)."
+    "fields on TCP ports, unknown CUSTOM providers and namespaces; EnvoyFilter patches that "
+    "match nothing, and, as errors, patch values Envoy cannot read or results it would refuse)."
 )
 
 

@@ -61,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve xDS without TLS or credentials (development only)",
     )
     parser.add_argument(
+        "--pods",
+        action="store_true",
+        help="pods as network namespaces with iptables capture, injected by the webhook, Envoy "
+        "run by the agent (needs root and iptables)",
+    )
+    parser.add_argument(
         "--control-plane-command",
         default="",
         help="command that runs the control plane, before `serve ...` (default: this Python's "
@@ -72,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
     from controlplane.demo.supervisor import ProcessFailed
     from controlplane.demo.tour import TourOptions, run_tour
 
+    if args.pods:
+        from controlplane.demo.pods import run_pods_demo
+
+        return run_pods_demo(args.workdir, args.keep_running)
     if args.only and not args.phase:
         raise SystemExit("--only needs --phase")
     options = TourOptions(

@@ -18,6 +18,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--kubernetes", action="store_true", help="read input from the Kubernetes API")
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster or ~/.kube/config)")
     p.add_argument("--listen-host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--monitoring-host", metavar="ADDR",
+                   help="address of the metrics and debug port (default: --listen-host); "
+                        "keep it 127.0.0.1 when xDS listens on 0.0.0.0")
+    p.add_argument("--system-namespace", default="istio-system", metavar="NS",
+                   help="with --kubernetes: the namespace of the control plane's Lease and CA "
+                        "Secret (default %(default)s)")
+    p.add_argument("--replica-name", default="", metavar="NAME",
+                   help="with --kubernetes: this replica's Lease holder identity (the pod's "
+                        "name; default host name and process id)")
+    p.add_argument("--no-ca-secret", action="store_true",
+                   help="with --kubernetes: keep the CA only in --ca-dir, not in the Secret "
+                        "cacerts / istio-ca-secret that every replica shares")
+    p.add_argument("--no-leader-election", action="store_true",
+                   help="with --kubernetes: do singleton work (root ConfigMaps, status) without "
+                        "electing a leader on a Lease; only for a single replica")
+    p.add_argument("--lease-duration", type=float, default=30.0, metavar="SECONDS",
+                   help="leader election: how long a lease lasts unrenewed (default %(default)s)")
+    p.add_argument("--lease-renew-deadline", type=float, default=15.0, metavar="SECONDS",
+                   help="leader election: the leader steps down if it could not renew for this "
+                        "long (default %(default)s)")
+    p.add_argument("--lease-retry-period", type=float, default=5.0, metavar="SECONDS",
+                   help="leader election: how often to renew or try to acquire (default %(default)s)")
     p.add_argument("--xds-plaintext-port", type=int, metavar="PORT",
                    help="plaintext xDS, for development only; off unless given (Istio uses 15010)")
     p.add_argument("--xds-tls-port", type=int, default=15012, metavar="PORT",
@@ -51,6 +73,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                                      "Istio's PILOT_PUSH_THROTTLE, 0 = no limit (default %(default)s)")
     p.add_argument("--monitoring-port", type=int, default=15014, metavar="PORT",
                    help="metrics and debug endpoints (default %(default)s)")
+    p.add_argument("--prometheus-url", metavar="URL",
+                   help="the mesh graph (/graph on the monitoring port) reads Istio's metrics from this "
+                   "Prometheus; default: it scrapes the sidecars it serves")
+    p.add_argument("--injection-webhook-port", type=int, metavar="PORT",
+                   help="serve the sidecar injection webhook (POST /inject, TLS) here; istiod uses 15017")
+    p.add_argument("--injection-image", default="controlplane/proxy:latest", metavar="IMAGE",
+                   help="image of the injected istio-init and istio-proxy (controlplane with Envoy)")
     p.add_argument("--ca-dir", type=Path, default=Path("certs"), help="CA folder (default %(default)s)")
     p.add_argument("--trust-domain", default="cluster.local")
     p.add_argument("--mesh-config", type=Path, metavar="FILE",
@@ -69,14 +98,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
+    from controlplane.cluster.leader import LeaseSettings
+
+    # Checked here so that a bad combination is a usage error, not a crash at start.
+    LeaseSettings(lease_duration=args.lease_duration, renew_deadline=args.lease_renew_deadline,
+                  retry_period=args.lease_retry_period)
     return Settings(
         config_dirs=tuple(args.config_dir),
         kubernetes=args.kubernetes,
         kubeconfig=args.kubeconfig,
         listen_host=args.listen_host,
+        monitoring_host=args.monitoring_host,
+        system_namespace=args.system_namespace,
+        replica_name=args.replica_name,
+        ca_from_secret=not args.no_ca_secret,
+        leader_election=not args.no_leader_election,
+        lease_duration_seconds=args.lease_duration,
+        lease_renew_deadline_seconds=args.lease_renew_deadline,
+        lease_retry_period_seconds=args.lease_retry_period,
         xds_plaintext_port=args.xds_plaintext_port,
         xds_tls_port=None if args.no_xds_tls else args.xds_tls_port,
         monitoring_port=args.monitoring_port,
+        prometheus_url=args.prometheus_url,
+        injection_webhook_port=args.injection_webhook_port,
+        injection_image=args.injection_image,
         xds_allow_anonymous=args.xds_allow_anonymous,
         xds_limits=dataclasses.replace(
             XdsLimits(),
@@ -105,7 +150,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
-    except ValueError as exc:  # a limit out of range
+    except ValueError as exc:  # a limit or lease timing out of range
         raise SystemExit(f"controlplane serve: {exc}") from exc
     logs.configure(settings.log_level, settings.log_format)
     if not settings.config_dirs and not settings.kubernetes:
@@ -118,7 +163,11 @@ def run(args: argparse.Namespace) -> int:
             load_mesh_config(settings.mesh_config_file)
         except (OSError, ValidationError) as exc:
             raise SystemExit(f"controlplane serve: --mesh-config: {exc}") from exc
+    from controlplane.ca import CAError
     from controlplane.server.runtime import run as run_control_plane
 
-    run_control_plane(settings)
+    try:
+        run_control_plane(settings)
+    except CAError as exc:  # e.g. the CA Secret unreadable: named, without a traceback
+        raise SystemExit(f"controlplane serve: {exc}") from exc
     return 0

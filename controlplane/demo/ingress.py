@@ -5,6 +5,9 @@ Bookinfo is reached through its ingress gateway.
 The HTTPS certificate comes from a Kubernetes Secret of the gateway's namespace written into
 the watched folder at start (a fresh CA and a certificate for ``bookinfo.demo``: no key is
 kept in the repository); the CA is written beside it in the work folder for clients.
+
+The gateway-api phase adds a Kubernetes Gateway API Gateway served by the same router (its
+``addresses`` name the gateway's Service) on ``GATEWAY_API_PORT``, and an HTTPRoute.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from controlplane.demo.mesh import MeshOptions, find_envoy, sidecar_spec, write_bootstrap
 from controlplane.demo.supervisor import Supervisor
 from controlplane.demo.topology import CONFIG_ROOT, Workload, copy_config, load_workloads
+from controlplane.demo.traffic import Target
 from controlplane.model.node import ROUTER
 
 INGRESS_DIR = CONFIG_ROOT / "ingress"
 HOST = "bookinfo.demo"
 HTTP_PORT = 8080
 HTTPS_PORT = 8443
+GATEWAY_API_PORT = 8081  # the Gateway API Gateway's listener (config/phases/7-gateway-api/)
 CREDENTIAL = "bookinfo-demo-credential"  # the Gateway's credentialName
 SECRET_FILE = "ingress-credential.yaml"
 CA_FILE = "ingress-ca.pem"
@@ -43,12 +48,22 @@ class Ingress:
     def http_url(self, path: str = "/productpage") -> str:
         return f"http://{self.gateway.address}:{HTTP_PORT}{path}"
 
+    def gateway_api_target(self, path: str = "/productpage") -> Target:
+        """The Gateway API listener (from the gateway-api phase on), for HOST."""
+        return Target(self.gateway.address, GATEWAY_API_PORT, HOST, path)
+
     def curl_lines(self) -> list[str]:
         address = self.gateway.address
         return [
             f"curl {self.http_url()}",
             f"curl --cacert {self.ca_path} --resolve {HOST}:{HTTPS_PORT}:{address} https://{HOST}:{HTTPS_PORT}/productpage",
+            f"curl -H 'Host: {HOST}' http://{address}:{GATEWAY_API_PORT}/productpage    # Gateway API, from the gateway-api phase on",
         ]
+
+
+def gateway_workload(folder: Path = INGRESS_DIR) -> Workload:
+    """The router of the ingress config in ``folder`` (its first WorkloadEntry)."""
+    return replace(load_workloads(folder)[0], kind=ROUTER)
 
 
 def _credential(workdir: Path) -> tuple[bytes, bytes, bytes]:
@@ -81,7 +96,7 @@ def _credential(workdir: Path) -> tuple[bytes, bytes, bytes]:
 def write_ingress_config(config_dir: Path, workdir: Path, block: str) -> Ingress:
     """Write the gateway's YAML and its credential Secret into the watched folder."""
     staged = copy_config(INGRESS_DIR, workdir / "ingress", block)
-    gateway = replace(load_workloads(staged[0].parent)[0], kind=ROUTER)
+    gateway = gateway_workload(staged[0].parent)
     ca_pem, cert_pem, key_pem = _credential(workdir)
     ca_path = workdir / CA_FILE
     ca_path.write_bytes(ca_pem)

@@ -108,6 +108,7 @@ def write_bootstrap(workload: Workload, options: MeshOptions, xds_port: int) -> 
             "credential_token": token,
         }
     params = BootstrapParams(
+        kind=workload.kind,
         ip=workload.address,
         pod=workload.name,
         namespace=workload.namespace,

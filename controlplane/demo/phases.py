@@ -14,9 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controlplane.demo import propagation as prop
+from controlplane.demo.ingress import GATEWAY_API_PORT, HOST
 from controlplane.demo.topology import PHASES_DIR, Workload, copy_config
+from controlplane.model.node import ROUTER, SIDECAR
 
 SERVICES = ("productpage", "details", "reviews", "ratings")
+
+
+def _is_sidecar(workload: Workload) -> bool:
+    return workload.kind == SIDECAR
+
+
+def _is_router(workload: Workload) -> bool:
+    return workload.kind == ROUTER
 
 
 @dataclass(frozen=True)
@@ -27,10 +37,13 @@ class Phase:
     overlay: Path | None = None
     resource: str = prop.ROUTES
     check: prop.ConfigCheck | None = None
-    applies_to: Callable[[Workload], bool] = lambda w: True
+    applies_to: Callable[[Workload], bool] = _is_sidecar  # whose config shows the change
     # Count traffic only once the sidecars concerned drained the connections of their old
     # filter chains (a listener change leaves them open for Envoy's drain time).
     settle: bool = False
+    # The users' requests enter at the ingress gateway's Gateway API listener instead of
+    # loadgen's sidecar.
+    through_gateway: bool = False
 
     def apply(self, config_dir: Path, block: str) -> list[Path]:
         """Write this phase's YAML into the watched folder; returns the files written."""
@@ -110,6 +123,19 @@ PHASES: tuple[Phase, ...] = (
         check=prop.enforces_policies(AUTHZ_POLICIES),
         applies_to=lambda w: w.service in AUTHZ_POLICIES,
         settle=True,
+    ),
+    Phase(
+        key="gateway-api",
+        title="Users enter through a Gateway API HTTPRoute",
+        story=(
+            f"A Gateway API Gateway on the ingress gateway (port {GATEWAY_API_PORT}, {HOST}) and "
+            "Istio's Bookinfo HTTPRoute: users now reach /productpage through it, and productpage "
+            "sees the gateway's identity; the mesh's routing of reviews goes on as before."
+        ),
+        overlay=_overlay("7-gateway-api"),
+        check=prop.path_routes_to(f"http.{GATEWAY_API_PORT}", HOST, "/productpage", "productpage"),
+        applies_to=_is_router,
+        through_gateway=True,
     ),
 )
 

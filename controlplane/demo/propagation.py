@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane.demo.topology import Workload
+from controlplane.translate.names import parse_cluster_name
 
 ROUTES = "dynamic_route_configs"
 LISTENERS = "dynamic_listeners"
@@ -118,6 +119,27 @@ def weighted_to(service: str, weights: dict[str, int]) -> ConfigCheck:
         )
 
     return check
+
+
+def path_routes_to(route_config: str, host: str, path: str, service: str) -> ConfigCheck:
+    """In the route configuration ``route_config`` (a gateway's ``http.8081``), a route of
+    ``host`` for exactly ``path`` goes to ``service`` (``outbound|9080||productpage...``)."""
+
+    def check(_w: Workload, route_configs: list[dict[str, Any]]) -> bool:
+        named = [c for c in route_configs if (c.get("route_config") or {}).get("name") == route_config]
+        return any(
+            (r.get("match") or {}).get("path") == path
+            and _cluster_service((r.get("route") or {}).get("cluster", "")) == service
+            for r in _routes(named, host)
+        )
+
+    return check
+
+
+def _cluster_service(cluster: str) -> str:
+    """``productpage`` of ``outbound|9080||productpage.default.svc.cluster.local``."""
+    parsed = parse_cluster_name(cluster)
+    return parsed[3].split(".")[0] if parsed else ""
 
 
 def both(first: ConfigCheck, second: ConfigCheck) -> ConfigCheck:

@@ -53,6 +53,7 @@ class Workload:
     egress_address: str | None = None  # the sidecar's outbound listener the app calls
     egress_port: int | None = None
     admin_port: int = ENVOY_ADMIN_PORT  # Envoy's admin API, on ``address``
+    kind: str = SIDECAR  # or ROUTER: the ingress gateway (ingress.py)
 
     @property
     def spiffe_id(self) -> str:
@@ -60,7 +61,7 @@ class Workload:
 
     @property
     def node_id(self) -> str:
-        return node_id(SIDECAR, self.address, self.name, self.namespace)
+        return node_id(self.kind, self.address, self.name, self.namespace)
 
     @property
     def admin_url(self) -> str:

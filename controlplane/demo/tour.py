@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from controlplane.demo.mesh import MeshOptions, start_mesh
+from controlplane.demo.ingress import HOST, HTTPS_PORT, Ingress, start_ingress, write_ingress_config
+from controlplane.demo.mesh import MeshOptions, free_port, start_mesh
 from controlplane.demo.phases import Phase, select
 from controlplane.demo.propagation import Propagation, wait_until_applied, wait_until_drained
 from controlplane.demo.stats import WindowSummary
@@ -61,9 +62,17 @@ class Endpoints:
     front: Target  # productpage through loadgen's sidecar
     plaintext: Target  # productpage's inbound listener, called without a sidecar
     direct: tuple[DirectCall, ...] = ()  # loadgen's own calls beside the user traffic
+    gateway: Target | None = None  # productpage through the ingress gateway's Gateway API listener
+    gateway_caller: str = ""  # the ingress gateway's name, the caller of productpage then
+
+    def entry(self, phase: Phase) -> tuple[Target, str]:
+        """Where the users' requests enter during ``phase``, and who calls productpage."""
+        if phase.through_gateway and self.gateway is not None:
+            return self.gateway, self.gateway_caller
+        return self.front, LOADGEN
 
 
-def endpoints(workloads: list[Workload]) -> Endpoints:
+def endpoints(workloads: list[Workload], ingress: Ingress | None = None) -> Endpoints:
     by_name = {w.service: w for w in workloads}
     loadgen, productpage = by_name[LOADGEN], by_name["productpage"]
     assert loadgen.egress_address and loadgen.egress_port and productpage.inbound_port
@@ -78,6 +87,8 @@ def endpoints(workloads: list[Workload]) -> Endpoints:
             DirectCall(LOADGEN, "reviews", Target(*egress, f"reviews:{SERVICE_PORT}")),
             DirectCall(LOADGEN, "productpage", Target(*egress, host, "/admin")),
         ),
+        gateway=ingress.gateway_api_target() if ingress else None,
+        gateway_caller=ingress.gateway.service if ingress else "",
     )
 
 
@@ -115,6 +126,7 @@ def run_phases(
     config_dir: Path,
     console: Console,
     probe_address: str,
+    ends: Endpoints,
 ) -> list[PhaseResult]:
     results: list[PhaseResult] = []
     with _display(console, options.live) as live:
@@ -124,9 +136,10 @@ def run_phases(
                 console.print(heading)
             elif phase.overlay is not None:
                 live.update(
-                    Text.from_markup(f"{heading}\nwriting the YAML, waiting for every sidecar...")
+                    Text.from_markup(f"{heading}\nwriting the YAML, waiting for every proxy concerned...")
                 )
             propagation = apply_phase(phase, workloads, options, config_dir)
+            traffic.retarget(*ends.entry(phase))
             traffic.new_window()
             started = time.monotonic()
             while (elapsed := time.monotonic() - started) < options.duration:
@@ -158,7 +171,7 @@ def write_results(path: Path, results: list[PhaseResult], workdir: Path) -> None
     path.write_text(json.dumps(payload, indent=1))
 
 
-def how_to_use(workloads: list[Workload], ends: Endpoints, workdir: Path) -> str:
+def how_to_use(workloads: list[Workload], ends: Endpoints, workdir: Path, ingress: Ingress) -> str:
     front = ends.front
     url = f"http://{front.connect_host}:{front.connect_port}/"
     admins = ", ".join(f"{w.name} {w.admin_url}" for w in workloads)
@@ -168,6 +181,7 @@ def how_to_use(workloads: list[Workload], ends: Endpoints, workdir: Path) -> str
             f"  curl -s -H 'Host: {front.host_header}' {url}                   # through loadgen's sidecar",
             f"  curl -s -H 'Host: {front.host_header}' -H 'end-user: jason' {url}",
             f"  curl -s -H 'Host: reviews:{SERVICE_PORT}' {url}                    # loadgen -> reviews: 403 from the authz phase on",
+            *(f"  {line}    # through the ingress gateway" for line in ingress.curl_lines()),
             f"  config folder (edit the YAML, the control plane picks it up): {workdir / 'config'}",
             f"  logs: {workdir / 'logs'}   results: {workdir / 'results.json'}",
             f"  Envoy admin: {admins}",
@@ -193,41 +207,51 @@ def run_tour(options: TourOptions, console: Console | None = None) -> int:
     validate_block(options.block)
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="controlplane-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    mesh_options = MeshOptions(workdir=workdir, xds_tls=options.xds_tls)
+    # The monitoring port is chosen here so that the mesh graph's address can be printed.
+    mesh_options = MeshOptions(workdir=workdir, xds_tls=options.xds_tls, monitoring_port=free_port())
     if options.control_plane_command:
         mesh_options = replace(mesh_options, control_plane_command=options.control_plane_command)
     config_dir = mesh_options.config_dir
     reset_config_dir(config_dir)
     copy_config(BASE_DIR, config_dir, options.block)
     workloads = load_workloads(config_dir)
-    ends = endpoints(workloads)
+    ingress = write_ingress_config(config_dir, workdir, options.block)  # not one of the sidecars
+    ends = endpoints(workloads, ingress)
+    proxies = [*workloads, ingress.gateway]  # whose config a phase may change
     silent, phases = select(options.phase, options.only)
     console.print(f"work folder: {workdir} (config, logs, results.json)")
     launched = time.monotonic()
     with Supervisor(workdir, grace_seconds=options.grace_seconds) as supervisor:
         with console.status("starting the control plane, the sidecars and the apps"):
-            start_mesh(supervisor, workloads, mesh_options)
+            xds_port = start_mesh(supervisor, workloads, mesh_options)
+            start_ingress(supervisor, ingress, mesh_options, xds_port)
             for phase in silent:
-                apply_phase(phase, workloads, options, config_dir)
+                apply_phase(phase, proxies, options, config_dir)
         if not poll_until(lambda: _routed(ends.front), timeout=60.0):
             raise RuntimeError(f"no request through the mesh succeeded; see {workdir / 'logs'}")
         console.print(
             f"mesh up: {len(workloads)} sidecars, control plane, apps; first routed request "
             f"{time.monotonic() - launched:.1f} s after start; logs in {workdir / 'logs'}"
         )
+        console.print(f"ingress gateway: {ingress.http_url()} and https://{HOST}:{HTTPS_PORT}/productpage "
+                      f"on {ingress.gateway.address} (CA {ingress.ca_path})")
+        console.print(
+            f"mesh graph (Istio's metrics, live): http://{mesh_options.xds_host}:"
+            f"{mesh_options.monitoring_port}/graph"
+        )
         traffic = Traffic(ends.front, rate=options.rate, probe=ends.plaintext, direct=ends.direct)
         probe_address = f"{ends.plaintext.connect_host}:{ends.plaintext.connect_port}"
         traffic.start()
         try:
             results = run_phases(
-                phases, traffic, supervisor, workloads, options, config_dir, console, probe_address
+                phases, traffic, supervisor, proxies, options, config_dir, console, probe_address, ends
             )
         finally:
             traffic.stop()
         write_results(workdir / "results.json", results, workdir)
         console.print(render_summary(results))
         if options.keep_running:
-            console.print(how_to_use(workloads, ends, workdir))
+            console.print(how_to_use(workloads, ends, workdir, ingress))
             while True:  # until Ctrl-C or SIGTERM; stop if a process dies
                 time.sleep(1.0)
                 supervisor.check_alive()

@@ -10,6 +10,10 @@ The prober is a caller without a sidecar: a fresh plaintext connection to a
 workload's inbound listener each time. Under PERMISSIVE it is served; under
 STRICT the sidecar refuses it (the connection is closed during the handshake).
 
+``retarget`` moves the users' requests to another entry (the ingress gateway of the
+gateway-api phase): each worker reconnects there, and the first hop is counted for the new
+caller.
+
 ``DirectCall``s are other callers of the mesh's services (loadgen calling reviews, or
 productpage's ``/admin``, through its own sidecar), a few per second, counted by HTTP
 status beside the hops of the sampled requests: an AuthorizationPolicy that refuses a
@@ -79,10 +83,11 @@ def classify(
     body: Any,
     started: float | None = None,
     caller: str = "loadgen",
+    path: str = "/",
 ) -> Sample:
     """Turn productpage's answer (with its downstream results) into a Sample; ``caller``
-    is who called productpage."""
-    hops = [(call_edge(caller, "productpage"), status_text(status))]
+    is who called productpage, on ``path``."""
+    hops = [(call_edge(caller, "productpage", path), status_text(status))]
     if status != 200 or not isinstance(body, dict):
         failure = f"productpage HTTP {status}" if status else "productpage unreachable"
         return Sample(user, latency_ms, None, (failure,), (), started, tuple(hops))
@@ -142,7 +147,7 @@ class Traffic:
         direct_rate: float = 2.0,
         caller: str = "loadgen",
     ) -> None:
-        self.target = target
+        self._front = (target, caller)  # replaced whole by retarget(): read without a lock
         self.rate = rate
         self.jason_every = jason_every
         self.workers = workers
@@ -150,13 +155,24 @@ class Traffic:
         self.probe_rate = probe_rate
         self.direct = direct
         self.direct_rate = direct_rate  # rounds per second, each round one call of each
-        self.caller = caller
         self.window = StatsWindow()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._slot_lock = threading.Lock()
         self._next_slot = 0
         self._started = 0.0
+
+    @property
+    def target(self) -> Target:
+        return self._front[0]
+
+    @property
+    def caller(self) -> str:
+        return self._front[1]
+
+    def retarget(self, target: Target, caller: str) -> None:
+        """Send the users' next requests to ``target``, counted as ``caller``'s."""
+        self._front = (target, caller)
 
     def new_window(self) -> StatsWindow:
         """Start counting afresh; returns the window that just ended."""
@@ -206,29 +222,35 @@ class Traffic:
 
     def _worker(self) -> None:
         conn: http.client.HTTPConnection | None = None
+        connected_to: Target | None = None
         while not self._stop.is_set():
             slot, due = self._take_slot()
             if self._stop.wait(max(0.0, due - time.monotonic())):
                 break
             user = JASON if slot % self.jason_every == 0 else ANONYMOUS
             headers = {"end-user": user} if user == JASON else {}
+            # The time first: a request counted in a window opened after retarget() (its start
+            # later than ``sent``) reads the new target.
             sent = time.monotonic()
+            target, caller = self._front
+            if conn is not None and connected_to != target:
+                conn.close()
+                conn = None
             started = time.perf_counter()
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection(
-                        self.target.connect_host,
-                        self.target.connect_port,
-                        timeout=REQUEST_TIMEOUT_SECONDS,
+                        target.connect_host, target.connect_port, timeout=REQUEST_TIMEOUT_SECONDS
                     )
-                status, body = get_json(conn, self.target, headers)
+                    connected_to = target
+                status, body = get_json(conn, target, headers)
             except (OSError, http.client.HTTPException):
                 status, body = 0, None
                 if conn is not None:
                     conn.close()
                 conn = None
             latency_ms = (time.perf_counter() - started) * 1000
-            self.window.add(classify(user, latency_ms, status, body, sent, self.caller))
+            self.window.add(classify(user, latency_ms, status, body, sent, caller, target.path))
         if conn is not None:
             conn.close()
 

@@ -59,12 +59,12 @@ def propagation_text(propagation: Propagation | None) -> Text:
     if propagation.complete and propagation.slowest is not None:
         fastest = min(v for v in propagation.per_sidecar.values() if v is not None)
         return Text(
-            f"change in every sidecar ({reached}/{total}) after {propagation.slowest * 1000:.0f} ms "
+            f"change in every proxy concerned ({reached}/{total}) after {propagation.slowest * 1000:.0f} ms "
             f"(first after {fastest * 1000:.0f} ms)",
             style="green",
         )
     missing = ", ".join(k for k, v in propagation.per_sidecar.items() if v is None)
-    return Text(f"change reached {reached}/{total} sidecars; missing: {missing}", style="bold red")
+    return Text(f"change reached {reached}/{total} proxies; missing: {missing}", style="bold red")
 
 
 def traffic_table(summary: WindowSummary) -> Table:

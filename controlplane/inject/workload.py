@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-WORKLOAD_NAME_LABEL = "service.istio.io/workload-name"
+from controlplane.model.canonical import WORKLOAD_NAME_LABEL
 
 
 @dataclass(frozen=True)

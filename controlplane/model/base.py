@@ -7,6 +7,7 @@ class attribute; ``key`` identifies it in the store.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from controlplane.model.text import MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_PATH_CHARS, clip
@@ -91,6 +92,24 @@ class ObjectMeta:
     annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
     resource_version: str = ""
     origin: Origin = field(default_factory=Origin, compare=False)
+    # metadata.creationTimestamp (aware, UTC) when the input has one: Istio orders Gateways
+    # (and routes) by it. None where absent, so objects read without one stay equal.
+    creation_timestamp: datetime | None = None
+
+
+# Go's zero time: where Istio orders by creation time, an object without one comes first.
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def creation_order(meta: ObjectMeta) -> datetime:
+    """The creation time to sort by; absent sorts first."""
+    return meta.creation_timestamp or _NEVER
+
+
+def config_order(meta: ObjectMeta) -> tuple[datetime, str, str]:
+    """Istio's sortConfigByCreationTime (Gateways, VirtualServices, ...): creation time, then
+    name, then namespace."""
+    return (creation_order(meta), meta.name, meta.namespace)
 
 
 class Resource:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 MAX_LABEL_VALUE = 63
+# Names a pod's workload (Istio's DeploymentMeta), whatever its owner.
+WORKLOAD_NAME_LABEL = "service.istio.io/workload-name"
 
 
 def canonical_name(labels: Mapping[str, str], workload_name: str) -> str:
@@ -31,3 +33,19 @@ def canonical_revision(labels: Mapping[str, str]) -> str:
         or "latest"
     )
     return _label_value(revision)
+
+
+def pod_workload_name(pod_name: str, labels: Mapping[str, str]) -> str:
+    """The workload of a Pod as Istio names it (its ``WORKLOAD_NAME``), from what the mesh
+    keeps of a Pod (not its owner references): the ``service.istio.io/workload-name`` label,
+    else its Deployment when the name carries its ReplicaSet's ``pod-template-hash``
+    (``reviews-v1-<hash>-<id>``: ``reviews-v1``), else the pod's own name."""
+    named = labels.get(WORKLOAD_NAME_LABEL)
+    if named:
+        return named
+    template_hash = labels.get("pod-template-hash")
+    if template_hash:
+        deployment, found, _ = pod_name.rpartition(f"-{template_hash}-")
+        if found and deployment:
+            return deployment
+    return pod_name

@@ -9,8 +9,12 @@ so it has its own function: a policy without one covers its whole namespace
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from controlplane.model.common import LabelSelector, WorkloadSelector
+
+if TYPE_CHECKING:
+    from controlplane.model.gateway_api import KubeLabelSelector
 
 # A selector as the model holds it (a mapping) or as indexes keep it (sorted pairs).
 Selector = Mapping[str, str] | Iterable[tuple[str, str]]
@@ -44,3 +48,28 @@ def service_selects(selector: Selector | None, labels: Mapping[str, str]) -> boo
     if not selector:
         return False
     return selector_matches(selector, labels)
+
+
+def label_selector_matches(selector: KubeLabelSelector, labels: Mapping[str, str]) -> bool:
+    """A Kubernetes ``metav1.LabelSelector`` (``matchLabels`` and ``matchExpressions`` with
+    In, NotIn, Exists, DoesNotExist), as ``LabelSelectorAsSelector``. An empty selector
+    matches everything; an unknown operator matches nothing."""
+    if not selector_matches(selector.match_labels, labels):
+        return False
+    for requirement in selector.match_expressions:
+        present = requirement.key in labels
+        value = labels.get(requirement.key)
+        operator = requirement.operator
+        if operator == "In":
+            ok = present and value in requirement.values
+        elif operator == "NotIn":
+            ok = not present or value not in requirement.values
+        elif operator == "Exists":
+            ok = present
+        elif operator == "DoesNotExist":
+            ok = not present
+        else:
+            ok = False
+        if not ok:
+            return False
+    return True

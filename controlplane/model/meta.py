@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from controlplane.model.base import FieldError, ObjectMeta, Origin
@@ -14,12 +15,11 @@ from controlplane.model.checks import (
 from controlplane.model.frozen import FrozenDict
 
 # Every ObjectMeta field of the Kubernetes API; the mesh keeps only a few of them.
-_KEPT = {"name", "namespace", "labels", "annotations", "resourceVersion"}
+_KEPT = {"name", "namespace", "labels", "annotations", "resourceVersion", "creationTimestamp"}
 _IGNORED = {
     "uid",
     "generation",
     "generateName",
-    "creationTimestamp",
     "deletionTimestamp",
     "deletionGracePeriodSeconds",
     "ownerReferences",
@@ -47,6 +47,23 @@ def _string_map(value: Any, path: str, errors: list[FieldError]) -> dict[str, st
             continue
         out[key] = item
     return out
+
+
+def parse_creation_timestamp(value: Any, errors: list[FieldError]) -> datetime | None:
+    """``metadata.creationTimestamp``: RFC 3339 text (the API's form) or the timestamp a YAML
+    loader already made of it; a time without a zone is UTC, as Kubernetes writes it."""
+    if value is None or value == "":
+        return None
+    parsed = value if isinstance(value, datetime) else None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        errors.append(FieldError("metadata.creationTimestamp", "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z"))
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def check_labels(labels: dict[str, str], path: str, errors: list[FieldError]) -> None:
@@ -115,5 +132,6 @@ def parse_meta(
         annotations=FrozenDict(annotations),
         resource_version=resource_version,
         origin=origin,
+        creation_timestamp=parse_creation_timestamp(value.get("creationTimestamp"), errors),
     )
     return meta

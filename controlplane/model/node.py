@@ -60,6 +60,10 @@ class NodeInfo:
     ips: tuple[str, ...] = ()  # INSTANCE_IPS, else the id's ip
     workload_name: str = ""
     interception_mode: str = INTERCEPTION_REDIRECT
+    istio_version: str = ""  # ISTIO_VERSION: what EnvoyFilter ``match.proxy.proxyVersion`` reads
+
+
+MAX_VERSION_CHARS = 64
 
 
 def node_id(
@@ -145,4 +149,5 @@ def parse_node(id_text: str, metadata: Mapping[str, Any] | None = None) -> NodeI
         ips=_ips(id_text, ip, metadata),
         workload_name=str(metadata.get("WORKLOAD_NAME") or ""),
         interception_mode=str(metadata.get("INTERCEPTION_MODE") or INTERCEPTION_REDIRECT).upper(),
+        istio_version=str(metadata.get("ISTIO_VERSION") or "")[:MAX_VERSION_CHARS],
     )

@@ -7,14 +7,18 @@ from dataclasses import dataclass
 
 from controlplane.model import (
     destination_rule,
+    envoy_filter,
     gateway,
+    gateway_api,
     kubernetes,
     security,
     service_entry,
     sidecar,
     telemetry,
     validate_destination_rule,
+    validate_envoy_filter,
     validate_gateway,
+    validate_gateway_api,
     validate_kubernetes,
     validate_security,
     validate_service_entry,
@@ -35,7 +39,11 @@ Validator = Callable[[Resource, list[FieldError]], None]
 
 @dataclass(frozen=True, slots=True)
 class KindInfo:
-    """One supported kind: its API group, accepted versions and model class."""
+    """One supported kind: its API group, accepted versions and model class.
+
+    ``kind`` is the store's kind (the model's ``KIND``); ``document_kind`` is the ``kind:`` of
+    documents when it differs (the Gateway API Gateway is stored as ``KubernetesGateway``).
+    """
 
     group: str  # "" for the Kubernetes core group
     kind: str
@@ -45,6 +53,11 @@ class KindInfo:
     namespaced: bool = True
     has_spec: bool = True  # Istio kinds: everything under a required ``spec``
     name_check: Callable[[str], str] = check_dns1123_subdomain
+    document_kind: str = ""
+
+    @property
+    def doc_kind(self) -> str:
+        return self.document_kind or self.kind
 
     @property
     def api_versions(self) -> tuple[str, ...]:
@@ -56,6 +69,9 @@ _SECURITY = ("v1", "v1beta1")
 _TELEMETRY = ("v1", "v1alpha1")
 _NET = "networking.istio.io"
 _SEC = "security.istio.io"
+_GW = gateway_api.GROUP
+_GW_V1 = ("v1", "v1beta1")
+_GW_L4 = ("v1", "v1alpha3", "v1alpha2")  # TLSRoute and TCPRoute: v1alpha2 in most releases
 
 KINDS: tuple[KindInfo, ...] = (
     # Kubernetes
@@ -128,6 +144,13 @@ KINDS: tuple[KindInfo, ...] = (
         validate_service_entry.validate_workload_entry,
     ),
     KindInfo(_NET, "Sidecar", _NETWORKING, sidecar.Sidecar, validate_sidecar.validate_sidecar),
+    KindInfo(
+        _NET,
+        "EnvoyFilter",
+        ("v1alpha3",),
+        envoy_filter.EnvoyFilter,
+        validate_envoy_filter.validate_envoy_filter,
+    ),
     # Istio security and telemetry
     KindInfo(
         _SEC,
@@ -157,9 +180,42 @@ KINDS: tuple[KindInfo, ...] = (
         telemetry.Telemetry,
         validate_telemetry.validate_telemetry,
     ),
+    # Kubernetes Gateway API
+    KindInfo(
+        _GW,
+        "GatewayClass",
+        _GW_V1,
+        gateway_api.GatewayClass,
+        validate_gateway_api.validate_gateway_class,
+        namespaced=False,
+    ),
+    KindInfo(
+        _GW,
+        "KubernetesGateway",
+        _GW_V1,
+        gateway_api.KubernetesGateway,
+        validate_gateway_api.validate_kubernetes_gateway,
+        document_kind="Gateway",
+    ),
+    KindInfo(
+        _GW, "HTTPRoute", _GW_V1, gateway_api.HTTPRoute, validate_gateway_api.validate_http_route
+    ),
+    KindInfo(
+        _GW, "GRPCRoute", _GW_V1, gateway_api.GRPCRoute, validate_gateway_api.validate_grpc_route
+    ),
+    KindInfo(_GW, "TLSRoute", _GW_L4, gateway_api.TLSRoute, validate_gateway_api.validate_tls_route),
+    KindInfo(_GW, "TCPRoute", _GW_L4, gateway_api.TCPRoute, validate_gateway_api.validate_tcp_route),
+    KindInfo(
+        _GW,
+        "ReferenceGrant",
+        ("v1", "v1beta1"),
+        gateway_api.ReferenceGrant,
+        validate_gateway_api.validate_reference_grant,
+    ),
 )
 
-_BY_GROUP_KIND: dict[tuple[str, str], KindInfo] = {(k.group, k.kind): k for k in KINDS}
+# Documents are looked up by (group, document kind); the store and its users by store kind.
+_BY_GROUP_KIND: dict[tuple[str, str], KindInfo] = {(k.group, k.doc_kind): k for k in KINDS}
 BY_KIND: dict[str, KindInfo] = {k.kind: k for k in KINDS}
 
 
@@ -184,5 +240,5 @@ def is_supported(api_version: str, kind: str) -> bool:
 
 
 def supported_kinds() -> dict[tuple[str, str], tuple[str, ...]]:
-    """{(group, kind): versions} for every supported kind."""
-    return {(k.group, k.kind): k.versions for k in KINDS}
+    """{(group, document kind): versions} for every supported kind."""
+    return {(k.group, k.doc_kind): k.versions for k in KINDS}

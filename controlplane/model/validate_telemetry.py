@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from controlplane.model.base import FieldError, Resource
+from controlplane.model.metric_expression import UnsupportedExpression, parse_metric_expression
 from controlplane.model.telemetry import ProviderRef, Telemetry
 from controlplane.model.validate_common import (
     error,
@@ -79,6 +80,19 @@ def validate_telemetry(resource: Resource, errors: list[FieldError]) -> None:
                     error(
                         errors, f"{t_path}.value", "value must not be set when operation is REMOVE"
                     )
+                if tag_override.operation == "UPSERT" and tag_override.value:
+                    try:
+                        parse_metric_expression(tag_override.value)
+                    except UnsupportedExpression as exc:
+                        # Valid for Istio, beyond what stock Envoy evaluates: the override is
+                        # refused (not applied), and said so here.
+                        warning(errors, f"{t_path}.value", f"refused: {exc}")
+            if match is not None and match.custom_metric is not None and override.tag_overrides:
+                warning(
+                    errors,
+                    f"{o_path}.match.customMetric",
+                    "refused: custom metrics are not defined on stock Envoy; the override applies to none",
+                )
     for index, logging in enumerate(spec.access_logging):
         path = f"spec.accessLogging[{index}]"
         _validate_providers(logging.providers, f"{path}.providers", errors)

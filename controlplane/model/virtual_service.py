@@ -63,6 +63,11 @@ class RouteDestination:
     weight: int = 0
 
 
+# A redirect ``uri`` starting with this replaces only the matched prefix (``%PREFIX()%/new``),
+# as Istio's translateRedirect; the Gateway API's ReplacePrefixMatch converts to it.
+PREFIX_REDIRECT = "%PREFIX()%"
+
+
 @dataclass(frozen=True, slots=True)
 class HTTPRedirect:
     uri: str = ""

@@ -1,8 +1,10 @@
 """Coalesce bursts of input changes into pushes, as Istio's PILOT_DEBOUNCE_AFTER/MAX do.
 
 A push happens once the input has been quiet for ``quiet`` seconds, or ``max_delay``
-seconds after the first change of a burst, whichever comes first, so a steady trickle
-of endpoint updates cannot starve pushes forever.
+seconds after the first change of a burst, whichever comes first. A burst that is
+``urgent`` (endpoint changes, whose push is cheap) is not held past ``quiet`` after its
+first change: under a steady stream of them a change waits at most the quiet period plus
+the push running when it came, never ``max_delay``.
 """
 
 from __future__ import annotations
@@ -32,13 +34,17 @@ class Debouncer(Generic[T]):
         *,
         quiet: float,
         max_delay: float,
+        urgent: Callable[[T], bool] = lambda pending: False,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._flush = flush
         self._merge = merge
         self._quiet = quiet
         self._max_delay = max_delay
+        self._urgent = urgent
         self._clock = clock
+        self._sleep = sleep
         self._pending: T | None = None
         self._first_at = 0.0
         self._last_at = 0.0
@@ -74,15 +80,15 @@ class Debouncer(Generic[T]):
         while True:
             await self._wake.wait()
             self._wake.clear()
-            # Wait until the burst is quiet, or it has lasted max_delay.
-            while True:
+            # Wait until the burst is quiet, or it has lasted max_delay (quiet when urgent).
+            while self._pending is not None:
                 now = self._clock()
                 quiet_at = self._last_at + self._quiet
-                deadline = self._first_at + self._max_delay
-                due = min(quiet_at, deadline)
+                longest = self._quiet if self._urgent(self._pending) else self._max_delay
+                due = min(quiet_at, self._first_at + longest)
                 if now >= due:
                     break
-                await asyncio.sleep(due - now)
+                await self._sleep(due - now)
             pending, self._pending = self._pending, None
             if pending is None:
                 continue

@@ -135,6 +135,14 @@ class Metrics:
             "Input resources currently rejected by validation (not applied).",
             registry=r,
         )
+        # Istio's gauge, by EnvoyFilter (``ns/name``): here result="error" counts its patches left
+        # out (a value Envoy's API cannot read, or a result Envoy would refuse).
+        self.envoy_filter_status = Gauge(
+            "pilot_envoy_filter_status",
+            "Status of Envoy filters whether it was applied or errored.",
+            ["name", "result"],
+            registry=r,
+        )
         self.push_triggers = Counter(
             "pilot_push_triggers",
             "Total number of times a push was triggered, labeled by reason for the push.",

@@ -10,15 +10,19 @@ redacted as Envoy's own admin redacts them, input Secrets are listed by name onl
     /debug/config_dump?proxyID=   what we would send that proxy, as Envoy's /config_dump
     /debug/configz                the input store: resources by kind, validation errors
     /debug/push_status            recent pushes, proxy groups, xDS counters, recent NACKs
+    /graph                        the live mesh graph page (mesh_graph.py, web/)
+    /debug/graph                  its data: calls between workloads and services, proxies' sync
+    /debug/prometheus_sd          Prometheus HTTP service discovery: every served sidecar
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controlplane.model.node import proxy_name, split_pod_name
 from controlplane.server.config_dump import config_dump_dict
+from controlplane.server.graph_pages import MeshGraphPages
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -55,6 +60,9 @@ DEBUG_ENDPOINTS: dict[str, str] = {
     "/debug/config_dump": "?proxyID=NODE_ID_OR_POD.NAMESPACE: what that proxy is sent",
     "/debug/configz": "the input store",
     "/debug/push_status": "recent pushes, proxy groups, xDS counters, recent NACKs",
+    "/graph": "the live mesh graph (HTML)",
+    "/debug/graph": "the mesh graph's data: calls, rates, errors, p99, mTLS, proxies' sync",
+    "/debug/prometheus_sd": "Prometheus http_sd_configs targets: every served sidecar's stats",
 }
 
 
@@ -90,8 +98,9 @@ def matches_proxy(query: str, node_id: str) -> bool:
 
 def admin_address(info: Any) -> str | None:
     """Where the proxy's Envoy admin listens, if its node says: Istio's node metadata
-    ``PROXY_CONFIG.proxyAdminPort``, on the address the proxy connects from (Istio binds
-    admin to localhost: reachable from the proxy's own host)."""
+    ``PROXY_CONFIG.proxyAdminPort``, on ``proxyAdminHost`` where our bootstrap says where it
+    binds, else on the address the proxy connects from (Istio binds admin to localhost:
+    reachable from the proxy's own host)."""
     if info is None:
         return None
     proxy_config = info.node.metadata.fields.get("PROXY_CONFIG")
@@ -105,7 +114,11 @@ def admin_address(info: Any) -> str | None:
         if port.WhichOneof("kind") == "number_value"
         else port.string_value
     )
-    host = _peer_host(str(info.peer)) or "127.0.0.1"
+    bound = proxy_config.struct_value.fields.get("proxyAdminHost")
+    bound_host = bound.string_value if bound is not None and bound.WhichOneof("kind") == "string_value" else ""
+    if bound_host in ("", "0.0.0.0", "::"):  # every address: the one it connects from
+        bound_host = ""
+    host = bound_host or _peer_host(str(info.peer)) or "127.0.0.1"
     return f"[{host}]:{port_text}" if ":" in host else f"{host}:{port_text}"
 
 
@@ -132,13 +145,14 @@ class MonitoringInputs:
     xds_server: XdsServer
     cache: SnapshotCache
     pusher: Pusher
+    prometheus_url: str | None = None  # the mesh graph reads this Prometheus, else the sidecars
 
 
 class MonitoringServer:
     def __init__(self, inputs: MonitoringInputs) -> None:
         self._rt = inputs
         self._server: asyncio.base_events.Server | None = None
-        self._routes: dict[str, Callable[[Query], Response]] = {
+        self._routes: dict[str, Callable[[Query], Response | Awaitable[Response]]] = {
             "/metrics": self._metrics,
             "/healthz/ready": self._ready,
             "/debug": self._index,
@@ -147,6 +161,8 @@ class MonitoringServer:
             "/debug/configz": self._configz,
             "/debug/push_status": self._push_status,
         }
+        self._graph = MeshGraphPages(self.syncz, inputs.prometheus_url)
+        self._routes.update(self._graph.routes())
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._handle, host, port)
@@ -174,7 +190,8 @@ class MonitoringServer:
                     ("endpoints: " + " ".join(self._routes) + "\n").encode(),
                 )
             else:
-                status, ctype, body = handler(parse_qs(url.query))
+                result = handler(parse_qs(url.query))
+                status, ctype, body = await result if inspect.isawaitable(result) else result
             writer.write(
                 f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
                 f"Content-Type: {ctype}\r\n"

@@ -64,7 +64,10 @@ class Observer:
         sync_statuses: SyncStatuses,
         *,
         clock: Callable[[], float] = time.time,
-        poll_interval: float = 0.025,
+        # Each poll reads every awaited stream's status (~10 % of the CPU during endpoint
+        # churn at 0.025 s with 300 proxies); the times it records are the ACKs' own, so a
+        # longer interval only delays when a convergence is observed, not its value.
+        poll_interval: float = 0.1,
         give_up_after: float = 10.0,
         history: int = 50,
     ) -> None:

@@ -2,7 +2,8 @@
 
 Proxies that would get the same output share a group (one translation each push). A
 group exists while at least one stream is on it. A push after an endpoint-only change
-rebuilds endpoints alone; any other change retranslates every group. Translation runs
+rebuilds the endpoints of the services it touched alone (index and assignments, in every
+group, updated in place in the cache); any other change retranslates every group. Translation runs
 in a worker thread so streams keep being served meanwhile; one job at a time, each on
 the newest snapshot, so a slow older job can never overwrite a newer result.
 """
@@ -15,7 +16,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from envoy.config.core.v3 import base_pb2
@@ -24,6 +25,9 @@ from controlplane import translate
 from controlplane.store import ChangeSet, Snapshot
 from controlplane.translate import ENDPOINT_TYPE, GroupKey, MeshConfig, Proxy, PushContext
 from controlplane.translate.credentials import CredentialProblem
+from controlplane.translate.index.envoy_filters import EnvoyFilterProblem
+from controlplane.translate.index.gateways import GatewayConflict
+from controlplane.translate.index.registry import MeshEndpoint
 
 log = logging.getLogger("controlplane.push")
 
@@ -33,6 +37,7 @@ ENDPOINT_ONLY_KINDS = frozenset({"EndpointSlice", "Endpoints"})
 # proxy's own Pod, its inbound listeners (named target ports): endpoint-only unless it is
 # one of those. Identities they bring are checked apart (see Pusher._work).
 ENDPOINT_KINDS_UNLESS_OWN_POD = ENDPOINT_ONLY_KINDS | {"Pod"}
+MAX_LOGGED_PROBLEMS = 20  # EnvoyFilter problems logged per push; /debug/configz lists them all
 
 
 def group_name(key: GroupKey) -> str:
@@ -78,7 +83,12 @@ class Pusher:
         self._context_lock = threading.Lock()  # group_of (event loop) and pushes (a thread)
         self._full_version = -1  # snapshot version of the last push that retranslated everything
         self._identities: dict[tuple[str, int], frozenset[tuple[str, str]]] = {}
+        # Hosts whose endpoints changed since the last push took them; None: not known (a
+        # change of another kind came between), so an endpoint push updates them all.
+        self._endpoint_hosts: frozenset[str] | None = frozenset()
         self._credential_problems: frozenset[CredentialProblem] = frozenset()
+        self._gateway_conflicts: frozenset[GatewayConflict] = frozenset()
+        self._envoy_filter_problems: frozenset[EnvoyFilterProblem] = frozenset()
         self.pushes = 0
 
     # --- groups -------------------------------------------------------------------------------
@@ -115,6 +125,8 @@ class Pusher:
             def first() -> None:
                 self._full({group: proxy})
                 self._report_credentials(complete=False)
+                self._report_gateway_conflicts()
+                self._report_envoy_filters()
 
             await asyncio.to_thread(first)
 
@@ -147,17 +159,37 @@ class Pusher:
     def context(self) -> PushContext:
         """The push context of the newest snapshot, built once and shared by all groups.
 
-        Only the parts of the index that changed kinds feed are rebuilt (an endpoint change
-        rebuilds services and endpoints alone)."""
+        Only the parts of the index that changed kinds feed are rebuilt; an endpoint change
+        rebuilds the endpoints of the services it names alone (and notes their hosts)."""
         snapshot = self._snapshot()
         with self._context_lock:
             ctx, before = self._context, self._context_snapshot
             if ctx is None or before is None:
                 ctx = translate.push_context(snapshot, self._mesh)
+                self._endpoint_hosts = None
             elif snapshot.version != self._context_version:
-                ctx = translate.update_push_context(ctx, snapshot, snapshot.kinds_changed_since(before))
+                kinds = snapshot.kinds_changed_since(before)
+                update = translate.update_push_context_endpoints(
+                    ctx, snapshot, kinds, snapshot.changed_since(before, kinds)
+                )
+                if update is None:
+                    ctx = translate.update_push_context(ctx, snapshot, kinds)
+                    self._endpoint_hosts = None
+                else:
+                    ctx, hosts = update
+                    if self._endpoint_hosts is not None:
+                        self._endpoint_hosts |= hosts
             self._context, self._context_snapshot, self._context_version = ctx, snapshot, snapshot.version
             return ctx
+
+    def _take_context(self) -> tuple[PushContext, frozenset[str] | None]:
+        """The newest context and the hosts whose endpoints changed since the last push took
+        them (None: not known), as one consistent pair."""
+        self.context()
+        with self._context_lock:
+            assert self._context is not None
+            hosts, self._endpoint_hosts = self._endpoint_hosts, frozenset()
+            return self._context, hosts
 
     def _work(self, groups: dict[str, Proxy], endpoints_only: bool) -> tuple[int, bool]:
         """Translate ``groups``; returns (failed groups, whether it was endpoints alone).
@@ -165,15 +197,25 @@ class Pusher:
         Clusters name the service accounts they accept from their endpoints, so endpoint
         changes that bring a new identity behind a service must retranslate clusters too.
         """
-        identities = endpoint_identities(self.context())
-        if identities != self._identities:
-            self._identities = identities
+        ctx, hosts = self._take_context()
+        if self._identities_changed(ctx, hosts):
             endpoints_only = False
         if endpoints_only:
-            return self._endpoints(groups), True
+            return self._endpoints(groups, ctx, hosts), True
+        self.context().envoy_filters.forget_found()  # the full push below finds them again
         failed = self._full(groups)
         self._report_credentials(complete=True)
+        self._report_gateway_conflicts()
+        self._report_envoy_filters()
         return failed, False
+
+    def _report_gateway_conflicts(self) -> None:
+        """Log once each Gateway server that a router's merge dropped (Istio logs it and counts
+        it in pilot_total_rejected_configs); ``analyze`` reports the same."""
+        conflicts = frozenset(self.context().gateways.met_conflicts())
+        for conflict in sorted(conflicts - self._gateway_conflicts, key=str):
+            log.warning("%s; the server is dropped", conflict)
+        self._gateway_conflicts = conflicts
 
     def _report_credentials(self, complete: bool) -> None:
         """Log each credentialName Secret that cannot be served once, when it appears: the
@@ -184,18 +226,64 @@ class Pusher:
             log.warning("%s; the proxies asking for it wait for it", problem)
         self._credential_problems = problems if complete else self._credential_problems | problems
 
+    def envoy_filter_problems(self) -> tuple[EnvoyFilterProblem, ...]:
+        """EnvoyFilter patches left out (unusable values, results Envoy would refuse)."""
+        return self.context().envoy_filters.problems()
+
+    def envoy_filter_error_counts(self) -> dict[str, int]:
+        """``ns/name`` -> how many of its patches are left out."""
+        counts: dict[str, int] = {}
+        for problem in {(p.patch.key, p.patch.index): p for p in self.envoy_filter_problems()}.values():
+            name = f"{problem.patch.key.namespace}/{problem.patch.key.name}"
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def _report_envoy_filters(self) -> None:
+        """Log each EnvoyFilter problem once, when it appears (at most a few per push)."""
+        problems = frozenset(self.envoy_filter_problems())
+        new = sorted(problems - self._envoy_filter_problems, key=str)
+        for problem in new[:MAX_LOGGED_PROBLEMS]:
+            log.warning("%s", problem)
+        if len(new) > MAX_LOGGED_PROBLEMS:
+            log.warning("%d more EnvoyFilter problems: see /debug/configz", len(new) - MAX_LOGGED_PROBLEMS)
+        self._envoy_filter_problems = problems
+
     def _full(self, groups: dict[str, Proxy]) -> int:
         ctx = self.context()
         return self._each(groups, lambda g, p: self._cache.set_snapshot(g, translate.translate(ctx, p)))
 
-    def _endpoints(self, groups: dict[str, Proxy]) -> int:
-        ctx = self.context()
+    def _identities_changed(self, ctx: PushContext, hosts: frozenset[str] | None) -> bool:
+        """Whether the identities behind services' endpoints changed (those of ``hosts``
+        alone when known), remembering the new ones."""
+        if hosts is None:
+            identities = endpoint_identities(ctx)
+            changed = identities != self._identities
+            self._identities = identities
+            return changed
+        updated = dict(self._identities)
+        for host in hosts:
+            service = ctx.service_by_host.get(host)
+            for port in service.ports if service is not None else ():
+                key = (host, port.number)
+                if key in ctx.endpoints:
+                    updated[key] = _identities_of(ctx.endpoints[key])
+        changed = updated != self._identities
+        self._identities = updated
+        return changed
+
+    def _endpoints(self, groups: dict[str, Proxy], ctx: PushContext, hosts: frozenset[str] | None) -> int:
+        """Update every group's ClusterLoadAssignments: those of ``hosts`` alone when known."""
 
         def work(group: str, proxy: Proxy) -> None:
-            if self._cache.has_group(group):
-                self._cache.set_resources(group, ENDPOINT_TYPE, translate.endpoints(ctx, proxy))
-            else:  # joined since the last full push: nothing to update yet, translate it whole
+            if not self._cache.has_group(group):
+                # joined since the last full push: nothing to update yet, translate it whole
                 self._cache.set_snapshot(group, translate.translate(ctx, proxy))
+            elif hosts is None:
+                self._cache.set_resources(group, ENDPOINT_TYPE, translate.endpoints(ctx, proxy))
+            elif hosts:
+                self._cache.update_resources(
+                    group, ENDPOINT_TYPE, translate.endpoints(ctx, proxy, hosts=hosts)
+                )
 
         return self._each(groups, work)
 
@@ -214,6 +302,11 @@ class Pusher:
         return failed
 
 
+def endpoint_kinds_only(changes: ChangeSet) -> bool:
+    """Changes of kinds that feed endpoints alone (or a proxy's own Pod): their push is cheap."""
+    return changes.kinds <= ENDPOINT_KINDS_UNLESS_OWN_POD
+
+
 def _endpoints_only(changes: ChangeSet, groups: dict[str, Proxy]) -> bool:
     if not changes.kinds <= ENDPOINT_KINDS_UNLESS_OWN_POD:
         return False
@@ -227,10 +320,11 @@ def _endpoints_only(changes: ChangeSet, groups: dict[str, Proxy]) -> bool:
 
 def endpoint_identities(ctx: PushContext) -> dict[tuple[str, int], frozenset[tuple[str, str]]]:
     """(host, port) -> the (namespace, service account) pairs of its endpoints."""
-    return {
-        key: frozenset((e.namespace, e.service_account) for e in eps if e.service_account)
-        for key, eps in ctx.endpoints.items()
-    }
+    return {key: _identities_of(eps) for key, eps in ctx.endpoints.items()}
+
+
+def _identities_of(endpoints: Iterable[MeshEndpoint]) -> frozenset[tuple[str, str]]:
+    return frozenset((e.namespace, e.service_account) for e in endpoints if e.service_account)
 
 
 def merge_changes(pending: ChangeSet | None, later: ChangeSet) -> ChangeSet:

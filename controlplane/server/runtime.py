@@ -4,11 +4,13 @@ xDS cache → gRPC, plus the CA, proxy authentication and the monitoring port.""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import signal
+import ssl
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import grpc
@@ -18,12 +20,19 @@ from controlplane import auth, xds
 from controlplane.auth.ca_service import CsrLimits, add_certificate_service
 from controlplane.auth.refusals import RefusalSummary
 from controlplane.ca import CertificateAuthority, certificate_renewal_time, load_or_init_ca
+from controlplane.inject.webhook import WebhookServer
 from controlplane.server.ca_service_metrics import MeteredCertificateService
 from controlplane.server.debounce import Debouncer
 from controlplane.server.metrics import Metrics
 from controlplane.server.monitoring import MonitoringInputs, MonitoringServer
 from controlplane.server.observer import Observer
-from controlplane.server.push import Pusher, PushReport, describe, merge_changes
+from controlplane.server.push import (
+    Pusher,
+    PushReport,
+    describe,
+    endpoint_kinds_only,
+    merge_changes,
+)
 from controlplane.server.settings import Settings
 from controlplane.server.workload_certs import WorkloadCertificates
 from controlplane.sources.folder import FolderSource
@@ -87,6 +96,15 @@ class ControlPlane:
         s = self.settings
         self.store = Store()
         self.cache = xds.SnapshotCache()
+        # In a cluster the API client comes first: the CA root lives in a Secret there.
+        self.api_client: Any = _api_client(s) if s.kubernetes else None
+        self.ca_secret: Any = None  # the Secret the CA came from (cluster mode)
+        if self.api_client is not None and s.ca_from_secret:
+            from controlplane.cluster.ca_secret import sync_ca_secret
+
+            self.ca_secret = sync_ca_secret(
+                self.api_client, s.system_namespace, s.ca_dir, s.trust_domain
+            )
         self.ca: CertificateAuthority = load_or_init_ca(
             s.ca_dir, s.trust_domain, workload_ttl=timedelta(seconds=s.workload_cert_ttl_seconds)
         )
@@ -137,11 +155,21 @@ class ControlPlane:
             on_fetch=self._jwks_fetched,
         )
         self.kubernetes: Any = None
+        self.ca_follower: Any = None  # takes the CA's Secrets from the watch (cluster mode)
+        # Singleton work (status writes, root ConfigMaps, root rotation) runs only while
+        # ``leadership.is_leader``; ``leadership.subscribe(callback)`` tells of changes.
+        self.leadership: Any = _leadership(s, self.api_client)
+        self.root_publisher: Any = None
+        self.gateway_status: Any = None  # Gateway API status written back (cluster mode)
+        self.webhook_ca_bundle: Any = None  # the injector webhook trusts our root (cluster mode)
+        self._cluster_unsubscribes: list[Any] = []
         self.monitoring: MonitoringServer | None = None
+        self.injection_webhook: WebhookServer | None = None
         self.ready = asyncio.Event()
         self._debouncer: Debouncer[ChangeSet] = Debouncer(
             self._push_changes, merge_changes,
             quiet=s.debounce_after_seconds, max_delay=s.debounce_max_seconds,
+            urgent=endpoint_kinds_only,  # cheap pushes: never held past the quiet period
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe = lambda: None
@@ -162,6 +190,10 @@ class ControlPlane:
             folder.start()
         if s.kubernetes:
             self.kubernetes = self._start_kubernetes()
+            self.leadership.start()
+            self.root_publisher = self._start_root_publisher()
+            self.gateway_status = self._start_gateway_status()
+            self.webhook_ca_bundle = self._start_webhook_ca_bundle()
         # Keys for RequestAuthentication jwksUri before the first push (istiod fetches on its
         # first push too), then followed and refreshed in the background.
         await asyncio.to_thread(self.jwks.sync)
@@ -182,16 +214,35 @@ class ControlPlane:
                 refresh_metrics=self.refresh_metrics,
                 ready=self.ready,
                 snapshot=lambda: self.store.snapshot,
-                config_errors=lambda: [str(e) for folder in self.folders for e in folder.errors],
+                config_errors=lambda: [str(e) for folder in self.folders for e in folder.errors]
+                + [str(p) for p in self.pusher.envoy_filter_problems()],
                 observer=self.observer,
                 xds_server=self.xds_server,
                 cache=self.cache,
                 pusher=self.pusher,
+                prometheus_url=s.prometheus_url,
             ))
-            self.ports["monitoring"] = await self.monitoring.start(s.listen_host, s.monitoring_port)
+            self.ports["monitoring"] = await self.monitoring.start(
+                s.monitoring_host or s.listen_host, s.monitoring_port
+            )
+        if s.injection_webhook_port is not None:
+            self.ports["injection-webhook"] = await self._start_injection_webhook(s.injection_webhook_port)
         log.info("control plane ready: %s", ", ".join(f"{k} {v}" for k, v in sorted(self.ports.items())))
 
     async def stop(self) -> None:
+        # Singleton work first, then the Lease is released: another replica takes over at once
+        # (not after the lease duration) while this one still serves its proxies.
+        for unsubscribe in self._cluster_unsubscribes:
+            unsubscribe()
+        if self.root_publisher is not None:
+            self.root_publisher.stop()
+        if self.gateway_status is not None:
+            self.gateway_status.stop()
+        if self.webhook_ca_bundle is not None:
+            self.webhook_ca_bundle.stop()
+        await asyncio.to_thread(self.leadership.stop)  # releases the Lease: a quick handover
+        if self.injection_webhook is not None:
+            await self.injection_webhook.stop()
         self._unsubscribe()
         self._unsubscribe_observer()
         self.observer.stop()
@@ -217,6 +268,11 @@ class ControlPlane:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        # What the initial load and translation made lives long: the cyclic collector need not
+        # scan it again in each full collection (event-loop pauses that grow with the mesh).
+        # Here, in the process's own entry, not in start(): tests run many in one process.
+        gc.collect()
+        gc.freeze()
         try:
             await stop.wait()
             log.info("shutting down")
@@ -232,22 +288,135 @@ class ControlPlane:
             self.metrics.xds_refused.labels(reason).set(count)
         self.metrics.xds_write_timeout.set(counters.slow_streams)
         self.metrics.config_errors.set(sum(len(f.errors) for f in self.folders))
+        self.metrics.envoy_filter_status.clear()
+        for name, count in self.pusher.envoy_filter_error_counts().items():
+            self.metrics.envoy_filter_status.labels(name, "error").set(count)
 
     # --- internals ----------------------------------------------------------------------------
 
     def _start_kubernetes(self) -> Any:
-        from controlplane.sources.kubernetes import KubernetesSource, api_client_from_config
+        from controlplane.cluster.ca_secret import CaSecretFollower
+        from controlplane.sources.kubernetes import KubernetesSource
 
-        api_client = api_client_from_config(self.settings.kubeconfig)
+        api_client = self.api_client
         self.authenticator = auth.build_authenticator(
             self.settings.ca_dir, self.settings.trust_domain, api_client
         )
-        source = KubernetesSource(self.store, api_client)
+        # The CA's own Secrets (its key) never reach the store: the follower takes them, and
+        # reloads the CA when the one it signs with changes (a root rotation).
+        loop = asyncio.get_running_loop()
+        self.ca_follower = CaSecretFollower(
+            self.settings.system_namespace, self.ca_secret, self.settings.ca_dir,
+            on_change=lambda: loop.call_soon_threadsafe(self._ca_changed),
+        )
+        source = KubernetesSource(self.store, api_client, claim={"Secret": self.ca_follower.claim})
         source.start()
         source.wait_synced(timeout=30)
         for kind in source.missing:
             log.warning("%s: not served by the API server (CRD not installed); skipped", kind)
         return source
+
+    def _ca_changed(self) -> None:
+        """The CA Secret changed: sign with it, and trust both roots until the next start."""
+        s = self.settings
+        try:
+            self.ca = load_or_init_ca(
+                s.ca_dir, s.trust_domain, workload_ttl=timedelta(seconds=s.workload_cert_ttl_seconds)
+            )
+        except Exception:  # a bad CA must not take the server down
+            log.exception("reloading the CA from %s failed; still signing with the previous one", s.ca_dir)
+            return
+        self.certificates.reissue_all()  # proxies get the new bundle and certificate over SDS
+        for worker in (self.root_publisher, self.webhook_ca_bundle):
+            if worker is not None:
+                worker.wake()
+
+    def _start_root_publisher(self) -> Any:
+        """The trust bundle as istio-ca-root-cert in every namespace, while leading."""
+        from controlplane.cluster.root_configmap import RootCertPublisher
+
+        publisher = RootCertPublisher(
+            self.api_client,
+            namespaces=lambda: [ns.meta.name for ns in self.store.snapshot.of_kind("Namespace")],
+            root_pem=lambda: self.ca.bundle.pem,
+            is_leader=lambda: self.leadership.is_leader,
+        )
+        self._cluster_unsubscribes += [
+            self.store.subscribe(
+                lambda changes: publisher.wake() if "Namespace" in changes.kinds else None
+            ),
+            self.leadership.subscribe(publisher.wake),
+        ]
+        publisher.start()
+        return publisher
+
+    def _start_gateway_status(self) -> Any:
+        """The Gateway API status Istio writes, patched onto the objects while leading."""
+        from controlplane.cluster.gateway_status import GROUP as GATEWAY_API_GROUP
+        from controlplane.cluster.gateway_status import GatewayStatusWriter
+
+        writer = GatewayStatusWriter(
+            self.api_client,
+            statuses=lambda: self.pusher.context().routing.gateway_api.statuses,
+            is_leader=lambda: self.leadership.is_leader,
+            served_versions=lambda: self.kubernetes.served_versions(GATEWAY_API_GROUP),
+        )
+        self._cluster_unsubscribes.append(self.leadership.subscribe(writer.wake))
+        writer.start()
+        return writer
+
+    def _start_webhook_ca_bundle(self) -> Any:
+        """The injector's MutatingWebhookConfiguration trusts our root, set while leading."""
+        from controlplane.cluster.webhook_ca_bundle import WebhookCaBundlePatcher
+
+        patcher = WebhookCaBundlePatcher(
+            self.api_client,
+            root_pem=lambda: self.ca.bundle.pem,
+            is_leader=lambda: self.leadership.is_leader,
+        )
+        self._cluster_unsubscribes.append(self.leadership.subscribe(patcher.wake))
+        patcher.start()
+        return patcher
+
+    async def _start_injection_webhook(self, port: int) -> int:
+        """Sidecar injection over TLS with a server certificate from our CA; a Namespace the
+        store holds has its labels checked against Istio's webhook selectors."""
+        from controlplane.ca import DEFAULT_SERVER_IPS
+        from controlplane.inject import InjectorSettings
+        from controlplane.inject.webhook import load_certificate, server_tls
+        from controlplane.model.checks import is_ip
+        from controlplane.model.kubernetes import Namespace
+
+        def namespace_labels(name: str) -> dict[str, str] | None:
+            namespace = self.store.snapshot.get_typed(Namespace, "", name)
+            return dict(namespace.meta.labels) if namespace is not None else None
+
+        # The API server calls the address it was given: the listen address joins the SANs.
+        host = self.settings.listen_host
+        extra_ips = (host,) if is_ip(host) and host not in ("0.0.0.0", "::", *DEFAULT_SERVER_IPS) else ()
+        rng = random.SystemRandom()
+
+        def issue() -> tuple[str, str, datetime]:
+            issued = self.ca.issue_server(ip_addresses=(*DEFAULT_SERVER_IPS, *extra_ips))
+            assert issued.private_key_pem is not None
+            renew_at = certificate_renewal_time(issued.cert, rng)
+            return issued.chain_pem, issued.private_key_pem.decode(), renew_at
+
+        async def renew(context: ssl.SSLContext, renew_at: datetime) -> None:
+            while True:  # the certificate is renewed at about half its life, as xDS's
+                await asyncio.sleep(max(1.0, (renew_at - datetime.now(UTC)).total_seconds()))
+                chain, key, renew_at = issue()
+                load_certificate(context, chain, key)
+
+        chain, key, renew_at = issue()
+        tls = server_tls(chain, key)
+        self._spawn(renew(tls, renew_at))
+        self.injection_webhook = WebhookServer(
+            InjectorSettings(trust_domain=self.settings.trust_domain, image=self.settings.injection_image,
+                             cluster_domain=self.settings.domain_suffix),
+            namespace_labels,
+        )
+        return await self.injection_webhook.start(self.settings.listen_host, port, tls)
 
     def _server_credentials(self) -> grpc.ServerCredentials:
         """TLS for xDS with a server certificate from our CA, renewed when it nears expiry."""
@@ -296,6 +465,8 @@ class ControlPlane:
         await self.pusher.push(changes)
 
     def _pushed(self, report: PushReport) -> None:
+        if self.gateway_status is not None:
+            self.gateway_status.wake()  # statuses follow the push context
         self.metrics.xds_push_time.labels("eds" if report.endpoints_only else "full").observe(report.seconds)
         self.observer.pushed(report)
         log.info("%s", describe(report))
@@ -307,6 +478,33 @@ class ControlPlane:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _api_client(settings: Settings) -> Any:
+    from controlplane.sources.kubernetes import api_client_from_config
+
+    return api_client_from_config(settings.kubeconfig)
+
+
+def _leadership(settings: Settings, api_client: Any) -> Any:
+    """Leader election on a Lease among the replicas of a cluster; otherwise this process is
+    the only control plane and does the singleton work itself."""
+    from controlplane.cluster.leader import (
+        AlwaysLeader,
+        LeaderElector,
+        LeaseSettings,
+        default_identity,
+    )
+
+    if api_client is None or not settings.leader_election:
+        return AlwaysLeader()
+    lease = LeaseSettings(
+        namespace=settings.system_namespace,
+        lease_duration=settings.lease_duration_seconds,
+        renew_deadline=settings.lease_renew_deadline_seconds,
+        retry_period=settings.lease_retry_period_seconds,
+    )
+    return LeaderElector(api_client, settings.replica_name or default_identity(), lease)
 
 
 def _plaintext(call: xds.CallInfo) -> bool:

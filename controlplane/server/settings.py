@@ -15,11 +15,30 @@ class Settings:
     config_dirs: tuple[Path, ...] = ()
     kubernetes: bool = False
     kubeconfig: Path | None = None
+    # Running as replicas in a cluster (with ``kubernetes``): the namespace the control plane
+    # runs in (its Lease, its CA Secret), this replica's name (the Lease holder identity), the
+    # CA root kept in a Secret (Istio's cacerts or istio-ca-secret), and leader election on a
+    # Lease for singleton work (istiod's defaults: 30 s lease, 15 s renew deadline, 5 s retry).
+    system_namespace: str = "istio-system"
+    replica_name: str = ""
+    ca_from_secret: bool = True
+    leader_election: bool = True
+    lease_duration_seconds: float = 30.0
+    lease_renew_deadline_seconds: float = 15.0
+    lease_retry_period_seconds: float = 5.0
     # Where we listen. Loopback only by default.
     listen_host: str = "127.0.0.1"
     xds_plaintext_port: int | None = None  # 15010, development only: off unless asked for
     xds_tls_port: int | None = 15012
     monitoring_port: int | None = 15014
+    # The mesh graph page (/graph on the monitoring port) reads Istio's metrics from this
+    # Prometheus; None: it scrapes the sidecars it serves.
+    prometheus_url: str | None = None
+    # The sidecar injection webhook (HTTPS, certificate from our CA), as istiod's 15017.
+    injection_webhook_port: int | None = None
+    injection_image: str = "controlplane/proxy:latest"  # runs `controlplane capture` and `agent`
+    # The debug port stays on loopback when xDS listens on every address (None: listen_host).
+    monitoring_host: str | None = None
     # A proxy without a credential gets nothing on the TLS port, as istiod refuses it; this
     # serves it there anyway (development only: it claims any namespace it likes). The
     # plaintext development port serves such proxies regardless, as Istio's 15010 does.

@@ -216,6 +216,12 @@ class FolderSource:
         self._missing: tuple[Path, ...] = ()
         self._loops: tuple[SymlinkLoop, ...] = ()
         self._errors: tuple[Diagnostic, ...] = ()
+        # From the last merge: the file supplying each key, and keys more than one supplies.
+        # With them a watcher's event on known files re-reads those alone (_rescan_known).
+        self._owners: dict[ResourceKey, Path] = {}
+        self._contested: frozenset[ResourceKey] = frozenset()
+        self._resolved: dict[Path, Path] = {}  # known files by resolved path (what watchers report)
+        self._resolved_files: frozenset[Path] = frozenset()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -235,7 +241,12 @@ class FolderSource:
     def rescan(self, changed: Iterable[Path] = ()) -> ChangeSet:
         """Reload files whose stat changed, plus ``changed``; drop files that are gone."""
         forced = {Path(p).resolve() for p in changed}
+        forced_names = {p.name for p in forced}
         with self._lock:
+            if forced:
+                quick = self._rescan_known(forced)
+                if quick is not None:
+                    return quick
             missing = tuple(p for p in self.paths if not p.exists())
             scan = scan_yaml_files(p for p in self.paths if p not in missing)
             present = scan.files
@@ -250,7 +261,7 @@ class FolderSource:
             self._loops = tuple(scan.loops)  # reported once each, as long as they exist
             for path in present:
                 previous = self._files.get(path)
-                is_forced = bool(forced) and path.resolve() in forced
+                is_forced = path.name in forced_names and path.resolve() in forced
                 if (
                     previous is not None
                     and not is_forced
@@ -296,8 +307,63 @@ class FolderSource:
         self.stop()
 
     # --- internals ---------------------------------------------------------------
+    def _rescan_known(self, forced: set[Path]) -> ChangeSet | None:
+        """A watcher's event on files already known: re-read those alone and apply what they
+        changed, so a change costs the same however many files the folder holds. None when a
+        full rescan is needed: a new file or a folder, a key another file also supplies, a
+        missing root or a link loop."""
+        if self._missing or self._loops:
+            return None
+        if self._resolved_files != self._files.keys():
+            self._resolved = {path.resolve(): path for path in self._files}
+            self._resolved_files = frozenset(self._files)
+        paths: set[Path] = set()
+        for changed in forced:
+            known = self._resolved.get(changed)
+            if known is not None:
+                paths.add(known)
+            elif changed.name.startswith("."):
+                continue  # hidden (never read), e.g. the temporary file of an atomic rename
+            else:
+                return None  # a new file, or a folder
+        if not paths or any(path in self.paths for path in paths):
+            return None
+        files = dict(self._files)
+        upserts: list[Resource] = []
+        deletes: list[ResourceKey] = []
+        gone: set[Diagnostic] = set()
+        added: list[Diagnostic] = []
+        owners: dict[ResourceKey, Path | None] = {}
+        for path in sorted(paths):
+            previous = files[path]
+            if _signature(path) is None:  # deleted
+                state = _FileState(None)
+                del files[path]
+            else:
+                state = files[path] = read_file(path, previous, self.default_namespace)
+            for key in previous.resources.keys() | state.resources.keys():
+                if key in self._contested or self._owners.get(key, path) != path:
+                    return None  # several files supply it: the full merge decides
+            upserts.extend(r for k, r in state.resources.items() if previous.resources.get(k) is not r)
+            deletes.extend(k for k in previous.resources if k not in state.resources)
+            owners.update({k: path for k in state.resources})
+            owners.update({k: None for k in previous.resources if k not in state.resources})
+            gone.update(previous.diagnostics)
+            added.extend(state.diagnostics)
+        self._files = files
+        for key, owner in owners.items():
+            if owner is None:
+                self._owners.pop(key, None)
+            else:
+                self._owners[key] = owner
+        errors = [d for d in self._errors if d not in gone] + added
+        self._report(tuple(sorted(errors, key=Diagnostic.sort_key)))
+        return self.store.apply(self.source_id, upserts, deletes)
+
     def _merge(self) -> tuple[list[Resource], tuple[Diagnostic, ...]]:
         owners: dict[ResourceKey, Origin] = {}
+        owner_files: dict[ResourceKey, Path] = {}
+        contested: set[ResourceKey] = set()
         effective: list[Resource] = []
         diagnostics: list[Diagnostic] = [
             Diagnostic(
@@ -313,6 +379,7 @@ class FolderSource:
                 origin = state.origins.get(key, Origin(str(path)))
                 first = owners.get(key)
                 if first is not None:
+                    contested.add(key)
                     diagnostics.append(
                         Diagnostic(
                             origin,
@@ -324,7 +391,9 @@ class FolderSource:
                     )
                     continue
                 owners[key] = origin
+                owner_files[key] = path
                 effective.append(resource)
+        self._owners, self._contested = owner_files, frozenset(contested)
         return effective, tuple(sorted(diagnostics, key=Diagnostic.sort_key))
 
     def _report(self, errors: tuple[Diagnostic, ...]) -> None:

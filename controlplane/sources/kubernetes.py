@@ -3,17 +3,18 @@
 Each collection feeds the store under its own source id (``kubernetes/Service``,
 ...), so a relist of one never touches another. Istio CRDs are tried version by
 version (v1, then the beta/alpha versions older Istio releases serve); a CRD that
-is not installed is a warning, looked for again from time to time.
+is not installed is a warning, looked for again from time to time; so are the Kubernetes
+Gateway API's (GatewayClass, Gateway, HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, ReferenceGrant).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from kubernetes import client, config
 
@@ -44,6 +45,7 @@ def _istio(kind: str, plural: str, group: str, versions: Sequence[str]) -> Watch
 _NETWORKING = ("v1", "v1beta1", "v1alpha3")
 _SECURITY = ("v1", "v1beta1")
 _TELEMETRY = ("v1", "v1alpha1")
+_GATEWAY_API = "gateway.networking.k8s.io"
 
 DEFAULT_KINDS: tuple[WatchedKind, ...] = (
     WatchedKind("Namespace", (ApiResource("Namespace", "v1", "namespaces"),)),
@@ -63,10 +65,24 @@ DEFAULT_KINDS: tuple[WatchedKind, ...] = (
     _istio("ServiceEntry", "serviceentries", "networking.istio.io", _NETWORKING),
     _istio("Sidecar", "sidecars", "networking.istio.io", _NETWORKING),
     _istio("WorkloadEntry", "workloadentries", "networking.istio.io", _NETWORKING),
+    _istio("EnvoyFilter", "envoyfilters", "networking.istio.io", ("v1alpha3",)),
     _istio("PeerAuthentication", "peerauthentications", "security.istio.io", _SECURITY),
     _istio("AuthorizationPolicy", "authorizationpolicies", "security.istio.io", _SECURITY),
     _istio("RequestAuthentication", "requestauthentications", "security.istio.io", _SECURITY),
     _istio("Telemetry", "telemetries", "telemetry.istio.io", _TELEMETRY),
+    # Kubernetes Gateway API: optional CRDs like Istio's. The Gateway API Gateway is stored as
+    # KubernetesGateway (its document kind stays Gateway).
+    _istio("GatewayClass", "gatewayclasses", _GATEWAY_API, ("v1", "v1beta1")),
+    WatchedKind(
+        "KubernetesGateway",
+        tuple(ApiResource("Gateway", f"{_GATEWAY_API}/{v}", "gateways") for v in ("v1", "v1beta1")),
+        optional=True,
+    ),
+    _istio("HTTPRoute", "httproutes", _GATEWAY_API, ("v1", "v1beta1")),
+    _istio("GRPCRoute", "grpcroutes", _GATEWAY_API, ("v1",)),
+    _istio("TLSRoute", "tlsroutes", _GATEWAY_API, ("v1", "v1alpha3", "v1alpha2")),
+    _istio("TCPRoute", "tcproutes", _GATEWAY_API, ("v1", "v1alpha2")),
+    _istio("ReferenceGrant", "referencegrants", _GATEWAY_API, ("v1", "v1beta1")),
 )
 
 
@@ -95,7 +111,10 @@ class KubernetesSource:
         kinds: Sequence[WatchedKind] = DEFAULT_KINDS,
         source_id: str = "kubernetes",
         options: ReflectorOptions = DEFAULT_OPTIONS,
+        claim: Mapping[str, Callable[[dict[str, Any]], bool]] | None = None,
     ) -> None:
+        """``claim``: by kind name, who takes the objects that are not input (see
+        ``Reflector``)."""
         self.store = store
         self.api_client = api_client
         self.reflectors = [
@@ -106,6 +125,7 @@ class KubernetesSource:
                 f"{source_id}/{kind.name}",
                 optional=kind.optional,
                 options=options,
+                claim=(claim or {}).get(kind.name),
             )
             for kind in kinds
         ]
@@ -129,6 +149,16 @@ class KubernetesSource:
             if not reflector.synced.wait(remaining):
                 return False
         return True
+
+    def served_versions(self, group: str) -> dict[str, str]:
+        """Document kind -> the version the API server serves it at, for the collections of
+        ``group`` found (``Gateway`` for the Gateway API Gateway, stored as KubernetesGateway)."""
+        out = {}
+        for reflector in self.reflectors:
+            resource = reflector.resource
+            if resource is not None and resource.api_version.startswith(group + "/"):
+                out[resource.kind] = resource.api_version.removeprefix(group + "/")
+        return out
 
     @property
     def missing(self) -> tuple[str, ...]:

@@ -134,13 +134,18 @@ class Reflector:
         *,
         optional: bool = False,
         options: ReflectorOptions = ReflectorOptions(),
+        claim: Callable[[dict[str, Any]], bool] | None = None,
     ) -> None:
+        """``claim``: offered every object listed or watched (as the API serves it), takes
+        those that are not input (the CA's own Secrets), returning True; a claimed object
+        stays out of the store, or leaves it as if deleted."""
         self.store = store
         self.api_client = api_client
         self.candidates = candidates
         self.source_id = source_id
         self.optional = optional
         self.options = options
+        self.claim = claim
         self.resource: ApiResource | None = None  # the candidate in use
         self.resource_version: str | None = None
         self.synced = threading.Event()  # set after the first complete list (or absence)
@@ -285,7 +290,7 @@ class Reflector:
         objects: dict[tuple[str, str], Resource] = {}
         errors: dict[ResourceKey | str, tuple[Diagnostic, ...]] = {}
         for item in body.get("items") or []:
-            if not isinstance(item, dict):
+            if not isinstance(item, dict) or self._claimed(item):
                 continue
             resource, key, diagnostics = self._parse(item)
             name = _name_of(item)
@@ -341,6 +346,8 @@ class Reflector:
                 status=code or 500, reason=f"{obj.get('reason')}: {obj.get('message')}"
             )
         version = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind in ("ADDED", "MODIFIED") and self._claimed(obj):
+            kind = "DELETED"  # never stored; and gone if it was stored before it was claimed
         if kind in ("ADDED", "MODIFIED"):
             resource, key, diagnostics = self._parse(obj)
             if diagnostics:
@@ -357,6 +364,9 @@ class Reflector:
                 self.store.apply(self.source_id, deletes=[gone.key])
         if version:
             self.resource_version = str(version)
+
+    def _claimed(self, obj: dict[str, Any]) -> bool:
+        return self.claim is not None and self.claim(obj)
 
     def _parse(
         self, obj: dict[str, Any]

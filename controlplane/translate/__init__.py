@@ -11,7 +11,11 @@ Public API (see translator.py): ``push_context``, ``translate``, ``endpoints``,
 
 from controlplane.model.mesh import MeshConfig, RetryDefaults
 from controlplane.translate.errors import TranslationError
-from controlplane.translate.index.context import PushContext, update_push_context
+from controlplane.translate.index.context import (
+    PushContext,
+    update_push_context,
+    update_push_context_endpoints,
+)
 from controlplane.translate.proxy import Locality, NodeParseError, Proxy, parse_node
 from controlplane.translate.translator import (
     CLUSTER_TYPE,
@@ -48,4 +52,5 @@ __all__ = [
     "push_context",
     "translate",
     "update_push_context",
+    "update_push_context_endpoints",
 ]

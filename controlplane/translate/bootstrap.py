@@ -61,6 +61,8 @@ class BootstrapParams:
     # Where the control plane is.
     xds_host: str = "127.0.0.1"
     xds_port: int = 15010
+    # Or a Unix socket (an agent beside Envoy proxies xDS there and holds the credential).
+    xds_unix_socket: str | None = None
     delta: bool = False
     # TLS to the control plane (port 15012): the root that signs its certificate, the name to
     # verify, and optionally a client certificate.
@@ -102,7 +104,9 @@ def _node(p: BootstrapParams) -> dict[str, Any]:
         "WORKLOAD_NAME": workload,
         "NAME": p.pod,
         # As Istio's proxy config: where operators (dashboard, syncz) reach this Envoy's admin.
-        "PROXY_CONFIG": {"proxyAdminPort": p.admin_port},
+        # proxyAdminHost (ours): where it binds, for local meshes where each workload has its
+        # own loopback address; Istio binds admin to localhost.
+        "PROXY_CONFIG": {"proxyAdminPort": p.admin_port, "proxyAdminHost": p.admin_host},
     }
     metadata.update(p.extra_metadata)
     node: dict[str, Any] = {
@@ -127,19 +131,18 @@ def _grpc_service(p: BootstrapParams) -> dict[str, Any]:
 
 
 def _xds_cluster(p: BootstrapParams) -> dict[str, Any]:
+    address = (
+        {"pipe": {"path": p.xds_unix_socket}}
+        if p.xds_unix_socket
+        else _socket_address(p.xds_host, p.xds_port)
+    )
     cluster: dict[str, Any] = {
         "name": XDS_CLUSTER,
-        "type": "STATIC" if is_ip(p.xds_host) else "STRICT_DNS",
+        "type": "STATIC" if p.xds_unix_socket or is_ip(p.xds_host) else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": {
             "cluster_name": XDS_CLUSTER,
-            "endpoints": [
-                {
-                    "lb_endpoints": [
-                        {"endpoint": {"address": _socket_address(p.xds_host, p.xds_port)}}
-                    ]
-                }
-            ],
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
         },
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
+from google.protobuf import struct_pb2
 
 from controlplane.model.destination_rule import DestinationRuleSpec, Subset
 from controlplane.model.mesh import MeshConfig
@@ -72,7 +76,24 @@ def outbound_cluster(
         c, policy.tls, service.hostname, port.number, subset_name, mesh,
         service_accounts=service_accounts, auto_mtls=auto_mtls,
     )
+    _service_metadata(c, service)
     return c
+
+
+def _service_metadata(c: Cluster, service: MeshService) -> None:
+    """Istio's ``istio`` cluster metadata: the service the cluster belongs to (the stats
+    loggers read ``destination_service`` from it)."""
+    c.metadata.CopyFrom(_istio_metadata(service.hostname, service.name, service.namespace))
+
+
+@functools.lru_cache(maxsize=65536)
+def _istio_metadata(host: str, name: str, namespace: str) -> base_pb2.Metadata:
+    """Built once per service (every port and subset cluster shares it); never mutated."""
+    entry = struct_pb2.Struct()
+    entry.update({"host": host, "name": name, "namespace": namespace})
+    metadata = base_pb2.Metadata()
+    metadata.filter_metadata["istio"].fields["services"].list_value.values.add().struct_value.CopyFrom(entry)
+    return metadata
 
 
 def inbound_cluster(port: int, address: str, target_port: int, mesh: MeshConfig, http2: bool = False) -> Cluster:

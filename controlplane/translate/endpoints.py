@@ -16,6 +16,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2 as ec
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from controlplane.model.destination_rule import LocalityFailover, LocalityLoadBalancerSetting
+from controlplane.translate.endpoint_workload import add_endpoint_facts
 from controlplane.translate.index.registry import MeshEndpoint
 from controlplane.translate.pb import socket_address, u32
 from controlplane.translate.peer_authentication import has_sidecar
@@ -27,11 +28,15 @@ def _locality_pb(loc: Locality) -> base_pb2.Locality:
     return base_pb2.Locality(region=loc.region, zone=loc.zone, sub_zone=loc.subzone)
 
 
-def _lb_endpoint(ep: MeshEndpoint, accepts_mtls: Callable[[MeshEndpoint], bool]) -> ec.LbEndpoint:
+def _lb_endpoint(
+    ep: MeshEndpoint, accepts_mtls: Callable[[MeshEndpoint], bool], workload_facts: bool
+) -> ec.LbEndpoint:
     lb = ec.LbEndpoint()
     lb.endpoint.address.CopyFrom(socket_address(ep.address, ep.port))
     if accepts_mtls(ep):  # auto mTLS picks the cluster's mTLS transport socket for it
         mark_istio_endpoint(lb.metadata)
+    if workload_facts and ep.workload:
+        add_endpoint_facts(lb.metadata, ep.workload, ep.namespace, ep.labels)
     lb.health_status = health_check_pb2.HEALTHY if ep.healthy else health_check_pb2.UNHEALTHY
     if ep.weight:
         lb.load_balancing_weight.value = ep.weight
@@ -124,13 +129,16 @@ def load_assignment(
     locality_setting: LocalityLoadBalancerSetting | None = None,
     proxy_labels: dict[str, str] | None = None,
     accepts_mtls: Callable[[MeshEndpoint], bool] = has_sidecar,
+    workload_facts: bool = False,
 ) -> endpoint_pb2.ClusterLoadAssignment:
     """Endpoints sorted and grouped by locality. ``proxy_locality`` switches on Istio's
     locality load balancing (set only when outlier detection is configured): ``distribute``
     weights if the setting has any, else priorities (failoverPriority, failover, or the
     default by locality), renumbered 0..N without gaps as Envoy and gRPC expect.
     ``accepts_mtls`` says which endpoints get ``tlsMode: istio`` metadata (default: those
-    labelled with a sidecar; the translator also honours PeerAuthentication DISABLE)."""
+    labelled with a sidecar; the translator also honours PeerAuthentication DISABLE).
+    ``workload_facts`` puts each endpoint's workload in its metadata, as Istio's (where the
+    client's metrics need it: TCP, which carries no headers)."""
     if locality_setting is None:
         locality_setting = LocalityLoadBalancerSetting()
     distribute = locality_setting.distribute
@@ -169,7 +177,7 @@ def load_assignment(
         if weight is not None:
             group.load_balancing_weight.CopyFrom(u32(weight))
         for ep in sorted(eps, key=lambda e: (e.address, e.port)):
-            group.lb_endpoints.append(_lb_endpoint(ep, accepts_mtls))
+            group.lb_endpoints.append(_lb_endpoint(ep, accepts_mtls, workload_facts))
     if not cla.endpoints:
         cla.endpoints.add().locality.SetInParent()
     return cla

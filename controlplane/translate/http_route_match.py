@@ -67,11 +67,19 @@ def route_match(match: HTTPMatchRequest | None) -> rc.RouteMatch:
     return rm
 
 
+def names_gateway(gateways: tuple[str, ...], gateway: str, vs_namespace: str) -> bool:
+    """Does a match's ``gateways`` list name ``gateway`` (``mesh`` or ``namespace/name``)? A
+    short name is a Gateway of the VirtualService's namespace."""
+    return any(g == gateway or ("/" not in g and f"{vs_namespace}/{g}" == gateway) for g in gateways)
+
+
 def applies_to_proxy(
-    match: HTTPMatchRequest | None, port: int, labels: dict[str, str], namespace: str
+    match: HTTPMatchRequest | None, port: int, labels: dict[str, str], namespace: str,
+    gateway: str = "mesh", vs_namespace: str = "",
 ) -> bool:
     """Parts of a match Envoy cannot test, decided while building: port, sourceLabels,
-    sourceNamespace and gateways (sidecars are the ``mesh`` gateway)."""
+    sourceNamespace and gateways (sidecars are the ``mesh`` gateway; a router builds the
+    routes of each Gateway it serves, ``namespace/name``, apart)."""
     if match is None:
         return True
     if match.port and match.port != port:
@@ -80,6 +88,6 @@ def applies_to_proxy(
         return False
     if match.source_namespace and match.source_namespace != namespace:
         return False
-    if match.gateways and "mesh" not in match.gateways:
+    if match.gateways and not names_gateway(match.gateways, gateway, vs_namespace):
         return False
     return True

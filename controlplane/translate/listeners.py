@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -18,7 +19,12 @@ from envoy.config.route.v3 import route_pb2
 
 from controlplane.model.mesh import ALLOW_ANY
 from controlplane.translate import names
-from controlplane.translate.filters import FilterSite, http_filter_chain, network_filter_chain
+from controlplane.translate.filters import (
+    FilterSite,
+    filter_access_logs,
+    http_filter_chain,
+    network_filter_chain,
+)
 from controlplane.translate.filters import network as flt
 from controlplane.translate.filters.base import INBOUND, OUTBOUND, ExtensionConfigs
 from controlplane.translate.index.context import PushContext
@@ -104,7 +110,7 @@ def outbound_listeners(
                 *network_filter_chain(site),
                 flt.http_connection_manager(
                     f"outbound_{bind_addr}_{number}", http_filter_chain(site), rds_name=route_name,
-                    path_normalization=ctx.mesh.path_normalization,
+                    path_normalization=ctx.mesh.path_normalization, access_logs=filter_access_logs(site),
                 ),
             ])
             result.listeners[name] = lst
@@ -125,13 +131,17 @@ def outbound_listeners(
             cluster = names.outbound_cluster(service.hostname, sp.number)
             site = FilterSite(ctx, proxy, OUTBOUND, sp.number, extensions=result.extensions)
             before = network_filter_chain(site)
+            logs = filter_access_logs(site)
             if is_tls(sp.protocol):
                 _add_sni_chains(
-                    lst, service.hostname, cluster, tls_chains(entry, ctx, sp.number, labels, proxy.namespace), before
+                    lst, service.hostname, cluster, tls_chains(entry, ctx, sp.number, labels, proxy.namespace), before,
+                    logs,
                 )
             elif not lst.filter_chains and not lst.listener_filters:
                 dests = tcp_destinations(entry, ctx, sp.number, labels, proxy.namespace)
-                lst.filter_chains.add().filters.extend([*before, flt.tcp_proxy(cluster, cluster=cluster, weighted=dests)])
+                lst.filter_chains.add().filters.extend(
+                    [*before, flt.tcp_proxy(cluster, cluster=cluster, weighted=dests, access_logs=logs)]
+                )
         fallback = _fallback_cluster(scope.outbound_policy)
         for lst in mine.values():
             if lst.listener_filters:  # SNI listener: unknown server names fall through
@@ -158,6 +168,7 @@ def _add_sni_chains(
     cluster: str,
     routes: list[tuple[tuple[str, ...], list[tuple[str, int]]]],
     before: list[lc.Filter],
+    logs: list[accesslog_pb2.AccessLog],
 ) -> None:
     """One filter chain per VS tls match (server_names), then one for the host itself."""
     if lst.filter_chains and not lst.listener_filters:
@@ -172,13 +183,13 @@ def _add_sni_chains(
         fc = lst.filter_chains.add()
         fc.filter_chain_match.server_names.extend(fresh)
         fc.filter_chain_match.transport_protocol = "tls"
-        fc.filters.extend([*before, flt.tcp_proxy(dests[0][0], weighted=dests)])
+        fc.filters.extend([*before, flt.tcp_proxy(dests[0][0], weighted=dests, access_logs=logs)])
         taken.update(fresh)
     if hostname not in taken:
         fc = lst.filter_chains.add()
         fc.filter_chain_match.server_names.append(hostname)
         fc.filter_chain_match.transport_protocol = "tls"
-        fc.filters.extend([*before, flt.tcp_proxy(cluster, cluster=cluster)])
+        fc.filters.extend([*before, flt.tcp_proxy(cluster, cluster=cluster, access_logs=logs)])
 
 
 def virtual_outbound(ctx: PushContext, policy: str) -> Listener:
@@ -223,14 +234,15 @@ def _inbound_filters(
     cluster = names.inbound_cluster(ip.port)
     site = FilterSite(ctx, proxy, INBOUND, ip.port, http=is_http(ip.protocol), extensions=extensions)
     before = network_filter_chain(site)
+    logs = filter_access_logs(site)
     if is_http(ip.protocol):
         hcm = flt.http_connection_manager(
             f"inbound_0.0.0.0_{ip.port}", http_filter_chain(site),
             route_config=inbound_route_config(ip.port), http2=is_http2(ip.protocol),
-            path_normalization=ctx.mesh.path_normalization,
+            path_normalization=ctx.mesh.path_normalization, access_logs=logs,
         )
         return [*before, forward_client_cert(hcm)]
-    return [*before, flt.tcp_proxy(cluster, cluster=cluster)]
+    return [*before, flt.tcp_proxy(cluster, cluster=cluster, access_logs=logs)]
 
 
 def _add_mode_chains(
@@ -284,9 +296,13 @@ def virtual_inbound(
             is_http(ip.protocol), destination_port=ip.port,
         )
     # Ports no service declares: TCP, policies still apply (Istio's passthrough chains).
+    site = FilterSite(ctx, proxy, INBOUND, 0, extensions=extensions)
     passthrough = [
-        *network_filter_chain(FilterSite(ctx, proxy, INBOUND, 0, extensions=extensions)),
-        flt.tcp_proxy(names.INBOUND_PASSTHROUGH_CLUSTER, cluster=names.INBOUND_PASSTHROUGH_CLUSTER),
+        *network_filter_chain(site),
+        flt.tcp_proxy(
+            names.INBOUND_PASSTHROUGH_CLUSTER, cluster=names.INBOUND_PASSTHROUGH_CLUSTER,
+            access_logs=filter_access_logs(site),
+        ),
     ]
     if workload_mode == STRICT:
         _add_mode_chains(lst, names.INBOUND_PASSTHROUGH_CLUSTER, passthrough, STRICT, trust_domain, http=False)

@@ -53,6 +53,7 @@ class Proxy:
     # Is the proxy given its SVID over SDS (it proved an identity)? As in Istio, yes unless the
     # runtime says otherwise; without one, auto mTLS and PERMISSIVE fall back to plaintext.
     has_certificate: bool = True
+    istio_version: str = ""  # node metadata ISTIO_VERSION (EnvoyFilter proxyVersion matches it)
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -110,6 +111,7 @@ def parse_node(node: base_pb2.Node) -> Proxy:
         workload_name=info.workload_name,
         pod_name=info.pod_name,
         interception_mode=info.interception_mode,
+        istio_version=info.istio_version,
         # Istio's order: the proxy's topology or locality labels, else the node's locality.
         locality=proxy_locality(dict(info.labels), node_locality),
     )

@@ -10,6 +10,7 @@ from envoy.config.route.v3 import route_pb2
 from controlplane.model.hosts import resolve_short_name
 from controlplane.model.mesh import ALLOW_ANY
 from controlplane.model.virtual_service import (
+    PREFIX_REDIRECT,
     Destination,
     HTTPDirectResponse,
     HTTPRedirect,
@@ -20,7 +21,7 @@ from controlplane.translate import http_features as hf
 from controlplane.translate import names
 from controlplane.translate.filters import per_route_configs
 from controlplane.translate.http_route_match import applies_to_proxy, route_match
-from controlplane.translate.index.context import PushContext, VirtualServiceEntry
+from controlplane.translate.index.context import MESH_GATEWAY, PushContext, VirtualServiceEntry
 from controlplane.translate.index.registry import MeshService
 from controlplane.translate.pb import duration
 from controlplane.translate.protocol import is_http
@@ -41,6 +42,7 @@ class RouteInputs:
     ctx: PushContext
     proxy: Proxy
     outbound_policy: str
+    gateway: str = MESH_GATEWAY  # whose routes: the mesh's (sidecars) or a Gateway's, "ns/name"
 
 
 def virtual_host_domains(service: MeshService, port: int, proxy_ns: str, domain_suffix: str) -> list[str]:
@@ -129,7 +131,9 @@ def _route_action(
 
 def _redirect(r: HTTPRedirect) -> rc.RedirectAction:
     out = rc.RedirectAction(response_code=_REDIRECT_CODES.get(r.redirect_code or 301, rc.RedirectAction.MOVED_PERMANENTLY))
-    if r.uri:
+    if r.uri.startswith(PREFIX_REDIRECT):  # Istio: replace the matched prefix only
+        out.prefix_rewrite = r.uri.removeprefix(PREFIX_REDIRECT)
+    elif r.uri:
         out.path_redirect = r.uri
     if r.authority:
         out.host_redirect = r.authority
@@ -161,7 +165,7 @@ def http_routes(entry: VirtualServiceEntry, inputs: RouteInputs, port: int) -> l
             continue
         matches = http.match or (None,)
         for match in matches:
-            if not applies_to_proxy(match, port, labels, inputs.proxy.namespace):
+            if not applies_to_proxy(match, port, labels, inputs.proxy.namespace, inputs.gateway, entry.namespace):
                 continue
             route = rc.Route(match=route_match(match))
             name = http.name or f"{entry.vs.meta.namespace}/{entry.vs.meta.name}.{index}"

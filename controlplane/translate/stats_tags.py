@@ -8,7 +8,9 @@ has is its own counters named after our Istio cluster names; these tag regexes t
 destination_service_name="reviews", destination_service_namespace="default",
 destination_port="9080", destination_subset="v1", response_code="200", proxy_workload=...}``.
 The ``proxy_*`` labels are fixed per Envoy (from the node): on outbound clusters they name
-the source workload, on ``inbound|...`` clusters the destination workload.
+the source workload, on ``inbound|...`` clusters the destination workload. Istio's own metrics
+(``istio_metrics``) carry their tags themselves: Envoy applies no tag extraction to them, and
+the bootstrap gives their histograms Istio's buckets.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX
+from controlplane.translate.istio_metrics.loggers import (
+    REQUEST_BYTES,
+    REQUEST_DURATION,
+    RESPONSE_BYTES,
+    STAT_PREFIX,
+)
 
 
 def _istio_tags(domain_suffix: str) -> list[dict[str, str]]:
@@ -61,6 +69,26 @@ def _destination_tags(domain_suffix: str) -> list[dict[str, str]]:
     ]
 
 
+# Istio's buckets (istio/proxy istio_stats): duration in ms; bytes 1, 10, ... 1e9. The stats
+# access logger's histograms are named with their tags, so they are matched by prefix.
+DURATION_BUCKETS = (
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000,
+    1800000, 3600000,
+)
+BYTES_BUCKETS = tuple(10**i for i in range(10))
+
+
+def istio_histogram_buckets() -> list[dict[str, Any]]:
+    def prefix(metric: str) -> dict[str, str]:
+        return {"prefix": f"{STAT_PREFIX}.{metric}"}
+
+    return [
+        {"match": prefix(REQUEST_DURATION), "buckets": list(DURATION_BUCKETS)},
+        {"match": prefix(REQUEST_BYTES), "buckets": list(BYTES_BUCKETS)},
+        {"match": prefix(RESPONSE_BYTES), "buckets": list(BYTES_BUCKETS)},
+    ]
+
+
 def _fixed(name: str, value: str) -> dict[str, str] | None:
     return {"tag_name": name, "fixed_value": value} if value else None
 
@@ -87,4 +115,5 @@ def stats_config(
         "stats_tags": _istio_tags(domain_suffix)
         + _destination_tags(domain_suffix)
         + [f for f in fixed if f],
+        "histogram_bucket_settings": istio_histogram_buckets(),
     }

@@ -11,11 +11,13 @@ from controlplane.model.virtual_service import (
     TLSRoute,
 )
 from controlplane.translate import names
-from controlplane.translate.index.context import PushContext, VirtualServiceEntry
+from controlplane.translate.http_route_match import names_gateway
+from controlplane.translate.index.context import MESH_GATEWAY, PushContext, VirtualServiceEntry
 
 
 def _applies(
-    match: L4MatchAttributes | TLSMatchAttributes, port: int, labels: dict[str, str], namespace: str
+    match: L4MatchAttributes | TLSMatchAttributes, port: int, labels: dict[str, str], namespace: str,
+    gateway: str, vs_namespace: str,
 ) -> bool:
     if match.port and match.port != port:
         return False
@@ -23,7 +25,7 @@ def _applies(
         return False
     if match.source_namespace and match.source_namespace != namespace:
         return False
-    return not match.gateways or "mesh" in match.gateways
+    return not match.gateways or names_gateway(match.gateways, gateway, vs_namespace)
 
 
 def _weighted(
@@ -44,13 +46,14 @@ def _weighted(
 
 
 def tcp_destinations(
-    entry: VirtualServiceEntry | None, ctx: PushContext, port: int, labels: dict[str, str], namespace: str
+    entry: VirtualServiceEntry | None, ctx: PushContext, port: int, labels: dict[str, str], namespace: str,
+    gateway: str = MESH_GATEWAY,
 ) -> list[tuple[str, int]] | None:
-    """Weighted clusters of the first tcp route that applies, or None."""
+    """Weighted clusters of the first tcp route that applies (on ``gateway``), or None."""
     if entry is None:
         return None
     for route in entry.vs.spec.tcp:
-        if not route.match or any(_applies(m, port, labels, namespace) for m in route.match):
+        if not route.match or any(_applies(m, port, labels, namespace, gateway, entry.namespace) for m in route.match):
             dests = _weighted(route, entry, ctx, port)
             if dests:
                 return dests
@@ -58,15 +61,16 @@ def tcp_destinations(
 
 
 def tls_chains(
-    entry: VirtualServiceEntry | None, ctx: PushContext, port: int, labels: dict[str, str], namespace: str
+    entry: VirtualServiceEntry | None, ctx: PushContext, port: int, labels: dict[str, str], namespace: str,
+    gateway: str = MESH_GATEWAY,
 ) -> list[tuple[tuple[str, ...], list[tuple[str, int]]]]:
-    """(SNI hosts, weighted clusters) per tls route match that applies."""
+    """(SNI hosts, weighted clusters) per tls route match that applies (on ``gateway``)."""
     if entry is None:
         return []
     out = []
     for route in entry.vs.spec.tls:
         for m in route.match:
-            if _applies(m, port, labels, namespace) and m.sni_hosts:
+            if _applies(m, port, labels, namespace, gateway, entry.namespace) and m.sni_hosts:
                 sni = tuple(resolve_short_name(h, entry.namespace, ctx.mesh.domain_suffix) for h in m.sni_hosts)
                 dests = _weighted(route, entry, ctx, port)
                 if dests:

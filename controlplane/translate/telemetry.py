@@ -20,6 +20,7 @@ from envoy.config.core.v3 import grpc_service_pb2, http_service_pb2, http_uri_pb
 from envoy.config.core.v3 import substitution_format_string_pb2 as sfs_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.trace.v3 import http_tracer_pb2, opentelemetry_pb2, zipkin_pb2
+from envoy.data.accesslog.v3 import accesslog_pb2 as log_types
 from envoy.extensions.access_loggers.file.v3 import file_pb2
 from envoy.extensions.access_loggers.filters.cel.v3 import cel_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -29,6 +30,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.type.tracing.v3 import custom_tag_pb2
 from google.protobuf.message import Message
 
+from controlplane.model.canonical import canonical_name
 from controlplane.model.mesh_config import BUILTIN_ACCESS_LOG, ExtensionProvider, TelemetryDefaults
 from controlplane.model.telemetry import CustomTag
 from controlplane.translate.filters import network as flt
@@ -50,6 +52,7 @@ CEL_FILTER = "envoy.access_loggers.extension_filters.cel"
 ZIPKIN = "envoy.tracers.zipkin"
 OPENTELEMETRY = "envoy.tracers.opentelemetry"
 INBOUND, OUTBOUND = 1, 2  # core.v3.TrafficDirection
+TCP_UPSTREAM_CONNECTED = log_types.TcpUpstreamConnected
 
 # Istio's default text format (pilot/pkg/model/telemetry_logging.go), every operator known to
 # Envoy 1.40 (UPSTREAM_CLUSTER_RAW: the cluster name without alt_stat_name).
@@ -189,14 +192,9 @@ def _custom_tag(tag: str, value: CustomTag) -> custom_tag_pb2.CustomTag:
 
 
 def _canonical_service(proxy: Proxy) -> str:
-    labels = proxy.label_map
-    name = (
-        labels.get("service.istio.io/canonical-name")
-        or labels.get("app.kubernetes.io/name")
-        or labels.get("app")
-        or proxy.workload_name
-        or proxy.pod_name
-    )
+    """The tracer's service name: the proxy's canonical service (``model.canonical``) and its
+    namespace."""
+    name = canonical_name(proxy.label_map, proxy.workload_name or proxy.pod_name)
     return f"{name}.{proxy.namespace}"
 
 
@@ -315,8 +313,27 @@ def _decorate_filter(f: listener_components_pb2.Filter, config: DirectionConfig)
     elif f.name == flt.TCP_PROXY and config.access_logs:
         tp = tcp_proxy_pb2.TcpProxy()
         f.typed_config.Unpack(tp)
-        tp.access_log.extend(config.access_logs)
+        logs = config.access_logs
+        if tp.access_log_options.flush_access_log_on_connected:  # for Istio's metrics only
+            logs = tuple(_connection_end_only(log) for log in logs)
+        tp.access_log.extend(logs)
         f.typed_config.CopyFrom(any_of(tp))
+
+
+def _connection_end_only(log: accesslog_pb2.AccessLog) -> accesslog_pb2.AccessLog:
+    """The same log, not when the upstream connects: one line per connection, as without the
+    flush that the TCP opened-connections counter asks of tcp_proxy."""
+    out = accesslog_pb2.AccessLog()
+    out.CopyFrom(log)
+    not_connected = accesslog_pb2.AccessLogFilter()
+    not_connected.log_type_filter.types.append(TCP_UPSTREAM_CONNECTED)
+    not_connected.log_type_filter.exclude = True
+    if log.HasField("filter"):
+        out.ClearField("filter")
+        out.filter.and_filter.filters.extend([not_connected, log.filter])
+    else:
+        out.filter.CopyFrom(not_connected)
+    return out
 
 
 def decorate_listeners(listeners: dict[str, Message], telemetry: ProxyTelemetry | None) -> None:

@@ -9,6 +9,7 @@ from google.protobuf.message import Message
 
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate.builders import BUILDERS, Builder
+from controlplane.translate.envoy_filter.apply import apply_envoy_filters
 from controlplane.translate.errors import TranslationError
 from controlplane.translate.index.context import PushContext, build_push_context
 from controlplane.translate.index.service_index import Snapshot
@@ -52,7 +53,7 @@ def translate(
     push_context()) or a store Snapshot.
     """
     ctx = _ctx(inputs, mesh)
-    out = _builder(proxy).build(ctx, proxy)
+    out = apply_envoy_filters(ctx, proxy, _builder(proxy).build(ctx, proxy))
     resources = {
         CLUSTER_TYPE: [out.clusters[k] for k in sorted(out.clusters)],
         ENDPOINT_TYPE: list(out.assignments),
@@ -67,14 +68,20 @@ def translate(
     return resources
 
 
-def endpoints(inputs: PushContext | Snapshot, proxy: Proxy, mesh: MeshConfig | None = None) -> list[Message]:
-    """ClusterLoadAssignments for every EDS cluster of ``proxy``, sorted by cluster name.
+def endpoints(
+    inputs: PushContext | Snapshot,
+    proxy: Proxy,
+    mesh: MeshConfig | None = None,
+    hosts: frozenset[str] | None = None,
+) -> list[Message]:
+    """ClusterLoadAssignments for every EDS cluster of ``proxy`` (of the services ``hosts``
+    alone when given), sorted by cluster name.
 
-    The EDS-only path: after an endpoint-only change the runtime calls this alone; cluster,
-    listener and route output cannot have changed.
+    The EDS-only path: after an endpoint-only change the runtime calls this alone (with the
+    hosts whose endpoints changed); cluster, listener and route output cannot have changed.
     """
     ctx = _ctx(inputs, mesh)
-    return list(_builder(proxy).assignments(ctx, proxy))
+    return list(_builder(proxy).assignments(ctx, proxy, hosts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +101,10 @@ class GroupKey:
     # Only where a selecting Service names its targetPort, resolved on the proxy's own Pod.
     pod_name: str
     has_certificate: bool
+    # Istio's metrics name the proxy's own workload in its listeners (istio_metrics).
+    workload_name: str = ""
+    # Only where some EnvoyFilter patch matches on the proxy's version (ISTIO_VERSION).
+    istio_version: str = ""
 
 
 def group_key(inputs: PushContext | Snapshot, proxy: Proxy) -> GroupKey:
@@ -116,4 +127,6 @@ def group_key(inputs: PushContext | Snapshot, proxy: Proxy) -> GroupKey:
         ips=proxy.ips if binds_ips else (),
         pod_name=proxy.pod_name if named_ports else "",
         has_certificate=proxy.has_certificate,
+        workload_name=proxy.workload_name,
+        istio_version=proxy.istio_version if ctx.envoy_filters.uses_proxy_version else "",
     )

@@ -48,15 +48,15 @@ PERMISSIVE = "PERMISSIVE"
 STRICT = "STRICT"
 
 
-def _sds(name: str) -> secret_pb2.SdsSecretConfig:
+def sds_config(name: str) -> secret_pb2.SdsSecretConfig:
     return secret_pb2.SdsSecretConfig(name=name, sds_config=ads_source())
 
 
-def _socket(context: tls_pb2.UpstreamTlsContext | tls_pb2.DownstreamTlsContext) -> base_pb2.TransportSocket:
+def tls_socket(context: tls_pb2.UpstreamTlsContext | tls_pb2.DownstreamTlsContext) -> base_pb2.TransportSocket:
     return base_pb2.TransportSocket(name=TLS_SOCKET, typed_config=any_of(context))
 
 
-def _exact_sans(names: tuple[str, ...] | list[str]) -> list[common_pb2.SubjectAltNameMatcher]:
+def exact_sans(names: tuple[str, ...] | list[str]) -> list[common_pb2.SubjectAltNameMatcher]:
     return [
         common_pb2.SubjectAltNameMatcher(
             san_type=common_pb2.SubjectAltNameMatcher.URI if n.startswith("spiffe://") else common_pb2.SubjectAltNameMatcher.DNS,
@@ -77,7 +77,7 @@ def trust_domain_san(trust_domain: str) -> common_pb2.SubjectAltNameMatcher:
 def _mesh_validation(common: common_pb2.CommonTlsContext, sans: list[common_pb2.SubjectAltNameMatcher]) -> None:
     """Peers are checked against ROOTCA (every trusted root, from SDS) and these SANs."""
     combined = common.combined_validation_context
-    combined.validation_context_sds_secret_config.CopyFrom(_sds(ROOT_SECRET))
+    combined.validation_context_sds_secret_config.CopyFrom(sds_config(ROOT_SECRET))
     combined.default_validation_context.match_typed_subject_alt_names.extend(sans)
 
 
@@ -86,8 +86,8 @@ def istio_mutual_context(sni: str, sans: tuple[str, ...] = (), trust_domain: str
     destination's service accounts) or, when none are known, of ``trust_domain``."""
     ctx = tls_pb2.UpstreamTlsContext(sni=sni)
     common = ctx.common_tls_context
-    common.tls_certificate_sds_secret_configs.append(_sds(WORKLOAD_SECRET))
-    matchers = _exact_sans(sans) if sans else ([trust_domain_san(trust_domain)] if trust_domain else [])
+    common.tls_certificate_sds_secret_configs.append(sds_config(WORKLOAD_SECRET))
+    matchers = exact_sans(sans) if sans else ([trust_domain_san(trust_domain)] if trust_domain else [])
     _mesh_validation(common, matchers)
     common.alpn_protocols.extend(ISTIO_ALPN)
     return ctx
@@ -111,24 +111,24 @@ def upstream_transport_socket(
     if mode == "ISTIO_MUTUAL":
         sni = tls.sni or mtls_sni(host, port, subset)
         sans = tuple(tls.subject_alt_names) or service_accounts
-        return _socket(istio_mutual_context(sni, sans, mesh.trust_domain))
+        return tls_socket(istio_mutual_context(sni, sans, mesh.trust_domain))
     ctx = tls_pb2.UpstreamTlsContext(sni=tls.sni or host)
     common = ctx.common_tls_context
     if tls.credential_name:
-        common.validation_context_sds_secret_config.CopyFrom(_sds(tls.credential_name + CA_SUFFIX))
+        common.validation_context_sds_secret_config.CopyFrom(sds_config(tls.credential_name + CA_SUFFIX))
         if mode == "MUTUAL":
-            common.tls_certificate_sds_secret_configs.append(_sds(tls.credential_name))
+            common.tls_certificate_sds_secret_configs.append(sds_config(tls.credential_name))
     else:
         if tls.ca_certificates and not tls.insecure_skip_verify:
             vc = common.validation_context
             vc.trusted_ca.filename = tls.ca_certificates
-            vc.match_typed_subject_alt_names.extend(_exact_sans(tls.subject_alt_names))
+            vc.match_typed_subject_alt_names.extend(exact_sans(tls.subject_alt_names))
         if mode == "MUTUAL" and tls.client_certificate:
             cert = common_pb2.TlsCertificate()
             cert.certificate_chain.filename = tls.client_certificate
             cert.private_key.filename = tls.private_key
             common.tls_certificates.append(cert)
-    return _socket(ctx)
+    return tls_socket(ctx)
 
 
 def apply_upstream_tls(
@@ -157,7 +157,7 @@ def apply_upstream_tls(
         return
     if not auto_mtls or cluster.type == cluster_pb2.Cluster.ORIGINAL_DST:
         return
-    mtls = _socket(istio_mutual_context(mtls_sni(host, port, subset), service_accounts, mesh.trust_domain))
+    mtls = tls_socket(istio_mutual_context(mtls_sni(host, port, subset), service_accounts, mesh.trust_domain))
     istio = cluster.transport_socket_matches.add(name=f"{TLS_MODE_KEY}-{TLS_MODE_ISTIO}", transport_socket=mtls)
     istio.match.fields[TLS_MODE_KEY].string_value = TLS_MODE_ISTIO
     plain = cluster.transport_socket_matches.add(name=f"{TLS_MODE_KEY}-disabled")
@@ -186,10 +186,10 @@ def inbound_transport_socket(
         return None
     ctx = tls_pb2.DownstreamTlsContext(require_client_certificate=wrappers_pb2.BoolValue(value=True))
     common = ctx.common_tls_context
-    common.tls_certificate_sds_secret_configs.append(_sds(WORKLOAD_SECRET))
+    common.tls_certificate_sds_secret_configs.append(sds_config(WORKLOAD_SECRET))
     _mesh_validation(common, [trust_domain_san(trust_domain)])
     common.alpn_protocols.extend(HTTP_ALPN if http else ISTIO_ALPN)
-    return _socket(ctx)
+    return tls_socket(ctx)
 
 
 def forward_client_cert(hcm_filter: lc.Filter) -> lc.Filter:

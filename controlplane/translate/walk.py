@@ -73,16 +73,31 @@ def _pick_listener(listeners: list[listener_pb2.Listener], req: Request) -> list
     raise WalkError(f"no listener for {req.address}:{req.port}")
 
 
+def _sni_rank(m: listener_components_pb2.FilterChainMatch, name: str) -> tuple[int, int] | None:
+    """Envoy's server name order: an exact name, then the longest wildcard, then a chain
+    that names none; None when the chain's names do not match."""
+    if not m.server_names:
+        return (2, 0)
+    if name in m.server_names:
+        return (0, 0)
+    wildcards = [s for s in m.server_names if s.startswith("*") and _domain_match(s, name)]
+    return (1, -max(len(s) for s in wildcards)) if wildcards else None
+
+
 def _pick_chain(lst: listener_pb2.Listener, req: Request) -> listener_components_pb2.FilterChain:
-    for fc in lst.filter_chains:
+    candidates = []
+    for index, fc in enumerate(lst.filter_chains):
         m = fc.filter_chain_match
         if m.HasField("destination_port") and m.destination_port.value != req.port:
             continue
-        if m.server_names and not any(_domain_match(s, req.sni or req.host) for s in m.server_names):
+        rank = _sni_rank(m, req.sni or req.host)
+        if rank is None:
             continue
         if m.transport_protocol == "tls" and not req.sni:
             continue
-        return fc
+        candidates.append((rank, index, fc))
+    if candidates:
+        return min(candidates, key=lambda c: (c[0], c[1]))[2]
     if lst.HasField("default_filter_chain"):
         return lst.default_filter_chain
     raise WalkError(f"no filter chain on {lst.name} for {req}")
@@ -229,7 +244,7 @@ def _walk_http(rc: route_pb2.RouteConfiguration, req: Request, result: WalkResul
         elif action == "redirect":
             r = route.redirect
             result.redirect = {
-                "path": r.path_redirect, "host": r.host_redirect, "port": r.port_redirect,
+                "path": r.path_redirect, "prefix": r.prefix_rewrite, "host": r.host_redirect, "port": r.port_redirect,
                 "scheme": r.scheme_redirect, "code": r.response_code,
             }
         return result

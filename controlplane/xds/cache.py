@@ -65,6 +65,20 @@ class SnapshotCache:
             self._groups[group] = updated
         self._notify(lambda w: w.group == group)
 
+    def update_resources(self, group: str, type_url: str, resources: Iterable[ResourceInput]) -> None:
+        """Add or replace resources of one type of an existing group by name (e.g. the
+        endpoints of the services that changed); the others stay as they are."""
+        with self._lock:
+            current = self._groups.get(group)
+            if current is None:
+                raise KeyError(f"group {group!r} has no snapshot; call set_snapshot first")
+            previous = current.get(type_url) or TypeResources(type_url)
+            updated = previous.updated(resources)
+            if updated is previous:
+                return
+            self._groups[group] = {**current, type_url: updated}
+        self._notify(lambda w: w.group == group)
+
     def remove_group(self, group: str) -> None:
         """Forget a group. Streams still on it keep their config and wait for a new snapshot."""
         with self._lock:

@@ -8,6 +8,7 @@ and per-stream work is only joining bytes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -145,16 +146,72 @@ def _version_of_tuple(resources: tuple[PreparedResource, ...]) -> str:
     return h.hexdigest()
 
 
+_serials = itertools.count(1)
+STEPS_KEPT = 8  # steps of ``updated`` a set remembers: streams that lag behind follow them
+
+
 @dataclass(frozen=True)
 class TypeResources:
-    """All resources of one type in a snapshot, by name, with the version of the whole set."""
+    """All resources of one type in a snapshot, by name, with the version of the whole set.
+
+    A set made by ``updated`` remembers its last few steps: the set each came from (by
+    serial: no reference, so no chain of old sets stays alive) and the names whose resources
+    it replaced (present before and after). A stream in sync with one of those sets looks at
+    the names changed since (``changed_since``) alone."""
 
     type_url: str
     by_name: Mapping[str, PreparedResource] = field(default_factory=dict)
+    serial: int = field(default_factory=lambda: next(_serials), compare=False)
+    steps: tuple[tuple[int, frozenset[str]], ...] = field(default=(), compare=False)
+
+    def changed_since(self, serial: int) -> frozenset[str] | None:
+        """Names replaced since the set ``serial`` (same names in both); None if that set is
+        not among the last few steps."""
+        for i, (base, _) in enumerate(self.steps):
+            if base == serial:
+                return frozenset().union(*(names for _, names in self.steps[i:]))
+        return None
 
     @cached_property
     def version(self) -> str:
         return version_of_set(self.by_name.values())
+
+    @cached_property
+    def sotw_body(self) -> bytes:
+        """Every resource as ``resources`` fields of a DiscoveryResponse, joined once per set:
+        each client given the whole set gets these same bytes after its own header."""
+        return b"".join(r.sotw_field for r in self.by_name.values())
+
+    @cached_property
+    def eds_dependencies(self) -> frozenset[str]:
+        """The EDS names the set's clusters wait for."""
+        return frozenset(r.eds_dependency for r in self.by_name.values() if r.eds_dependency)
+
+    def changed_from(self, versions: Mapping[str, str]) -> list[PreparedResource]:
+        """The resources whose version differs from ``versions`` (name -> version), in name
+        order. Memoized for the last few maps asked about: the streams of a group mostly
+        hold the same one (another set's ``versions``)."""
+        if not versions:
+            return list(self.by_name.values())
+        memo = self._diffs
+        hit = memo.get(id(versions))
+        if hit is not None and hit[0] is versions:
+            return hit[1]
+        changed = [r for name, r in self.by_name.items() if versions.get(name) != r.version]
+        if len(memo) >= 4:
+            memo.pop(next(iter(memo)))
+        memo[id(versions)] = (versions, changed)  # the map is kept: its id is not reused
+        return changed
+
+    @cached_property
+    def _diffs(self) -> dict[int, tuple[Mapping[str, str], list[PreparedResource]]]:
+        return {}
+
+    @cached_property
+    def versions(self) -> dict[str, str]:
+        """Name -> version, built once per set and shared by every stream that compares what
+        it sent with this set (set operations in C instead of a loop per stream); never mutated."""
+        return {name: r.version for name, r in self.by_name.items()}
 
     @staticmethod
     def build(
@@ -168,6 +225,25 @@ class TypeResources:
             r = prepare(type_url, item, old)
             by_name[r.name] = r  # a duplicate name keeps the last one: never twice in a response
         return TypeResources(type_url, dict(sorted(by_name.items())))
+
+    def updated(self, items: Iterable[ResourceInput]) -> TypeResources:
+        """This set with ``items`` added or replaced by name, the others as they are; itself
+        when nothing differs (streams then see nothing new)."""
+        by_name = dict(self.by_name)
+        changed: set[str] = set()
+        added = False
+        for item in items:
+            r = prepare(self.type_url, item, self.by_name)
+            if by_name.get(r.name) is not r:
+                changed.add(r.name)
+                added = added or r.name not in by_name
+                by_name[r.name] = r
+        if not changed:
+            return self
+        if added:  # names new to the set: no step a stream could follow
+            return TypeResources(self.type_url, dict(sorted(by_name.items())))
+        steps = (*self.steps[-(STEPS_KEPT - 1):], (self.serial, frozenset(changed)))
+        return TypeResources(self.type_url, by_name, steps=steps)
 
 
 def merge_layers(layers: Iterable[TypeResources | None], type_url: str) -> TypeResources:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from controlplane.xds import types
-from controlplane.xds.resources import PreparedResource
+from controlplane.xds.resources import PreparedResource, TypeResources
 from controlplane.xds.status import NackRecord
 
 
@@ -19,10 +21,10 @@ class TypeState:
     # SotW: name -> version the client holds or has in flight (EDS/RDS/SDS responses carry only
     # names whose version differs; LDS/CDS: the last full set). Delta: what the client has.
     sent: dict[str, str] = field(default_factory=dict)
-    # SotW: name -> version the client ACKed (what it holds), versions in responses not yet
-    # answered, and versions it NACKed (not resent in a loop; a newer version goes out).
-    held: dict[str, str] = field(default_factory=dict)
-    in_flight: dict[str, str] = field(default_factory=dict)
+    # SotW: the names in responses not yet answered -> the version the client held before
+    # (None: none), so what it holds (``held``) needs no map of its own; and name -> version
+    # it NACKed (not resent in a loop; a newer version goes out).
+    in_flight: dict[str, str | None] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
     version_sent: str | None = None
     client_version: str | None = None  # SotW: version_info of a reconnecting client's first request
@@ -39,13 +41,30 @@ class TypeState:
     owed: set[str] = field(default_factory=set)
     # CDS: what the client was last given, so a removed cluster can be kept until the listeners
     # and routes that used it have been replaced ("remove only after the replacement").
-    resources: dict[str, PreparedResource] = field(default_factory=dict)
+    # SotW: the snapshot's own map when the client was given all of it (shared, never mutated).
+    resources: Mapping[str, PreparedResource] = field(default_factory=dict)
     # Delta: names newly subscribed, to be answered with removed_resources if they do not exist.
     check_missing: set[str] = field(default_factory=set)
     # Delta: the first request said what the client already holds (a reconnect).
     resumed: bool = False
+    # (the view, the CDS view for EDS, whether the client is to hold all of the view) against
+    # which nothing more is due: the stream skips planning while they are the cache's current
+    # ones. Reset by any change of what the client asked for or holds other than the
+    # response just built (see Stream._build).
+    synced: tuple[TypeResources, TypeResources | None, bool] | None = None
 
     # --- SotW -------------------------------------------------------------------------------
+
+    @property
+    def held(self) -> dict[str, str]:
+        """SotW: name -> version the client ACKed (what it holds)."""
+        held = dict(self.sent)
+        for name, before in self.in_flight.items():
+            if before is None:
+                held.pop(name, None)
+            else:
+                held[name] = before
+        return held
 
     def apply_sotw_names(self, resource_names: list[str]) -> None:
         names = set(resource_names)
@@ -56,36 +75,45 @@ class TypeState:
                 self.ever_named = True
             wildcard = types.WILDCARD in names
             names.discard(types.WILDCARD)
-        if (names != self.names or wildcard != self.wildcard) and not wildcard:
-            # A name dropped and asked again later must be sent again: the client forgot it.
-            self.sent = {n: v for n, v in self.sent.items() if n in names}
-            self.held = {n: v for n, v in self.held.items() if n in names}
-            self.in_flight = {n: v for n, v in self.in_flight.items() if n in names}
-            self.rejected = {n: v for n, v in self.rejected.items() if n in names}
-        self.names = names
+        if names != self.names or wildcard != self.wildcard or not self.requested:
+            self.synced = None  # an ACK repeats the names: it changes nothing
+            if not wildcard:
+                # A name dropped and asked again later must be sent again: the client forgot it.
+                self.sent = {n: v for n, v in self.sent.items() if n in names}
+                self.in_flight = {n: v for n, v in self.in_flight.items() if n in names}
+                self.rejected = {n: v for n, v in self.rejected.items() if n in names}
+            # Interned: every stream asking for a name holds the same string.
+            self.names = {sys.intern(n) for n in names}
         self.wildcard = wildcard
         self.requested = True
 
     def record_sotw_sent(self, sent: dict[str, str]) -> None:
-        """Names and versions a SotW response carried: in flight until ACKed."""
-        self.sent.update(sent)
+        """Names and versions a SotW response carried: in flight until ACKed. LDS/CDS: each
+        response replaces the whole set, so ``sent`` becomes it (it may be the snapshot's own
+        map, shared by every stream of the group: replaced, never mutated)."""
         if self.type_url in types.FULL_STATE_TYPES:
-            return  # each response replaces the whole set: versions of the set say it all
-        self.in_flight.update(sent)
+            self.sent = sent
+            return
         for name in sent:
+            if name not in self.in_flight:
+                self.in_flight[name] = self.sent.get(name)
             self.rejected.pop(name, None)
+        self.sent.update(sent)
 
     def sotw_acked(self) -> None:
-        self.held.update(self.in_flight)
         self.in_flight.clear()
 
     def sotw_nacked(self) -> None:
         """The client kept its last good resources: what was in flight is not held, and is
         remembered as rejected so the same versions are not sent again in a loop."""
-        self.rejected.update(self.in_flight)
+        for name, before in self.in_flight.items():  # partial-state types only (see above)
+            self.rejected[name] = self.sent[name]
+            if before is None:
+                self.sent.pop(name, None)
+            else:
+                self.sent[name] = before
         self.in_flight.clear()
-        if self.type_url not in types.FULL_STATE_TYPES:
-            self.sent = dict(self.held)
+        self.synced = None
 
     def sotw_due(self, name: str, version: str) -> bool:
         """Whether a SotW response for a partial-state type must carry this resource."""
@@ -112,6 +140,7 @@ class TypeState:
                 self.wildcard = True
                 continue
             self.ever_named = True
+            name = sys.intern(name)
             self.names.add(name)
             self.check_missing.add(name)
             if not (first and name in (initial_versions or {})):
@@ -127,6 +156,8 @@ class TypeState:
             self.check_missing.discard(name)
             if not self.wildcard:
                 self.sent.pop(name, None)
+        if first or subscribe or unsubscribe:
+            self.synced = None
         self.requested = True
 
     # --- Operators --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from envoy.config.core.v3 import base_pb2
@@ -346,17 +347,57 @@ class Stream:
         return self.core.cache.view(self.group, self.identity, type_url)
 
     def _selected(self, state: TypeState, view: TypeResources) -> list[PreparedResource]:
+        """What the client is to hold of this type, sorted by name."""
         if state.wildcard:
             return list(view.by_name.values())
-        selected = []
-        kept = self._kept_endpoint_names() if state.type_url == types.ENDPOINT else set()
-        for name in sorted(state.names):
-            resource = view.by_name.get(name)
-            if resource is None and state.type_url == types.ENDPOINT and name not in kept:
-                resource = empty_assignment(name)  # Envoy waits for every cluster's EDS
-            if resource is not None:
-                selected.append(resource)
-        return selected
+        found, stand_ins = self._selection(state, view)
+        chosen = {**{name: view.by_name[name] for name in found}, **stand_ins}
+        return [chosen[name] for name in sorted(chosen)]
+
+    def _selection(
+        self, state: TypeState, view: TypeResources
+    ) -> tuple[AbstractSet[str], dict[str, PreparedResource]]:
+        """The names the client is to hold that the view has, and resources standing in for
+        subscribed names it lacks: an empty ClusterLoadAssignment, as Envoy waits for every
+        cluster's EDS. Set operations (in C): a stream's work per push does not grow with
+        the number of names it holds."""
+        if state.wildcard:
+            return view.by_name.keys(), {}
+        found = state.names & view.by_name.keys()
+        if state.type_url != types.ENDPOINT or len(found) == len(state.names):
+            return found, {}
+        kept = self._kept_endpoint_names()
+        return found, {n: empty_assignment(n) for n in state.names - found if n not in kept}
+
+    def _changed(
+        self,
+        state: TypeState,
+        view: TypeResources,
+        found: AbstractSet[str],
+        stand_ins: dict[str, PreparedResource],
+        *,
+        skip_rejected: bool,
+    ) -> list[PreparedResource]:
+        """Selected resources whose version differs from what the client was sent, and forced
+        ones, sorted by name. SotW (``skip_rejected``): not a version the client rejected,
+        unless forced (see TypeState.sotw_due)."""
+        if len(found) * 4 < len(view.by_name):  # a few names (RDS, or one step of the view)
+            names = {name for name in found if state.sent.get(name) != view.by_name[name].version}
+        else:
+            differing = view.versions.items() - state.sent.items()
+            names = {name for name, _ in differing if name in found}
+        if state.force:
+            names |= state.force & found
+        for name, resource in stand_ins.items():
+            if state.sent.get(name) != resource.version or name in state.force:
+                names.add(name)
+        out = []
+        for name in sorted(names):
+            resource = stand_ins.get(name) or view.by_name[name]
+            if skip_rejected and name not in state.force and state.rejected.get(name) == resource.version:
+                continue
+            out.append(resource)
+        return out
 
     def _build(self, state: TypeState) -> bytes | None:
         if not state.requested:
@@ -364,9 +405,42 @@ class Stream:
         view = self._view(state.type_url)
         if view is None:
             return None  # the group has no snapshot yet
+        # Nothing is due again until a view or the state changes: a wake-up (an ACK, another
+        # type's push) costs no planning, and a view updated from the one nothing was due
+        # against costs a look at the names that changed. Not for CDS: whether a removed
+        # cluster may go depends on other types' progress. EDS stand-ins depend on the
+        # clusters held.
+        if state.type_url == types.CLUSTER:
+            return self._build_sotw(state, view) if self.kind == SOTW else self._build_delta(state, view)
+        clusters = self._view(types.CLUSTER) if state.type_url == types.ENDPOINT else None
+        synced = state.synced
+        if synced is not None and synced[1] is clusters and state.version_sent is not None:
+            synced_view, _, whole = synced
+            if synced_view is view:
+                return None
+            changed = view.changed_since(synced_view.serial)  # replaced alone, none added or gone
+            if changed is not None:
+                names = changed if state.wildcard else changed & state.names
+                state.synced = (view, clusters, whole)
+                return self._build_step(state, view, names, whole)
         if self.kind == SOTW:
-            return self._build_sotw(state, view)
-        return self._build_delta(state, view)
+            response = self._build_sotw(state, view)
+        else:
+            response = self._build_delta(state, view)
+        state.synced = (view, clusters, state.wildcard or state.names == view.by_name.keys())
+        return response
+
+    def _build_step(
+        self, state: TypeState, view: TypeResources, names: AbstractSet[str], whole: bool
+    ) -> bytes | None:
+        """The response due after the view changed ``names`` only, since nothing was due."""
+        to_send = self._changed(state, view, names, {}, skip_rejected=self.kind == SOTW)
+        if not to_send:
+            return None
+        if self.kind == DELTA:
+            return self._send_delta(state, view, to_send, [], names)
+        version = view.version if whole else version_of_set(self._selected(state, view))
+        return self._send_sotw(state, view, [], to_send, version)
 
     def _kept_endpoint_names(self) -> set[str]:
         """EDS names of clusters deleted from the snapshot but still kept on this client."""
@@ -374,11 +448,8 @@ class Stream:
         view = self._view(types.CLUSTER)
         if clusters is None or not clusters.resources or view is None:
             return set()
-        return {
-            r.eds_dependency
-            for name, r in clusters.resources.items()
-            if r.eds_dependency and name not in view.by_name
-        }
+        gone = clusters.resources.keys() - view.by_name.keys()
+        return {dep for name in gone if (dep := clusters.resources[name].eds_dependency)}
 
     def _keeps_removed_clusters(self, state: TypeState) -> bool:
         """On ADS, a deleted cluster stays until listeners and routes that may use it are
@@ -405,77 +476,106 @@ class Stream:
     def _plan_sotw(
         self, state: TypeState, view: TypeResources
     ) -> tuple[list[PreparedResource], list[PreparedResource], str, bool]:
-        """What the client would hold after a SotW response sent now, what the response would
-        carry, its version (of the type as a whole), and whether it is due."""
-        selected = self._selected(state, view)
+        """What the client would hold after a SotW response sent now (empty when it need
+        not be known: see _build_sotw), what the response would carry, its version (of the
+        type as a whole), and whether it is due."""
         if state.type_url in types.FULL_STATE_TYPES:
-            forced = bool(state.force) and any(r.name in state.force for r in selected)
-            version = view.version if state.wildcard else version_of_set(selected)
+            if (
+                state.resources is view.by_name  # the client was given all of this very view
+                and state.wildcard
+                and view.version == state.version_sent
+                and not state.force
+            ):
+                return [], [], view.version, False
+            selected = self._selected(state, view)
+            whole = state.wildcard or len(selected) == len(view.by_name)
+            names = view.by_name.keys() if whole else {r.name for r in selected}
+            forced = bool(state.force) and not state.force.isdisjoint(names)
+            version = view.version if whole else version_of_set(selected)
             if state.type_url == types.CLUSTER:
-                names = {r.name for r in selected}
-                kept = [r for n, r in state.resources.items() if n not in names]
+                kept = [state.resources[n] for n in sorted(state.resources.keys() - names)]
                 if kept and self._keeps_removed_clusters(state):
                     selected = sorted(selected + kept, key=lambda r: r.name)
                     version = version_of_set(selected)
             return selected, selected, version, version != state.version_sent or forced
-        if not selected:
-            return selected, [], "", False
+        found, stand_ins = self._selection(state, view)
+        if not found and not stand_ins:
+            return [], [], "", False
         # EDS/RDS/SDS: the client keeps subscribed resources a response leaves out (Istio's
         # incremental EDS), so only new or changed versions, and re-warming clusters', go out.
-        to_send = [r for r in selected if state.sotw_due(r.name, r.version)]
-        return selected, to_send, version_of_set(selected), bool(to_send)
+        to_send = self._changed(state, view, found, stand_ins, skip_rejected=True)
+        if not to_send:
+            return [], [], "", False
+        if not stand_ins and len(found) == len(view.by_name):
+            version = view.version  # the version of the whole view, computed once per view
+        else:
+            version = version_of_set(self._selected(state, view))
+        return [], to_send, version, bool(to_send)
 
     def _build_sotw(self, state: TypeState, view: TypeResources) -> bytes | None:
         selected, to_send, version, due = self._plan_sotw(state, view)
         if due and state.version_sent is None and version == state.client_version:
             # Reconnect (e.g. after a control-plane restart): content-derived versions tell that
             # the client already has exactly this set.
-            state.sent = {r.name: r.version for r in selected}
-            state.held = dict(state.sent)
+            state.sent = {r.name: r.version for r in selected or self._selected(state, view)}
+            state.in_flight.clear()  # it holds all of it
             state.version_sent = state.version_acked = version
             return None
         if not due:
             return None
-        changed = [r for r in to_send if state.sent.get(r.name) != r.version]
-        if state.type_url in types.FULL_STATE_TYPES:
-            state.sent = {}  # the response replaces the whole set
-        state.record_sotw_sent({r.name: r.version for r in to_send})
+        return self._send_sotw(state, view, selected, to_send, version)
+
+    def _send_sotw(
+        self,
+        state: TypeState,
+        view: TypeResources,
+        selected: list[PreparedResource],
+        to_send: list[PreparedResource],
+        version: str,
+    ) -> bytes:
+        whole = len(to_send) == len(view.by_name) and version == view.version
+        # The whole view (a first response, CDS and LDS): its bytes and its difference from
+        # what the client had are computed once and shared by the group's streams.
+        if whole:
+            changed = view.changed_from(state.sent)
+        else:
+            changed = [r for r in to_send if state.sent.get(r.name) != r.version]
+        # LDS/CDS given the whole view: its own maps, shared by the group's streams.
+        state.record_sotw_sent(view.versions if whole else {r.name: r.version for r in to_send})
         if state.type_url == types.CLUSTER:
-            state.resources = {r.name: r for r in selected}
+            state.resources = view.by_name if whole else {r.name: r for r in selected}
         nonce = self._stamp(state, version)
-        self._after_send(state, to_send, changed)
+        self._after_send(state, to_send, changed, view if whole else None)
         header = discovery_pb2.DiscoveryResponse(
             version_info=version,
             type_url=state.type_url,
             nonce=nonce,
             control_plane=self.core.control_plane,
         ).SerializeToString()
-        return header + b"".join(r.sotw_field for r in to_send)
+        return header + (view.sotw_body if whole else b"".join(r.sotw_field for r in to_send))
 
     def _plan_delta(
         self, state: TypeState, view: TypeResources
-    ) -> tuple[list[PreparedResource], list[PreparedResource], list[str]]:
-        """What a delta response would carry now: selection, resources to send, removals."""
-        selected = self._selected(state, view)
-        selected_names = {r.name for r in selected}
-        to_send = [
-            r for r in selected if state.sent.get(r.name) != r.version or r.name in state.force
-        ]
-        removed = [n for n in state.sent if n not in selected_names]
+    ) -> tuple[AbstractSet[str], list[PreparedResource], list[str]]:
+        """What a delta response would carry now: the names selected, resources to send,
+        removals."""
+        found, stand_ins = self._selection(state, view)
+        selected_names = found | stand_ins.keys() if stand_ins else found
+        to_send = self._changed(state, view, found, stand_ins, skip_rejected=False)
+        removed = state.sent.keys() - selected_names
         if removed and self._keeps_removed_clusters(state):
-            removed = []
+            removed = set()
         elif removed and state.type_url == types.ENDPOINT:
-            kept = self._kept_endpoint_names()
-            removed = [n for n in removed if n not in kept]
-        missing = [n for n in state.check_missing if n not in selected_names]
+            removed -= self._kept_endpoint_names()
+        missing = state.check_missing - selected_names
         if state.type_url in types.KEPT_WHILE_SUBSCRIBED:
             # What the client holds stays until it unsubscribes (see types.KEPT_WHILE_SUBSCRIBED).
-            removed = [n for n in removed if n not in state.names]
-            missing = [n for n in missing if n not in state.sent]
-        return selected, to_send, sorted(set(removed) | set(missing))
+            removed -= state.names
+            missing -= state.sent.keys()
+        return selected_names, to_send, sorted(removed | missing)
 
     def _build_delta(self, state: TypeState, view: TypeResources) -> bytes | None:
-        selected, to_send, removed = self._plan_delta(state, view)
+        selected_names, to_send, removed = self._plan_delta(state, view)
         state.check_missing.clear()
         if not to_send and not removed:
             if state.version_sent is None and state.resumed:
@@ -483,18 +583,32 @@ class Stream:
                 # exactly this, at these content-derived versions; it is in sync.
                 state.version_sent = state.version_acked = view.version
             return None
+        return self._send_delta(state, view, to_send, removed, selected_names)
+
+    def _send_delta(
+        self,
+        state: TypeState,
+        view: TypeResources,
+        to_send: list[PreparedResource],
+        removed: list[str],
+        selected_names: AbstractSet[str],
+    ) -> bytes:
         for r in to_send:
             state.sent[r.name] = r.version
         for name in removed:
             state.sent.pop(name, None)
+        current = to_send
         if state.type_url == types.CLUSTER:
+            resources = dict(state.resources)
             for r in to_send:
-                state.resources[r.name] = r
+                resources[r.name] = r
             for name in removed:
-                state.resources.pop(name, None)
+                resources.pop(name, None)
+            state.resources = resources
+            current = [view.by_name[n] for n in sorted(selected_names)]
         version = view.version
         nonce = self._stamp(state, version)
-        self._after_send(state, to_send if state.type_url != types.CLUSTER else selected, to_send)
+        self._after_send(state, current, to_send)
         header = discovery_pb2.DeltaDiscoveryResponse(
             system_version_info=version,
             type_url=state.type_url,
@@ -514,22 +628,35 @@ class Stream:
         return nonce
 
     def _after_send(
-        self, state: TypeState, current: list[PreparedResource], changed: list[PreparedResource]
+        self,
+        state: TypeState,
+        current: list[PreparedResource],
+        changed: list[PreparedResource],
+        whole: TypeResources | None = None,  # ``current`` is all of this view
     ) -> None:
         if state.type_url == types.ENDPOINT:
-            sent = {r.name for r in changed} | {r.name for r in current}
-            state.force -= sent
-            state.owed -= sent
+            if state.force or state.owed:
+                sent = {r.name for r in changed} | (
+                    whole.by_name.keys() if whole is not None else {r.name for r in current}
+                )
+                state.force -= sent
+                state.owed -= sent
         elif state.type_url == types.CLUSTER and self.service_type is None:
             # A changed cluster is re-created by Envoy and warms until its EDS arrives again.
             # Only a client that uses EDS on this stream owes anything (the first CDS response
             # comes before any EDS request; Envoy asks for listeners only once clusters warmed).
             endpoints = self.types.get(types.ENDPOINT)
+            if endpoints is not None:
+                endpoints.synced = None  # the clusters it holds changed: plan EDS again
             if endpoints is None or not endpoints.requested:
                 return
             rewarm = {r.eds_dependency for r in changed if r.eds_dependency}
             endpoints.force |= rewarm
-            alive = {r.eds_dependency for r in current if r.eds_dependency}
+            alive = (
+                whole.eds_dependencies
+                if whole is not None
+                else {r.eds_dependency for r in current if r.eds_dependency}
+            )
             endpoints.owed = (endpoints.owed & alive) | rewarm
 
     # --- operators ----------------------------------------------------------------------------

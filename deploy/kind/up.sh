@@ -67,11 +67,19 @@ if [ -z "${root}" ]; then
   exit 1
 fi
 
-step "injection webhook"
+step "injection webhook (the leader sets its caBundle to the root)"
 kctl apply -f "${repo}/deploy/kubernetes/webhook.yaml"
 ca_bundle="$(printf '%s' "${root}" | base64 | tr -d '\n')"
-kctl patch mutatingwebhookconfiguration istio-sidecar-injector --type=json \
-  -p "[{\"op\": \"add\", \"path\": \"/webhooks/0/clientConfig/caBundle\", \"value\": \"${ca_bundle}\"}]"
+for _ in $(seq 1 60); do
+  current="$(kctl get mutatingwebhookconfiguration istio-sidecar-injector \
+    -o jsonpath='{.webhooks[0].clientConfig.caBundle}' 2>/dev/null || true)"
+  if [ "${current}" = "${ca_bundle}" ]; then break; fi
+  sleep 2
+done
+if [ "${current}" != "${ca_bundle}" ]; then
+  echo "up.sh: the leader did not set the webhook's caBundle to the root" >&2
+  exit 1
+fi
 
 step "ingress gateway"
 kctl apply -f "${here}/ingress-gateway.yaml"

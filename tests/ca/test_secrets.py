@@ -23,6 +23,7 @@ from controlplane.translate.secrets import (
     validation_context_secret,
     workload_secrets,
 )
+from tests.harness.processes import stop_process
 
 ENVOY = Path(sys.executable).with_name("envoy")
 
@@ -161,12 +162,7 @@ def envoy_with_secrets(authority: CertificateAuthority, tmp_path: Path) -> Itera
             time.sleep(0.1)
         yield listener_port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 

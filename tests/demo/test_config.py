@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.demo.ingress import write_ingress_config
 from controlplane.demo.phases import PHASE_KEYS, PHASES, select
 from controlplane.demo.topology import (
     BASE_DIR,
@@ -80,7 +81,7 @@ def test_phase_selection() -> None:
     assert [p.key for p in select("jason", only=False)[1]] == ["baseline", "all-v1", "jason"]
     with pytest.raises(ValueError):
         select("nope", False)
-    assert PHASE_KEYS[-2:] == ("strict", "authz")
+    assert PHASE_KEYS[-3:] == ("strict", "authz", "gateway-api")
 
 
 def test_phase_overlays_replace_one_file_per_service(tmp_path: Path) -> None:
@@ -90,6 +91,7 @@ def test_phase_overlays_replace_one_file_per_service(tmp_path: Path) -> None:
     assert names == [
         "authorization-policy-productpage.yaml",
         "authorization-policy-reviews.yaml",
+        "gateway-api.yaml",
         "peer-authentication.yaml",
         "virtual-service-details.yaml",
         "virtual-service-productpage.yaml",
@@ -99,12 +101,15 @@ def test_phase_overlays_replace_one_file_per_service(tmp_path: Path) -> None:
     assert "weight: 10" in (tmp_path / "virtual-service-reviews.yaml").read_text()
 
 
-def test_the_tour_config_passes_analyze_without_a_warning() -> None:
+def test_the_tour_config_passes_analyze_without_a_warning(tmp_path: Path) -> None:
     """Every phase's policies select workloads, with mTLS on and HTTP ports (see
-    controlplane.analysis.policies)."""
+    controlplane.analysis.policies); the Gateway API phase's Gateway names the ingress
+    gateway's Service."""
     from controlplane.analysis import analyze_paths
 
+    ingress = tmp_path / "config"  # the ingress config, with the Secret the demo writes
+    write_ingress_config(ingress, tmp_path, "127.0.10")
     for phase in PHASES:
         if phase.overlay is not None:
-            report = analyze_paths([BASE_DIR, phase.overlay])
+            report = analyze_paths([BASE_DIR, ingress, phase.overlay])
             assert report.diagnostics == (), (phase.key, [str(d) for d in report.diagnostics])

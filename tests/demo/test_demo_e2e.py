@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 LOADGEN = "spiffe://cluster.local/ns/default/sa/loadgen"
 PRODUCTPAGE = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
 REVIEWS = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews"
+INGRESS = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway"
 
 
 def _block() -> str:
@@ -84,7 +85,7 @@ def _share(user: dict[str, Any], version: str) -> float:
 
 def test_every_change_reached_every_sidecar(tour: dict[str, Any]) -> None:
     assert tour["complete"]
-    for key in ("all-v1", "jason", "canary", "fault", "strict", "authz"):
+    for key in ("all-v1", "jason", "canary", "fault", "strict", "authz", "gateway-api"):
         propagation = tour["phases"][key]["propagation"]
         assert propagation["complete"], (key, propagation)
 
@@ -145,6 +146,22 @@ def test_authz_lets_productpage_call_reviews_and_refuses_other_callers(tour: dic
     assert set(after["loadgen -> productpage /admin"]) == {"403"}, after["loadgen -> productpage /admin"]
     for user in _users(tour, "authz").values():
         assert user["requests"] > 0
+        assert set(user["error_kinds"]) <= {"ratings HTTP 500"}  # only the fault still on
+
+
+def test_gateway_api_phase_brings_the_users_in_through_the_httproute(tour: dict[str, Any]) -> None:
+    """Users call /productpage at the ingress gateway's Gateway API listener: every request is
+    answered through the HTTPRoute, productpage sees the gateway's identity, and the mesh's
+    rules still apply behind it (jason on v2, the others 90/10 v1/v3)."""
+    traffic = tour["phases"]["gateway-api"]["traffic"]
+    through_gateway = traffic["calls"]["istio-ingressgateway -> productpage /productpage"]
+    assert set(through_gateway) == {"200"} and through_gateway["200"] > 0, through_gateway
+    assert "loadgen -> productpage /" not in traffic["calls"]
+    assert traffic["identities"]["productpage"].keys() == {INGRESS}
+    users = traffic["users"]
+    assert _share(users["jason"], "v2") == 1.0
+    assert set(users["anonymous"]["versions"]) <= {"v1", "v3"}
+    for user in users.values():
         assert set(user["error_kinds"]) <= {"ratings HTTP 500"}  # only the fault still on
 
 

@@ -98,6 +98,27 @@ def test_every_hop_and_direct_call_is_counted_by_caller_and_status(bookinfo: dic
     assert calls["productpage -> reviews /"]["200"] == calls["loadgen -> productpage /"]["200"]
 
 
+def test_retarget_moves_the_users_to_another_entry_and_caller(bookinfo: dict[str, int]) -> None:
+    """As the tour does for the gateway-api phase: the next requests go to the new target (a
+    dead first one counts as unreachable), counted for the new caller on its path."""
+    dead = Target("127.0.0.1", _free_port(), "productpage:9080")
+    traffic = Traffic(dead, rate=100, workers=2)
+    traffic.start()
+    try:
+        while traffic.window.summary().requests < 3:
+            threading.Event().wait(0.05)
+        traffic.retarget(Target("127.0.0.1", bookinfo["productpage"], "bookinfo.demo", "/productpage"), "gateway")
+        traffic.new_window()
+        while traffic.window.summary().requests < 5:
+            threading.Event().wait(0.05)
+        calls = traffic.new_window().summary().calls
+    finally:
+        traffic.stop()
+    assert set(calls["gateway -> productpage /productpage"]) == {"200"}
+    assert "loadgen -> productpage /" not in calls
+    assert traffic.caller == "gateway" and traffic.target.path == "/productpage"
+
+
 def test_a_refused_hop_is_counted_as_its_status() -> None:
     body = {"calls": {"details": {"status": 200, "body": {}}, "reviews": {"status": 403, "body": "RBAC: access denied"}}}
     sample = classify(ANONYMOUS, 1.0, 200, body, caller="loadgen")

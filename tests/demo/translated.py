@@ -8,6 +8,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
+from controlplane.demo.ingress import INGRESS_DIR, gateway_workload
 from controlplane.demo.phases import PHASES, Phase
 from controlplane.demo.propagation import ALL, LISTENERS, ROUTES
 from controlplane.demo.topology import BASE_DIR, Workload, load_workloads
@@ -17,7 +18,8 @@ from controlplane.store import Snapshot
 from controlplane.translate import translator
 from controlplane.translate.proxy import Proxy
 
-WORKLOADS = load_workloads(BASE_DIR)
+# The sidecars, and the ingress gateway (a router) of the Gateway API phase.
+WORKLOADS = [*load_workloads(BASE_DIR), gateway_workload()]
 
 
 def snapshot(folders: list[Path]) -> Snapshot:
@@ -34,13 +36,14 @@ def snapshot(folders: list[Path]) -> Snapshot:
 
 
 def snapshot_up_to(index: int) -> Snapshot:
-    """Base config plus the overlays of PHASES[0..index]."""
-    return snapshot([BASE_DIR, *(p.overlay for p in PHASES[: index + 1] if p.overlay is not None)])
+    """Base and ingress config plus the overlays of PHASES[0..index]."""
+    overlays = [p.overlay for p in PHASES[: index + 1] if p.overlay is not None]
+    return snapshot([BASE_DIR, INGRESS_DIR, *overlays])
 
 
 def as_dump(workload: Workload, snap: Snapshot, resource: str) -> list[dict[str, Any]]:
     proxy = Proxy.make(
-        "sidecar",
+        workload.kind,
         workload.namespace,
         labels=dict(workload.labels),
         ips=[workload.address],

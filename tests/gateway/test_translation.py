@@ -104,6 +104,66 @@ def test_conflicting_servers_first_gateway_wins() -> None:
     assert any("b-second spec.servers[2]" in m and "protocol TCP conflicts" in m for m in messages)
 
 
+def _claiming_gateways(stamps: dict[str, str]) -> str:
+    """Two Gateways claiming shop.example.com on 443: ``a`` in namespace zz, ``b`` in aa, with
+    the creation times given by name."""
+    docs = []
+    for name, namespace in (("a", "zz"), ("b", "aa")):
+        meta: dict[str, str] = {"name": name, "namespace": namespace}
+        if name in stamps:
+            meta["creationTimestamp"] = stamps[name]
+        docs.append({"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": meta, "spec": {
+            "selector": {"istio": "ingressgateway"},
+            "servers": [{"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*/shop.example.com"],
+                         "tls": {"mode": "SIMPLE", "credentialName": f"{name}-cert"}}]}})
+    return yaml.safe_dump_all(docs)
+
+
+@pytest.mark.parametrize(("stamps", "winner", "loser"), [
+    # Istio's sortConfigByCreationTime: the older Gateway keeps the host, whatever its name...
+    ({"a": "2025-01-01T00:00:00Z", "b": "2024-01-01T00:00:00Z"}, "aa/b", "zz/a"),
+    ({"a": "2024-01-01T00:00:00Z", "b": "2025-01-01T00:00:00Z"}, "zz/a", "aa/b"),
+    # ...one without a creation time counts as the oldest (Go's zero time)...
+    ({"a": "2024-01-01T00:00:00Z"}, "aa/b", "zz/a"),
+    # ...and at equal times the name decides before the namespace.
+    ({}, "zz/a", "aa/b"),
+    ({"a": "2024-01-01T00:00:00Z", "b": "2024-01-01T00:00:00Z"}, "zz/a", "aa/b"),
+])
+def test_conflicting_servers_go_to_the_oldest_gateway(stamps: dict[str, str], winner: str, loser: str) -> None:
+    ctx = push_context(snapshot_of(load_documents(_claiming_gateways(stamps))), mesh_from({}))
+    out = translate(ctx, Proxy.make("router", "istio-system", labels={"istio": "ingressgateway"}))
+    namespace, name = winner.split("/")
+    assert {r.name for r in out[ROUTE_TYPE]} == {f"https.443.https.{name}.{namespace}"}
+    [conflict] = ctx.gateways.conflicts()
+    assert conflict.gateway == loser and f"claimed by {winner}" in str(conflict)
+
+
+@pytest.mark.parametrize(("stamps", "winner"), [
+    ({"a-new": "2025-01-01T00:00:00Z", "z-old": "2024-01-01T00:00:00Z"}, "z-old"),
+    ({}, "a-new"),  # no creation times: by name
+])
+def test_virtual_services_on_a_gateway_route_in_creation_order(stamps: dict[str, str], winner: str) -> None:
+    """Two VirtualServices for one host on one Gateway: the older one's catch-all route comes
+    first (Istio's sortConfigByCreationTime), so it takes the request."""
+    docs: list[dict] = [{"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "gw"},
+                         "spec": {"selector": {"istio": "ingressgateway"},
+                                  "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                                               "hosts": ["shop.example.com"]}]}}]
+    for name in ("a-new", "z-old"):
+        meta = {"name": name, **({"creationTimestamp": stamps[name]} if name in stamps else {})}
+        docs += [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+             "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 9080}]}},
+            {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": meta, "spec": {
+                "hosts": ["shop.example.com"], "gateways": ["gw"],
+                "http": [{"route": [{"destination": {"host": name, "port": {"number": 9080}}}]}]}},
+        ]
+    ctx = push_context(snapshot_of(load_documents(yaml.safe_dump_all(docs))), mesh_from({}))
+    out = translate(ctx, Proxy.make("router", "default", labels={"istio": "ingressgateway"}))
+    hit = walk(out, Request(port=80, host="shop.example.com"))
+    assert hit.cluster == f"outbound|9080||{winner}.default.svc.cluster.local"
+
+
 def test_egress_gateway_originates_tls() -> None:
     out = _case("gateway_egress_tls_origination")
     hit = walk(out, Request(port=80, host="edition.example.com"))

@@ -23,6 +23,15 @@ source uses (``/api/v1/services``, ``/apis/discovery.k8s.io/v1/endpointslices``,
   on the same port, cutting whatever was held during the outage. Objects may change while it
   is away (``upsert``/``delete``/``compact`` work as usual): ``compact()`` then makes the
   clients' old resourceVersion expire, so they must relist.
+
+``admission[path]`` stands for the mutating webhooks of a collection: called on every create
+(POST) with the object, it returns the object to store or raises ValueError, which refuses the
+request with a 400 naming the message.
+
+Single objects of a registered collection (Leases, ConfigMaps, Secrets, ...) can also be read
+(GET ``.../namespaces/NS/PLURAL/NAME``), created (POST; 409 AlreadyExists) and replaced (PUT
+with optimistic concurrency on ``metadata.resourceVersion``: 409 Conflict when stale); their
+status subresource takes a JSON merge patch (PATCH ``.../NAME/status``).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -80,6 +90,9 @@ class KubeApiDouble:
         self._bookmark_generation = 0
         self._open_watches = 0
         self.requests: list[Request] = []
+        # Mutating admission per collection path, as the API server calls webhooks on CREATE:
+        # the object to store, or ValueError (the request is refused with its message).
+        self.admission: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
@@ -210,6 +223,78 @@ class KubeApiDouble:
                     pass
             self._cond.notify_all()
 
+    # --- single objects: GET, POST (create) and PUT (replace) ---------------------------
+    def _object_route(self, path: str) -> tuple[str, str, str] | None:
+        """``/api/v1/namespaces/NS/configmaps[/NAME]`` or ``/apis/G/V/namespaces/NS/leases[/NAME]``
+        (or a cluster-scoped ``/api/v1/namespaces/NAME``) -> (collection path, namespace, name);
+        None when ``path`` names no registered collection."""
+        segments = path.strip("/").split("/")
+        head = 2 if segments[:1] == ["api"] else 3
+        prefix, rest = "/" + "/".join(segments[:head]), segments[head:]
+        namespace = ""
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 2:
+            return None
+        collection = f"{prefix}/{rest[0]}"
+        if collection not in self._collections:
+            return None
+        return collection, namespace, rest[1] if len(rest) == 2 else ""
+
+    def get(self, path: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object of a collection (a copy), or None."""
+        with self._cond:
+            found = self._collections[path].objects.get((namespace, name))
+            return copy.deepcopy(found) if found is not None else None
+
+    def create(self, path: str, obj: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST: 201 and the stored object, or 409 AlreadyExists."""
+        with self._cond:
+            meta = obj.get("metadata", {})
+            key = (meta.get("namespace", ""), meta.get("name", ""))
+            if key in self._collections[path].objects:
+                kind = self._collections[path].kind
+                return 409, _status(409, "AlreadyExists", f'{kind} "{key[1]}" already exists')
+            meta.pop("resourceVersion", None)
+            self.upsert(path, obj)
+            return 201, copy.deepcopy(self._collections[path].objects[key])
+
+    def replace(self, path: str, obj: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """PUT: optimistic concurrency on metadata.resourceVersion, as the API server does
+        (409 Conflict when it is not the current one; 404 when there is nothing to replace)."""
+        with self._cond:
+            meta = obj.get("metadata", {})
+            key = (meta.get("namespace", ""), meta.get("name", ""))
+            current = self._collections[path].objects.get(key)
+            if current is None:
+                return 404, _status(404, "NotFound", f'"{key[1]}" not found')
+            expected = meta.get("resourceVersion")
+            if expected and expected != current["metadata"]["resourceVersion"]:
+                return 409, _status(
+                    409, "Conflict", "the object has been modified; please apply your changes "
+                    "to the latest version and try again"
+                )
+            meta["uid"] = current["metadata"].get("uid")
+            self.upsert(path, obj)
+            return 200, copy.deepcopy(self._collections[path].objects[key])
+
+    def patch_status(self, path: str, namespace: str, name: str, patch: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """PATCH of the status subresource (a JSON merge patch of ``status`` only, as the API
+        server applies it there): 200 and the object, 404 when there is none, 409 when the
+        patch names a ``metadata.resourceVersion`` that is not the current one."""
+        with self._cond:
+            current = self._collections[path].objects.get((namespace, name))
+            if current is None:
+                return 404, _status(404, "NotFound", f'"{name}" not found')
+            expected = (patch.get("metadata") or {}).get("resourceVersion")
+            if expected and expected != current["metadata"]["resourceVersion"]:
+                return 409, _status(409, "Conflict", "the object has been modified; please apply your changes "
+                                    "to the latest version and try again")
+            obj = copy.deepcopy(current)
+            obj["status"] = _merge_patch(obj.get("status") or {}, patch.get("status") or {})
+            self.upsert(path, obj)
+            return 200, copy.deepcopy(self._collections[path].objects[(namespace, name)])
+
     def objects(self, path: str) -> list[dict[str, Any]]:
         """The collection's objects now (copies), as the API would list them."""
         with self._cond:
@@ -239,6 +324,19 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
     }
 
 
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge key by key, null deletes, the rest replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_double: KubeApiDouble
@@ -255,6 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
         if double.down == "hang" and self._held():
             return
         coll = double._collections.get(parts.path)
+        if coll is None and double._object_route(parts.path) is not None:
+            self._get_object(parts.path, query)
+            return
         if coll is None:
             self._json(
                 404, _status(404, "NotFound", "the server could not find the requested resource")
@@ -264,6 +365,78 @@ class _Handler(BaseHTTPRequestHandler):
             self._watch(coll, query)
         else:
             self._list(coll, query)
+
+    def _get_object(self, path: str, query: dict[str, str]) -> None:
+        double = self.server_double
+        route = double._object_route(path)
+        assert route is not None
+        collection, namespace, name = route
+        if not name:  # a namespaced list
+            with double._cond:
+                coll = double._collections[collection]
+                items = [copy.deepcopy(o) for (ns, _), o in sorted(coll.objects.items())
+                         if ns == namespace]
+                body = {"kind": f"{coll.kind}List", "apiVersion": coll.api_version,
+                        "metadata": {"resourceVersion": str(double._rv)}, "items": items}
+            self._json(200, body)
+            return
+        found = double.get(collection, namespace, name)
+        if found is None:
+            self._json(404, _status(404, "NotFound", f'"{name}" not found'))
+        else:
+            self._json(200, found)
+
+    def do_POST(self) -> None:
+        self._write("POST")
+
+    def do_PUT(self) -> None:
+        self._write("PUT")
+
+    def do_PATCH(self) -> None:
+        """Only ``.../NAME/status`` (the status subresource), with a JSON merge patch."""
+        double = self.server_double
+        parts = urlsplit(self.path)
+        content_type = self.headers.get("Content-Type", "")
+        double.requests.append(Request(parts.path, {"method": "PATCH", "content-type": content_type}))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        route = double._object_route(parts.path.removesuffix("/status"))
+        if not parts.path.endswith("/status") or route is None or not route[2]:
+            self._json(404, _status(404, "NotFound", "the server could not find the requested resource"))
+            return
+        if "merge-patch" not in content_type or not isinstance(body, dict):
+            self._json(415, _status(415, "UnsupportedMediaType", f"unsupported patch type {content_type}"))
+            return
+        code, stored = double.patch_status(*route, body)
+        self._json(code, stored)
+
+    def _write(self, method: str) -> None:
+        double = self.server_double
+        parts = urlsplit(self.path)
+        double.requests.append(Request(parts.path, {"method": method}))
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if double.down == "hang" and self._held():
+            return
+        route = double._object_route(parts.path)
+        if route is None or (method == "POST") != (route[2] == ""):
+            self._json(404, _status(404, "NotFound", "the server could not find the requested resource"))
+            return
+        collection, namespace, name = route
+        meta = body.setdefault("metadata", {})
+        if namespace:
+            meta["namespace"] = namespace
+        if name and meta.get("name") != name:
+            self._json(400, _status(400, "BadRequest", "the name of the object does not match the URL"))
+            return
+        if method == "POST" and collection in double.admission:
+            try:  # outside the lock: the webhook may take its time
+                body = double.admission[collection](body)
+            except ValueError as error:
+                self._json(400, _status(400, "BadRequest", f"admission webhook denied the request: {error}"))
+                return
+        code, stored = (double.create if method == "POST" else double.replace)(collection, body)
+        self._json(code, stored)
 
     def _held(self) -> bool:
         """During a "hang" outage: no answer; cut when the API comes back (True)."""

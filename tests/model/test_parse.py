@@ -117,9 +117,10 @@ def test_unknown_version_of_known_kind_is_an_error() -> None:
     "api_version,kind",
     [
         ("apps/v1", "Deployment"),
-        ("networking.istio.io/v1", "EnvoyFilter"),
+        ("networking.istio.io/v1beta1", "ProxyConfig"),
         ("v1", "ConfigMap"),
-        ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        ("gateway.networking.k8s.io/v1", "ListenerSet"),
+        ("gateway.networking.k8s.io/v1", "BackendTLSPolicy"),
     ],
 )
 def test_unknown_kinds_are_unsupported_not_invalid(api_version: str, kind: str) -> None:
@@ -484,3 +485,23 @@ def test_destination_rule_workload_selector_uses_match_labels() -> None:
     doc["spec"]["workloadSelector"] = {"labels": {"app": "productpage"}}
     with pytest.raises(ValidationError, match=r"spec\.workloadSelector\.labels"):
         parse(doc)
+
+
+def test_creation_timestamp_is_kept_and_absent_changes_no_equality() -> None:
+    from datetime import UTC, datetime
+
+    import yaml
+
+    doc = istio("VirtualService", VS_SPEC, namespace="default")
+    plain = parse(doc)
+    assert plain.meta.creation_timestamp is None
+    assert parse(istio("VirtualService", VS_SPEC, namespace="default")) == plain  # still equal without one
+    stamped = dict(doc, metadata={**doc["metadata"], "creationTimestamp": "2024-01-01T00:00:01Z"})
+    created = parse(stamped).meta.creation_timestamp
+    assert created == datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC)
+    assert parse(stamped) != plain  # a re-created object is a change
+    # Unquoted in YAML it is already a timestamp; one with an offset is moved to UTC.
+    loaded = yaml.safe_load("name: r\nnamespace: default\ncreationTimestamp: 2024-01-01T02:00:01+02:00\n")
+    assert parse(dict(doc, metadata=loaded)).meta.creation_timestamp == created
+    bad = dict(doc, metadata={**doc["metadata"], "creationTimestamp": "yesterday"})
+    assert_error(bad, "metadata.creationTimestamp", "RFC 3339")

@@ -83,6 +83,31 @@ def pod(name: str, labels: dict[str, str], service_account: str, sidecar: bool =
     return doc
 
 
+def bound_server_docs(
+    name: str, address: str, port: int, protocol: str, app_port: int, pod_labels: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Service ``name`` (selector ``app: name``) on ``port`` (HTTP, GRPC or TCP), its Pod and
+    EndpointSlice at ``address``, and a Sidecar whose ingress binds it (captureMode NONE) in
+    front of the app on 127.0.0.1:``app_port``."""
+    port_name = {"HTTP": "http", "GRPC": "grpc", "TCP": "tcp-db"}[protocol]
+    selector = {"app": name}
+    slice_ = _doc("EndpointSlice", "discovery.k8s.io/v1", f"{name}-1", addressType="IPv4",
+                  ports=[{"name": port_name, "port": port}],
+                  endpoints=[{"addresses": [address], "targetRef": {"kind": "Pod", "name": f"{name}-0", "namespace": NAMESPACE}}])
+    slice_["metadata"]["labels"] = {"kubernetes.io/service-name": name}
+    return [
+        _doc("Service", "v1", name, spec={"selector": selector, "ports": [{"name": port_name, "port": port}]}),
+        pod(f"{name}-0", pod_labels or selector, name),
+        slice_,
+        _doc("Sidecar", "networking.istio.io/v1", name, spec={
+            "workloadSelector": {"labels": selector},
+            "ingress": [{"port": {"number": port, "protocol": protocol, "name": port_name},
+                         "captureMode": "NONE", "defaultEndpoint": f"127.0.0.1:{app_port}"}],
+            "egress": [{"hosts": ["~/*"]}],
+        }),
+    ]  # fmt: skip
+
+
 def workload_docs(w: Workload) -> list[dict[str, Any]]:
     docs = service_docs(w.name, w.labels) + [
         pod(f"{w.name}-0", w.labels, w.service_account),

@@ -21,7 +21,6 @@ import http.client
 import json
 import re
 import socket
-import socketserver
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,9 +31,10 @@ import pytest
 
 from controlplane.ca import load_ca_folder
 from tests.harness.control_plane import ServedControlPlane, served_control_plane
+from tests.harness.echo import EchoServer
 from tests.harness.envoy import EnvoyProcess
 from tests.harness.wait import wait_for
-from tests.mtls.mesh import NAMESPACE, PORT, dump, pod, sidecar, tls_context
+from tests.mtls.mesh import NAMESPACE, PORT, bound_server_docs, dump, pod, sidecar, tls_context
 from tests.translate.fast_upstream import FastUpstream
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
@@ -46,51 +46,8 @@ DENIED = b"RBAC: access denied"
 _POLICY_NAME = re.compile(r"ns\[[^\]]*\]-policy\[[^\]]*\]-rule\[\d+\]")
 
 
-class EchoServer:
-    """A loopback TCP app that sends back what it receives."""
-
-    class _Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            while data := self.request.recv(4096):
-                self.request.sendall(data)
-
-    def __init__(self) -> None:
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), self._Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _doc(kind: str, api: str, name: str, **body: Any) -> dict[str, Any]:
     return {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": NAMESPACE}, **body}
-
-
-def _server(name: str, address: str, port: int, protocol: str, app_port: int) -> list[dict[str, Any]]:
-    port_name = "http" if protocol == "HTTP" else "tcp-db"
-    labels = {"app": name}
-    slice_ = _doc("EndpointSlice", "discovery.k8s.io/v1", f"{name}-1", addressType="IPv4",
-                  ports=[{"name": port_name, "port": port}],
-                  endpoints=[{"addresses": [address], "targetRef": {"kind": "Pod", "name": f"{name}-0", "namespace": NAMESPACE}}])
-    slice_["metadata"]["labels"] = {"kubernetes.io/service-name": name}
-    return [
-        _doc("Service", "v1", name, spec={"selector": labels, "ports": [{"name": port_name, "port": port}]}),
-        pod(f"{name}-0", labels, name),
-        slice_,
-        _doc("Sidecar", "networking.istio.io/v1", name, spec={
-            "workloadSelector": {"labels": labels},
-            "ingress": [{"port": {"number": port, "protocol": protocol, "name": port_name},
-                         "captureMode": "NONE", "defaultEndpoint": f"127.0.0.1:{app_port}"}],
-            "egress": [{"hosts": ["~/*"]}],
-        }),
-    ]  # fmt: skip
 
 
 def _caller(name: str, address: str) -> dict[str, Any]:
@@ -173,7 +130,7 @@ def authz_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthzMesh]:
     with contextlib.ExitStack() as stack:
         web = stack.enter_context(FastUpstream("web"))
         echo = stack.enter_context(EchoServer())
-        docs = _server("web", WEB, PORT, "HTTP", web.port) + _server("db", DB, DB_PORT, "TCP", echo.port)
+        docs = bound_server_docs("web", WEB, PORT, "HTTP", web.port) + bound_server_docs("db", DB, DB_PORT, "TCP", echo.port)
         docs += [pod(f"{c}-0", {"app": c}, c) for c in CALLERS] + [_caller(c, a) for c, a in CALLERS.items()]
         (config / "mesh.yaml").write_text(dump(docs))
         cp = stack.enter_context(served_control_plane(workdir, config))

@@ -12,13 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
-import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import grpc
 import pytest
@@ -31,7 +27,8 @@ from controlplane.auth import local_token_issuer
 from controlplane.ca import load_ca_folder
 from controlplane.translate import CLUSTER_TYPE, SECRET_TYPE
 from tests.harness.control_plane import served_control_plane
-from tests.harness.pki import LocalCA, Pem
+from tests.harness.pki import LocalCA
+from tests.harness.tls_upstream import TlsUpstream
 from tests.harness.wait import eventually, wait_for
 from tests.harness.xds_client import XdsClientStream
 from tests.mtls.mesh import PORT, client_sidecar_doc, dump, http_request, sidecar
@@ -42,49 +39,6 @@ CLIENT = "127.0.34.1"
 HOST = "tls.example.internal"
 CREDENTIAL = "tls-client"
 NAMES = [CREDENTIAL, f"{CREDENTIAL}-cacert"]
-
-
-class TlsServer:
-    """HTTPS on 127.0.0.1 requiring a client certificate that chains to ``client_ca``; answers
-    200 with the client certificate's common name and serial, one connection per request."""
-
-    def __init__(self, workdir: Path, server: Pem, client_ca: bytes) -> None:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        chain, key = workdir / "server.pem", workdir / "server-key.pem"
-        chain.write_bytes(server.cert)
-        key.touch(mode=0o600)
-        key.write_bytes(server.key)
-        ctx.load_cert_chain(str(chain), str(key))
-        ctx.load_verify_locations(cadata=client_ca.decode())
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        peer = self.connection.getpeercert() or {}
-        subject = dict(item for rdn in peer.get("subject", ()) for item in rdn)
-        body = json.dumps({"client": subject.get("commonName"), "serial": peer.get("serialNumber")}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def _doc(kind: str, api: str, name: str, namespace: str = "default", **body: Any) -> dict[str, Any]:
@@ -118,7 +72,7 @@ def tls_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     server_ca, client_ca = LocalCA("server-ca"), LocalCA("client-ca")
     client_pem = client_ca.issue("client-one", server=False)
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(TlsServer(workdir, server_ca.issue(HOST, dns=(HOST,)), client_ca.pem))
+        server = stack.enter_context(TlsUpstream(workdir, "server", server_ca.issue(HOST, dns=(HOST,)), client_ca.pem))
         (config / "mesh.yaml").write_text(dump(_config(server.port)))
         (config / "secret.yaml").write_text(dump([secret_doc(
             {"tls.crt": client_pem.cert, "tls.key": client_pem.key, "ca.crt": server_ca.pem}

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.ports import free_port
+from tests.harness.processes import stop_process
 from tests.harness.wait import wait_for
 
 
@@ -38,12 +39,7 @@ def running_process(args: list[str], log_path: Path) -> Iterator[subprocess.Pope
         try:
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
 
 
 @contextmanager

@@ -72,3 +72,53 @@ async def test_a_failing_flush_does_not_stop_later_ones() -> None:
         assert calls == [[1], [2]]
     finally:
         await deb.stop()
+
+
+class _FakeTime:
+    """A clock that moves only when the test moves it; the debouncer's sleeps end when it
+    reaches their end, so what the debouncer decides does not depend on the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            await asyncio.sleep(0)
+
+
+async def _trickle(urgent: bool) -> list[float]:
+    """A change every 10 ms (quiet period 50 ms, max 10 s) for 2 s: how long each waited."""
+    time = _FakeTime()
+    submitted: dict[int, float] = {}
+    waited: list[float] = []
+
+    async def flush(items: list[int], _seconds: float) -> None:
+        waited.extend(time.now - submitted[i] for i in items)
+
+    deb: Debouncer[list[int]] = Debouncer(
+        flush, _merge, quiet=0.05, max_delay=10.0,  # type: ignore[arg-type]
+        urgent=lambda pending: urgent, clock=time.clock, sleep=time.sleep,
+    )
+    deb.start()
+    try:
+        for i in range(200):
+            time.now = round(i * 0.01, 6)
+            submitted[i] = time.now
+            deb.submit(i)
+            for _ in range(20):  # let the debouncer look at the clock (no real time passes)
+                await asyncio.sleep(0)
+        return waited
+    finally:
+        await deb.stop()
+
+
+async def test_a_steady_stream_of_urgent_changes_waits_the_quiet_period_not_the_maximum() -> None:
+    waited = await _trickle(urgent=True)
+    assert len(waited) > 150, "changes are pushed while the stream goes on"
+    assert max(waited) <= 0.05 + 0.01 + 1e-9, "at most the quiet period (and one step of the clock)"
+    # The same stream of changes that are not urgent is held until it is quiet or max_delay.
+    assert await _trickle(urgent=False) == []

@@ -26,6 +26,7 @@ import grpc
 
 from controlplane.auth import local_token_issuer
 from controlplane.ca import load_ca_folder
+from controlplane.model.canonical import WORKLOAD_NAME_LABEL
 from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 from controlplane.translate.istio_metrics.prometheus import istio_name
 from tests.harness.control_plane import ServedControlPlane, served_control_plane
@@ -70,7 +71,9 @@ def _doc(kind: str, api: str, name: str, **body: Any) -> dict[str, Any]:
 
 
 def _server(name: str, address: str, port: int, protocol: str, app_port: int) -> list[dict[str, Any]]:
-    return bound_server_docs(name, address, port, protocol, app_port, {"app": name, "version": "v1"})
+    # the label names the pod's workload as its sidecar does (WORKLOAD_NAME), for its endpoints
+    labels = {"app": name, "version": "v1", WORKLOAD_NAME_LABEL: name}
+    return bound_server_docs(name, address, port, protocol, app_port, labels)
 
 
 def _caller(name: str, address: str) -> dict[str, Any]:
@@ -161,16 +164,32 @@ def parse_prometheus(text: str) -> list[tuple[str, dict[str, str], float]]:
     return out
 
 
-def _sidecar(workdir: Path, cp: ServedControlPlane, name: str, address: str, labels: dict[str, str]) -> Sidecar:
+def _sidecar(
+    workdir: Path, cp: ServedControlPlane, name: str, address: str, labels: dict[str, str], kind: str = "sidecar"
+) -> Sidecar:
     token = local_token_issuer(cp.ca_dir).mint(NAMESPACE, name, ttl=timedelta(hours=1))
     stats_port = free_port()
     params = BootstrapParams(
         ip=address, pod=f"{name}-0", namespace=NAMESPACE, service_account=name, workload_name=name,
-        labels=labels, instance_ips=(address,), xds_port=cp.xds_tls_port,
+        labels=labels, instance_ips=(address,), kind=kind, xds_port=cp.xds_tls_port,
         xds_tls_root_pem=load_ca_folder(cp.ca_dir, TRUST_DOMAIN).bundle.pem, credential_token=token,
         admin_port=free_port(), stats_port=stats_port, extra_metadata={"INTERCEPTION_MODE": "NONE"},
     )
     return Sidecar(EnvoyProcess(render_bootstrap(params), workdir, name=name), address, stats_port)
+
+
+@contextlib.contextmanager
+def gateway_proxy(mesh: MetricsMesh, name: str, labels: dict[str, str], ports: tuple[int, ...]) -> Iterator[Sidecar]:
+    """A router Envoy (an ingress gateway) for workload ``name`` on a free 127.0.76.N whose
+    ``ports`` are free, known to ``mesh.samples(name)``; stopped on exit."""
+    gateway = _sidecar(mesh.workdir, mesh.cp, name, free_address("127.0.76", ports), labels, kind="router")
+    with gateway.envoy:
+        gateway.envoy.wait_ready()
+        mesh.sidecars[name] = gateway
+        try:
+            yield gateway
+        finally:
+            del mesh.sidecars[name]
 
 
 @contextlib.contextmanager

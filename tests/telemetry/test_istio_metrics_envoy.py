@@ -131,8 +131,17 @@ def test_tcp_connections_and_bytes(mesh: MetricsMesh) -> None:
     assert server["source_principal"] == SPIFFE.format("client")
     assert server["destination_principal"] == SPIFFE.format("db") and server["destination_workload"] == "db"
     [client] = _series(mesh.samples("client"), "istio_tcp_connections_closed_total", **mtls)
+    assert list(client) == list(TCP_LABELS)
     assert client["reporter"] == "source" and client["source_workload"] == "client"
     assert client["destination_principal"] == SPIFFE.format("db")
+    # no headers on TCP: the client names the server from its endpoint's metadata, as Istio's
+    # (which carries neither app nor version)
+    assert {k: v for k, v in client.items() if k.startswith("destination_") and not k.startswith("destination_service")} == {
+        "destination_workload": "db", "destination_workload_namespace": "default",
+        "destination_principal": SPIFFE.format("db"), "destination_app": "unknown", "destination_version": "unknown",
+        "destination_canonical_service": "db", "destination_canonical_revision": "v1",
+        "destination_cluster": "Kubernetes",
+    }  # fmt: skip
 
 
 def test_the_app_never_sees_the_peer_headers(mesh: MetricsMesh) -> None:

@@ -40,12 +40,16 @@ def _translate(case: str, proxy: Proxy):
 
 def test_registry_order_is_istios() -> None:
     assert [f.name for f in filters.HTTP_FILTERS] == [
+        # Istio's metadata exchange: the peer's facts lifted, ours sent (filters/istio_stats.py)
+        "istio.metadata_exchange", "istio.metadata_exchange.send",
         "envoy.filters.http.jwt_authn",
         # AuthorizationPolicy CUSTOM: shadow rules marking requests, then ext_authz (filters/ext_authz.py)
         "envoy.filters.http.rbac", "envoy.filters.http.ext_authz",
         # AuthorizationPolicy: AUDIT, DENY, ALLOW (filters/rbac.py)
         "envoy.filters.http.rbac", "envoy.filters.http.rbac", "envoy.filters.http.rbac",
-        "envoy.filters.http.fault", "envoy.filters.http.cors", "envoy.filters.http.router",
+        "envoy.filters.http.fault", "envoy.filters.http.cors",
+        # Istio's metrics: stats access loggers only, no filter in the chain
+        "istio.stats", "envoy.filters.http.router",
     ]
     positions = [f.position for f in filters.HTTP_FILTERS]
     assert positions == sorted(positions)
@@ -76,7 +80,7 @@ def test_a_registered_http_filter_reaches_every_chain_of_its_direction(monkeypat
     listeners = _translate("bookinfo_all_v1", Proxy.make("sidecar", "default", labels={"app": "reviews"}))
     inbound = _hcm_filters([lst for lst in listeners if lst.name == "virtualInbound"])
     outbound = _hcm_filters([lst for lst in listeners if lst.name != "virtualInbound"])
-    assert inbound and all(chain[0] == "envoy.filters.http.buffer" for chain in inbound)
+    assert inbound and all(chain[2] == "envoy.filters.http.buffer" for chain in inbound)  # after the exchange
     assert outbound and not any("envoy.filters.http.buffer" in chain for chain in outbound)
     assert all(chain[-1] == "envoy.filters.http.router" for chain in inbound + outbound)
 

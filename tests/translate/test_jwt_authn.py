@@ -214,14 +214,15 @@ def test_inbound_http_chains_only_first_in_the_chain() -> None:
     ctx = context(ra("jwt", [{"issuer": "i", "jwks": ISSUER_JWKS}], selector=REVIEWS))
     reviews = Proxy.make("sidecar", "default", labels=REVIEWS)
     chains = inbound_http_filters(ctx, reviews)
-    assert chains["virtualInbound"][0] == "default.jwt-authn"  # its config comes over ECDS
+    policy_filters = [n for n in chains["virtualInbound"] if not n.startswith("istio.")]  # after the exchange
+    assert policy_filters[0] == "default.jwt-authn"  # its config comes over ECDS
     assert list(served_jwt_config(ctx, reviews).providers) == ["origins-0"]
     outbound = [names for name, names in chains.items() if name != "virtualInbound"]
     assert outbound and not any("default.jwt-authn" in names for names in outbound)
     # A workload no rule applies to has the filter too (the mesh has a RequestAuthentication),
     # with nothing to check: a policy added for it later changes that config, not its listeners.
     other = Proxy.make("sidecar", "default", labels={"app": "reviews", "version": "v2"})
-    assert inbound_http_filters(ctx, other)["virtualInbound"][0] == "default.jwt-authn"
+    assert inbound_http_filters(ctx, other)["virtualInbound"][2] == "default.jwt-authn"
     assert served_jwt_config(ctx, other) == jwt_pb2.JwtAuthentication()
     # A mesh without any RequestAuthentication has no jwt_authn filter at all.
     assert not any("default.jwt-authn" in names for names in inbound_http_filters(context(), reviews).values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+from controlplane.translate.gateway_tls import GATEWAY_SDS_PREFIX
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.proxy import Proxy
 
@@ -22,4 +23,29 @@ def proxy_credentials(ctx: PushContext, proxy: Proxy, names: tuple[str, ...]) ->
         resolved = ctx.credentials.resolve(proxy.namespace, name)
         if isinstance(resolved, secret_pb2.Secret):
             out[name] = resolved
+    return out
+
+
+def gateway_credentials(ctx: PushContext, proxy: Proxy, resources: tuple[str, ...]) -> dict[str, secret_pb2.Secret]:
+    """The SDS secrets of Gateway ``credentialName`` (``kubernetes://<name>``): Istio's rule for
+    gateways is the same, the Secret must be in the router's own namespace (for the Gateway
+    API's ``kubernetes-gateway://<ns>/<name>``, or one a ReferenceGrant opens to it)."""
+    if not proxy.has_certificate:
+        return {}
+    out: dict[str, secret_pb2.Secret] = {}
+    for resource in resources:
+        namespace, name = proxy.namespace, resource.removeprefix(GATEWAY_SDS_PREFIX)
+        if name == resource:
+            # kubernetes-gateway://<ns>/<name>: a Gateway API certificateRef, another namespace's
+            # only where a ReferenceGrant allows it
+            secret = ctx.routing.gateway_api.gateway_secret(resource, proxy.namespace)
+            if secret is None:
+                continue  # another scheme (e.g. a file) is not served from Secrets
+            namespace, name = secret
+        resolved = ctx.credentials.resolve(namespace, name)
+        if isinstance(resolved, secret_pb2.Secret):
+            renamed = secret_pb2.Secret()
+            renamed.CopyFrom(resolved)
+            renamed.name = resource
+            out[resource] = renamed
     return out

@@ -6,7 +6,7 @@ scope get the same messages (callers treat messages as immutable).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Collection, Hashable, Iterator
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -22,6 +22,7 @@ from controlplane.translate.endpoints import load_assignment
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.index.registry import EDS, MeshEndpoint, MeshService, ServicePort
 from controlplane.translate.peer_authentication import endpoint_accepts_mtls, inbound_mtls
+from controlplane.translate.protocol import is_http
 from controlplane.translate.proxy import Proxy
 from controlplane.translate.scope import SidecarScope
 from controlplane.translate.transport import DISABLE
@@ -35,15 +36,28 @@ def subset_endpoints(eps: tuple[MeshEndpoint, ...], subset: Subset | None) -> tu
     return tuple(e for e in eps if selector_matches(subset.labels, e.label_map))
 
 
-def cluster_specs(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> Iterator[ClusterSpec]:
-    """(service, port, subset, rule spec) for every outbound cluster, in name order."""
-    for service in scope.services:
+def cluster_specs(
+    ctx: PushContext, proxy: Proxy, scope: SidecarScope, hosts: Collection[str] | None = None
+) -> Iterator[ClusterSpec]:
+    """(service, port, subset, rule spec) for every outbound cluster (of ``hosts`` alone when
+    given), in name order."""
+    for service in scope.services if hosts is None else _scope_services(scope, hosts):
         entry = ctx.destination_rule(proxy, service.hostname)
         rule = entry.rule.spec if entry is not None else None
         for port in service.ports:
             yield service, port, None, rule
             for subset in rule.subsets if rule is not None else ():
                 yield service, port, subset, rule
+
+
+def _scope_services(scope: SidecarScope, hosts: Collection[str]) -> list[MeshService]:
+    """SidecarScope.services, of ``hosts`` alone (without sorting every service)."""
+    seen: dict[str, MeshService] = {}
+    for egress in scope.egress:
+        for service in egress.services:
+            if service.hostname in hosts:
+                seen.setdefault(service.hostname, service)
+    return [seen[host] for host in sorted(seen)]
 
 
 def _shared_key(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> Hashable:
@@ -106,23 +120,24 @@ def _service_accounts(eps: tuple[MeshEndpoint, ...], mesh: MeshConfig) -> tuple[
 
 
 def outbound_assignments(
-    ctx: PushContext, proxy: Proxy, scope: SidecarScope
+    ctx: PushContext, proxy: Proxy, scope: SidecarScope, hosts: frozenset[str] | None = None
 ) -> tuple[endpoint_pb2.ClusterLoadAssignment, ...]:
-    """ClusterLoadAssignments of every EDS cluster of the scope, sorted by cluster name."""
+    """ClusterLoadAssignments of every EDS cluster of the scope (of ``hosts`` alone when
+    given: after their endpoints changed), sorted by cluster name."""
     # failoverPriority may compare endpoint labels with the proxy's own.
     labels = proxy.labels if ctx.uses_failover_priority else None
-    key = (_shared_key(ctx, proxy, scope), proxy.locality, labels)
+    key = (_shared_key(ctx, proxy, scope), proxy.locality, labels, hosts)
     cached = ctx.memo.assignments.get(key)
     if cached is None:
-        cached = ctx.memo.assignments[key] = _build_assignments(ctx, proxy, scope)
+        cached = ctx.memo.assignments[key] = _build_assignments(ctx, proxy, scope, hosts)
     return cached
 
 
 def _build_assignments(
-    ctx: PushContext, proxy: Proxy, scope: SidecarScope
+    ctx: PushContext, proxy: Proxy, scope: SidecarScope, hosts: frozenset[str] | None
 ) -> tuple[endpoint_pb2.ClusterLoadAssignment, ...]:
     out: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
-    for service, port, subset, rule in cluster_specs(ctx, proxy, scope):
+    for service, port, subset, rule in cluster_specs(ctx, proxy, scope, hosts):
         if service.resolution != EDS:
             continue
         policy = dp.effective_policy(rule, port.number, subset)
@@ -141,5 +156,6 @@ def _build_assignments(
             locality_setting=setting,
             proxy_labels=proxy.label_map,
             accepts_mtls=lambda ep: endpoint_accepts_mtls(ctx, ep),
+            workload_facts=not is_http(port.protocol),  # no headers tell a TCP client who answered
         ))
     return tuple(out[k] for k in sorted(out))

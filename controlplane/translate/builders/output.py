@@ -34,7 +34,10 @@ class ProxyConfig:
 @dataclass(frozen=True, slots=True)
 class Builder:
     """One kind of proxy: ``build`` makes everything; ``assignments`` only the
-    ClusterLoadAssignments, for pushes after an endpoint-only change."""
+    ClusterLoadAssignments (of the given hosts alone, or all with None), for pushes after
+    an endpoint-only change."""
 
     build: Callable[[PushContext, Proxy], ProxyConfig]
-    assignments: Callable[[PushContext, Proxy], tuple[endpoint_pb2.ClusterLoadAssignment, ...]]
+    assignments: Callable[
+        [PushContext, Proxy, frozenset[str] | None], tuple[endpoint_pb2.ClusterLoadAssignment, ...]
+    ]

@@ -127,8 +127,10 @@ def build_sidecar(ctx: PushContext, proxy: Proxy) -> ProxyConfig:
     )
 
 
-def sidecar_assignments(ctx: PushContext, proxy: Proxy) -> tuple[endpoint_pb2.ClusterLoadAssignment, ...]:
-    return outbound_assignments(ctx, proxy, sidecar_scope(ctx, proxy))
+def sidecar_assignments(
+    ctx: PushContext, proxy: Proxy, hosts: frozenset[str] | None = None
+) -> tuple[endpoint_pb2.ClusterLoadAssignment, ...]:
+    return outbound_assignments(ctx, proxy, sidecar_scope(ctx, proxy), hosts)
 
 
 SIDECAR_BUILDER = Builder(build=build_sidecar, assignments=sidecar_assignments)

@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -59,6 +60,11 @@ def network_filter_chain(site: FilterSite) -> list[lc.Filter]:
     return [f for f in (m.network_filter(site) for m in NETWORK_FILTERS) if f is not None]
 
 
+def filter_access_logs(site: FilterSite) -> list[accesslog_pb2.AccessLog]:
+    """The access loggers the registered filters put on one chain, in registry order."""
+    return [log for m in (*HTTP_FILTERS, *NETWORK_FILTERS) for log in m.access_logs(site)]
+
+
 def filter_clusters(
     ctx: PushContext, proxy: Proxy, existing: Mapping[str, cluster_pb2.Cluster]
 ) -> list[cluster_pb2.Cluster]:
@@ -79,6 +85,7 @@ __all__ = [
     "HTTP_FILTERS",
     "NETWORK_FILTERS",
     "FilterSite",
+    "filter_access_logs",
     "filter_clusters",
     "http_filter_chain",
     "network_filter_chain",

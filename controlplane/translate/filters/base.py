@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import config_source_pb2, extension_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
@@ -46,6 +47,7 @@ GATEWAY = "gateway"  # a router's listeners
 POLICY_DIRECTIONS = frozenset({INBOUND, GATEWAY})
 
 # Positions, Istio's order.
+PEER_METADATA = 50  # Istio's metadata exchange: first, so that every reply carries the peer's facts
 JWT_AUTHN = 100
 EXT_AUTHZ = 200  # AuthorizationPolicy CUSTOM: before DENY and ALLOW
 RBAC = 300
@@ -123,6 +125,11 @@ class _Filter:
         self, ctx: PushContext, proxy: Proxy, existing: Mapping[str, cluster_pb2.Cluster]
     ) -> list[cluster_pb2.Cluster]:
         """Clusters the filter sends to that the proxy does not have in ``existing``."""
+        return []
+
+    def access_logs(self, site: FilterSite) -> list[accesslog_pb2.AccessLog]:
+        """Access loggers for the chain's connection manager (HTTP) or tcp_proxy (TCP), e.g.
+        the stats access logger that makes Istio's metrics."""
         return []
 
 

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.route.v3 import route_pb2
+from envoy.data.accesslog.v3 import accesslog_pb2 as log_types
 from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2
 from envoy.extensions.filters.listener.original_dst.v3 import original_dst_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
@@ -22,6 +26,7 @@ ORIGINAL_DST = "envoy.filters.listener.original_dst"
 HTTP_INSPECTOR = "envoy.filters.listener.http_inspector"
 
 HCM_TYPE = hcm_pb2.HttpConnectionManager
+_CONNECTED = log_types.TcpUpstreamConnected
 
 
 def http_connection_manager(
@@ -32,8 +37,11 @@ def http_connection_manager(
     route_config: route_pb2.RouteConfiguration | None = None,
     http2: bool = False,
     path_normalization: str = "BASE",
+    use_remote_address: bool = False,
+    access_logs: Sequence[accesslog_pb2.AccessLog] = (),
 ) -> lc.Filter:
     hcm = hcm_pb2.HttpConnectionManager(stat_prefix=stat_prefix)
+    hcm.access_log.extend(access_logs)
     hcm.codec_type = hcm_pb2.HttpConnectionManager.AUTO
     _normalize_paths(hcm, path_normalization)
     if rds_name is not None:
@@ -42,7 +50,7 @@ def http_connection_manager(
     elif route_config is not None:
         hcm.route_config.CopyFrom(route_config)
     hcm.http_filters.extend(http_filters)
-    hcm.use_remote_address.value = False
+    hcm.use_remote_address.value = use_remote_address  # true at the edge (gateways), as Istio
     hcm.upgrade_configs.add(upgrade_type="websocket")
     if http2:
         hcm.http2_protocol_options.SetInParent()
@@ -59,8 +67,18 @@ def _normalize_paths(hcm: hcm_pb2.HttpConnectionManager, mode: str) -> None:
         hcm.path_with_escaped_slashes_action = hcm_pb2.HttpConnectionManager.UNESCAPE_AND_FORWARD
 
 
-def tcp_proxy(stat_prefix: str, cluster: str = "", weighted: list[tuple[str, int]] | None = None) -> lc.Filter:
+def tcp_proxy(
+    stat_prefix: str,
+    cluster: str = "",
+    weighted: list[tuple[str, int]] | None = None,
+    access_logs: Sequence[accesslog_pb2.AccessLog] = (),
+) -> lc.Filter:
+    """A logger that filters on the upstream-connected log type (Istio's TCP opened-connections
+    counter) makes tcp_proxy log when its upstream connects, not only at the end."""
     tp = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
+    tp.access_log.extend(access_logs)
+    if any(_CONNECTED in log.filter.log_type_filter.types for log in access_logs):
+        tp.access_log_options.flush_access_log_on_connected = True
     if weighted and len(weighted) > 1:
         for name, weight in weighted:
             tp.weighted_clusters.clusters.add(name=name, weight=max(weight, 0))

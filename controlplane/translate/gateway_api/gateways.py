@@ -177,6 +177,7 @@ def _convert_gateway(
                             ANNOTATION_SERVICE: ",".join(services),
                         }),
                         origin=gw.meta.origin,
+                        creation_timestamp=gw.meta.creation_timestamp,
                     ),
                     GatewaySpec(servers=(server,), selector=selector),
                 )

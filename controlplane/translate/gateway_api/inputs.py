@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from controlplane.model.base import creation_order
 from controlplane.model.frozen import EMPTY
 from controlplane.model.gateway_api import (
     GATEWAY_API_KINDS,
@@ -72,8 +73,8 @@ class ConversionInputs:
 
 
 def _sorted(items: list) -> tuple:  # type: ignore[type-arg]
-    # Istio orders by creation time, then namespace/name; creation time is not kept.
-    return tuple(sorted(items, key=lambda r: (r.meta.namespace, r.meta.name)))
+    # Istio's conversion orders by creation time, then namespace, then name.
+    return tuple(sorted(items, key=lambda r: (creation_order(r.meta), r.meta.namespace, r.meta.name)))
 
 
 def inputs_from_snapshot(snapshot: Snapshot, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> ConversionInputs:

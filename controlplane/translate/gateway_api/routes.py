@@ -100,6 +100,7 @@ def _route_meta(route: AnyRoute, name: str, namespace: str | None = None, parent
             ANNOTATION_SEMANTICS: "gateway",
         }),
         origin=route.meta.origin,
+        creation_timestamp=route.meta.creation_timestamp,
     )
 
 

@@ -6,6 +6,8 @@
 - ``routing``: VirtualServices, DestinationRules, Sidecars (RoutingIndex);
 - ``policies``: PeerAuthentication, Telemetry, ... (PolicyIndex);
 - ``credentials``: Secrets, for DestinationRule ``credentialName`` (CredentialIndex);
+- ``gateways``: Istio Gateways and the VirtualServices bound to them (GatewayIndex);
+- ``envoy_filters``: EnvoyFilters, their patch values parsed (EnvoyFilterIndex);
 - ``jwks``: the keys fetched for RequestAuthentication ``jwksUri`` (JwksIndex), rebuilt
   alone after a key rotation.
 
@@ -15,15 +17,16 @@ outbound clusters, route configurations, ...); it starts empty with every new co
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.config.route.v3 import route_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.jwt_authn.v3 import config_pb2 as jwt_pb2
 
+from controlplane.model.gateway import Gateway
 from controlplane.model.hosts import host_matches
 from controlplane.model.labels import selector_labels, selector_matches
 from controlplane.model.mesh import MeshConfig
@@ -33,10 +36,17 @@ from controlplane.translate.index.credentials import (
     CredentialIndex,
     build_credential_index,
 )
+from controlplane.translate.index.envoy_filters import (
+    ENVOY_FILTER_KINDS,
+    EnvoyFilterIndex,
+    build_envoy_filter_index,
+)
+from controlplane.translate.index.gateways import GATEWAY_KINDS, GatewayIndex, build_gateway_index
 from controlplane.translate.index.jwks import JWKS_KINDS, JwksIndex, build_jwks_index
 from controlplane.translate.index.policies import POLICY_KINDS, PolicyIndex, build_policy_index
 from controlplane.translate.index.registry import MeshEndpoint, MeshService
 from controlplane.translate.index.routing import (
+    GATEWAY_API_READS,
     MESH_GATEWAY,
     ROUTING_KINDS,
     DestinationRuleEntry,
@@ -46,16 +56,19 @@ from controlplane.translate.index.routing import (
     exported_to,
 )
 from controlplane.translate.index.service_index import (
+    ENDPOINT_SOURCE_KINDS,
     SERVICE_KINDS,
     ServiceIndex,
     Snapshot,
     build_service_index,
+    update_service_index,
 )
 from controlplane.translate.proxy import Proxy
 
 if TYPE_CHECKING:
     from controlplane.translate.authz.builder import WorkloadRbac
     from controlplane.translate.authz.ext_authz import CustomAuthz, ResolvedProvider
+    from controlplane.translate.istio_metrics.plan import ProxyMetricsPlan
     from controlplane.translate.peer_authentication import InboundMtls
     from controlplane.translate.scope import SidecarScope
     from controlplane.translate.telemetry import ProxyTelemetry
@@ -69,10 +82,14 @@ __all__ = [
     "build_push_context",
     "exported_to",
     "update_push_context",
+    "update_push_context_endpoints",
 ]
 
 # Every kind some part of the index reads.
-INDEXED_KINDS = SERVICE_KINDS | ROUTING_KINDS | POLICY_KINDS | CREDENTIAL_KINDS | JWKS_KINDS
+INDEXED_KINDS = (
+    SERVICE_KINDS | ROUTING_KINDS | POLICY_KINDS | CREDENTIAL_KINDS | JWKS_KINDS | GATEWAY_KINDS
+    | ENVOY_FILTER_KINDS
+)
 
 # Labels as a hashable key part (sorted pairs); None where labels do not matter.
 LabelsKey = tuple[tuple[str, str], ...] | None
@@ -86,8 +103,12 @@ class Memo:
     outbound_clusters: dict[Hashable, dict[str, cluster_pb2.Cluster]] = field(default_factory=dict)
     assignments: dict[Hashable, tuple[endpoint_pb2.ClusterLoadAssignment, ...]] = field(default_factory=dict)
     route_configs: dict[Hashable, route_pb2.RouteConfiguration] = field(default_factory=dict)
+    # a VirtualService's http routes on one Gateway and port (routers)
+    gateway_routes: dict[Hashable, tuple[route_components_pb2.Route, ...]] = field(default_factory=dict)
     inbound_mtls: dict[tuple[str, LabelsKey], InboundMtls] = field(default_factory=dict)
     telemetry: dict[Hashable, ProxyTelemetry | None] = field(default_factory=dict)
+    # (namespace, labels that matter) -> the Istio metrics each direction reports (istio_metrics)
+    metrics: dict[Hashable, ProxyMetricsPlan] = field(default_factory=dict)
     # Clusters to extension providers (tracers, authorizers) a proxy has none for.
     provider_clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
     credential_names: dict[Hashable, tuple[str, ...]] = field(default_factory=dict)
@@ -109,6 +130,8 @@ class PushContext:
     policies: PolicyIndex
     credentials: CredentialIndex = field(default_factory=CredentialIndex)
     jwks: JwksIndex = field(default_factory=JwksIndex)
+    envoy_filters: EnvoyFilterIndex = field(default_factory=EnvoyFilterIndex)
+    gateways: GatewayIndex = field(default_factory=GatewayIndex)
     memo: Memo = field(default_factory=Memo)
 
     # --- services ---------------------------------------------------------------------------
@@ -197,14 +220,23 @@ class PushContext:
 
 
 def build_push_context(snapshot: Snapshot, mesh: MeshConfig) -> PushContext:
+    routing = build_routing_index(snapshot, mesh)
     return PushContext(
         mesh=mesh,
         service_index=build_service_index(snapshot, mesh),
-        routing=build_routing_index(snapshot, mesh),
+        routing=routing,
         policies=build_policy_index(snapshot),
         credentials=build_credential_index(snapshot),
         jwks=build_jwks_index(snapshot),
+        envoy_filters=build_envoy_filter_index(snapshot),
+        gateways=_gateway_index(snapshot, routing),
     )
+
+
+def _gateway_index(snapshot: Snapshot, routing: RoutingIndex) -> GatewayIndex:
+    # Istio Gateways written by users and those converted from the Gateway API (routing part)
+    gateways = [*snapshot.of_kind(Gateway.KIND), *routing.gateway_api.gateways]
+    return build_gateway_index(gateways, routing.virtual_services)
 
 
 def update_push_context(previous: PushContext, snapshot: Snapshot, changed_kinds: Collection[str]) -> PushContext:
@@ -214,12 +246,42 @@ def update_push_context(previous: PushContext, snapshot: Snapshot, changed_kinds
     if changed - INDEXED_KINDS:  # a kind no part declares: rebuild all rather than guess
         return build_push_context(snapshot, previous.mesh)
     mesh = previous.mesh
+    # The Gateway API conversion (in the routing part) also reads Services, Secrets, ...
+    gateway_api_inputs = bool(changed & GATEWAY_API_READS) and bool(previous.routing.gateway_api.statuses)
+    routing_changed = bool(changed & ROUTING_KINDS) or gateway_api_inputs
+    routing = build_routing_index(snapshot, mesh) if routing_changed else previous.routing
     return replace(
         previous,
         service_index=build_service_index(snapshot, mesh) if changed & SERVICE_KINDS else previous.service_index,
-        routing=build_routing_index(snapshot, mesh) if changed & ROUTING_KINDS else previous.routing,
+        routing=routing,
+        gateways=(
+            _gateway_index(snapshot, routing) if changed & GATEWAY_KINDS or routing_changed else previous.gateways
+        ),
         policies=build_policy_index(snapshot) if changed & POLICY_KINDS else previous.policies,
         credentials=build_credential_index(snapshot) if changed & CREDENTIAL_KINDS else previous.credentials,
         jwks=build_jwks_index(snapshot) if changed & JWKS_KINDS else previous.jwks,
+        envoy_filters=(
+            build_envoy_filter_index(snapshot) if changed & ENVOY_FILTER_KINDS else previous.envoy_filters
+        ),
         memo=Memo(),
     )
+
+
+def update_push_context_endpoints(
+    previous: PushContext,
+    snapshot: Snapshot,
+    changed_kinds: Collection[str],
+    changes: Iterable[tuple[object | None, object | None]],
+) -> tuple[PushContext, frozenset[str]] | None:
+    """After a change of endpoint sources alone (EndpointSlices, Endpoints, Pods, given as
+    (old, new) pairs): the context of ``snapshot`` with only the endpoints of the services
+    they feed rebuilt, and the hosts whose endpoints changed. Sidecar scopes read services
+    and routing alone, so they are kept. None for any other change (update_push_context)."""
+    kinds = frozenset(changed_kinds)
+    if not kinds <= ENDPOINT_SOURCE_KINDS:
+        return None
+    if kinds & GATEWAY_API_READS and previous.routing.gateway_api.statuses:
+        return None  # the Gateway API conversion reads them too: update_push_context
+    update = update_service_index(previous.service_index, snapshot, previous.mesh, changes)
+    ctx = replace(previous, service_index=update.index, memo=Memo(scopes=previous.memo.scopes))
+    return ctx, update.hosts

@@ -10,9 +10,9 @@ Istio's rules (pilot/pkg/model/gateway.go ``mergeGateways``):
 - a Gateway selects a router whose labels carry its selector (an empty selector selects
   every router); the Gateway's namespace does not matter (PILOT_SCOPE_GATEWAY_TO_NAMESPACE
   is false by default);
-- Gateways merge in order (Istio sorts by creation time, then name; creationTimestamp is
-  not kept by the model, so namespace/name order here): plaintext HTTP servers on one port
-  share the route config ``http.<port>``; TLS servers on one port are told apart by SNI,
+- Gateways merge in order (Istio's sortConfigByCreationTime: ``metadata.creationTimestamp``,
+  then name, then namespace; one without a creation time comes first): plaintext HTTP
+  servers on one port share the route config ``http.<port>``; TLS servers on one port are told apart by SNI,
   and a host a TLS server on that port already claims drops the later server; a server whose
   protocol cannot share the port with the first one there is dropped. Each drop is a
   ``GatewayConflict`` (Istio logs it and counts ``pilot_total_rejected_configs``).
@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from controlplane.model.base import config_order
 from controlplane.model.gateway import Gateway, Server
 from controlplane.model.hosts import (
     host_matches,
@@ -181,8 +182,8 @@ def _conflict(
 
 @dataclass(frozen=True, slots=True)
 class GatewayIndex:
-    gateways: tuple[Gateway, ...] = ()  # sorted by (namespace, name): Istio's merge order here
-    # "namespace/name" of a Gateway -> the VirtualServices naming it, in key order
+    gateways: tuple[Gateway, ...] = ()  # in Istio's merge order (config_order)
+    # "namespace/name" of a Gateway -> the VirtualServices naming it, in Istio's order (as Gateways)
     bound: Mapping[str, tuple[VirtualServiceEntry, ...]] = field(default_factory=dict)
     # merged servers by the set of selecting Gateways; filled on demand, never compared
     _merged: dict[tuple[str, ...], MergedGateway] = field(default_factory=dict, compare=False)
@@ -235,9 +236,9 @@ def server_accepts(server: GatewayServer, entry: VirtualServiceEntry) -> tuple[s
 
 
 def build_gateway_index(gateways: Iterable[Gateway], virtual_services: Iterable[VirtualServiceEntry]) -> GatewayIndex:
-    ordered = tuple(sorted(gateways, key=lambda g: (g.meta.namespace, g.meta.name)))
+    ordered = tuple(sorted(gateways, key=lambda g: config_order(g.meta)))
     bound: dict[str, list[VirtualServiceEntry]] = {}
-    for entry in virtual_services:
+    for entry in sorted(virtual_services, key=lambda e: config_order(e.vs.meta)):
         for name in entry.gateways:
             if name != MESH_GATEWAY:
                 bound.setdefault(name, []).append(entry)

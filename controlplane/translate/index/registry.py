@@ -78,6 +78,7 @@ class MeshEndpoint:
     service_account: str = ""
     namespace: str = ""
     tls_mode: str = TLS_MODE_DISABLED
+    workload: str = ""  # Istio's WorkloadName (the endpoint's telemetry metadata); "": not known
 
     @property
     def label_map(self) -> dict[str, str]:

@@ -1,7 +1,10 @@
-"""The routing part of the index: VirtualServices, DestinationRules and Sidecars.
+"""The routing part of the index: VirtualServices, DestinationRules and Sidecars, and the
+Kubernetes Gateway API converted as Istio converts it (``gateway_api``: its VirtualServices
+join the user-written ones here, its Gateways feed the gateways part).
 
 Hosts are resolved to FQDNs once here, so builders compare names only. Built from those
-three kinds alone: a change to services, endpoints or policies leaves this part as it is.
+kinds alone (the conversion also reads Services, ServiceEntries, Namespaces and Secrets:
+``GATEWAY_API_READS``, which rebuild this part only while Gateway API objects exist).
 """
 
 from __future__ import annotations
@@ -14,16 +17,22 @@ from controlplane.model.destination_rule import (
     DestinationRuleSpec,
     LoadBalancerSettings,
 )
+from controlplane.model.gateway_api import GATEWAY_API_KINDS
 from controlplane.model.hosts import resolve_short_name, specificity
 from controlplane.model.mesh import MeshConfig
 from controlplane.model.sidecar import Sidecar
 from controlplane.model.virtual_service import VirtualService
+from controlplane.translate.gateway_api import EMPTY as NO_GATEWAY_API
+from controlplane.translate.gateway_api import INPUT_KINDS as GATEWAY_API_INPUT_KINDS
+from controlplane.translate.gateway_api import ConvertedConfig, convert, inputs_from_snapshot
 from controlplane.translate.index import services as svcs
 from controlplane.translate.index.delegation import merge_delegates
 from controlplane.translate.index.service_index import Snapshot
 
 MESH_GATEWAY = "mesh"
-ROUTING_KINDS = frozenset({"VirtualService", "DestinationRule", "Sidecar"})
+ROUTING_KINDS = frozenset({"VirtualService", "DestinationRule", "Sidecar"}) | GATEWAY_API_KINDS
+# Other kinds the Gateway API conversion reads (backends, gateway Services, Secrets, ...).
+GATEWAY_API_READS = GATEWAY_API_INPUT_KINDS - ROUTING_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,8 @@ class RoutingIndex:
     sidecars: Mapping[str, tuple[Sidecar, ...]] = field(default_factory=dict)
     # Does any DestinationRule compare endpoint labels with the proxy's (failoverPriority)?
     uses_failover_priority: bool = False
+    # Istio Gateways, VirtualServices and status derived from the Gateway API
+    gateway_api: ConvertedConfig = NO_GATEWAY_API
 
 
 def exported_to(export: frozenset[str], owner_ns: str, proxy_ns: str) -> bool:
@@ -101,9 +112,11 @@ def virtual_service_entries(virtual_services: list[VirtualService], mesh: MeshCo
 
 
 def build_routing_index(snapshot: Snapshot, mesh: MeshConfig) -> RoutingIndex:
+    has_gateway_api = any(snapshot.of_kind(kind) for kind in GATEWAY_API_KINDS)
+    converted = convert(inputs_from_snapshot(snapshot, mesh.domain_suffix)) if has_gateway_api else NO_GATEWAY_API
     # Roots come merged with their delegates; delegates are not routed on their own.
     merged = merge_delegates(snapshot.of_kind(VirtualService.KIND), mesh.domain_suffix)
-    virtual_services = virtual_service_entries(merged, mesh)
+    virtual_services = virtual_service_entries([*merged, *converted.virtual_services], mesh)
     rules: dict[str, list[DestinationRuleEntry]] = {}
     failover_priority = False
     dr: DestinationRule
@@ -134,4 +147,5 @@ def build_routing_index(snapshot: Snapshot, mesh: MeshConfig) -> RoutingIndex:
         dr_index=dr_index,
         sidecars={ns: tuple(v) for ns, v in sidecars.items()},
         uses_failover_priority=failover_priority,
+        gateway_api=converted,
     )

@@ -8,15 +8,16 @@ policies are other parts of the index).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from controlplane.model.kubernetes import Endpoints, EndpointSlice, Pod, Service
 from controlplane.model.labels import service_selects
 from controlplane.model.mesh import MeshConfig
 from controlplane.model.service_entry import ServiceEntry, WorkloadEntry
 from controlplane.translate.index import services as svcs
+from controlplane.translate.index.endpoint_sources import EndpointSources, build_endpoint_sources
 from controlplane.translate.index.registry import DNS, DNS_ROUND_ROBIN, MeshEndpoint, MeshService
 
 # The kinds this part is built from: a change to any other kind leaves it as it is.
@@ -28,6 +29,8 @@ class Snapshot(Protocol):
 
     def of_kind(self, kind: str) -> list: ...
 
+    def get_typed(self, kind: str, namespace: str, name: str) -> Any: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ServiceIndex:
@@ -35,6 +38,7 @@ class ServiceIndex:
     by_host: Mapping[str, MeshService] = field(default_factory=dict)
     endpoints: Mapping[tuple[str, int], tuple[MeshEndpoint, ...]] = field(default_factory=dict)
     pods: svcs.PodIndex = field(default_factory=lambda: svcs.PodIndex(()))
+    sources: EndpointSources = field(default_factory=EndpointSources)
 
     def service_endpoints(self, host: str, port: int) -> tuple[MeshEndpoint, ...]:
         return self.endpoints.get((host, port), ())
@@ -78,17 +82,9 @@ def build_service_index(snapshot: Snapshot, mesh: MeshConfig) -> ServiceIndex:
             continue
         by_host[ms.hostname] = ms
         key = (ms.namespace, ms.name)
-        by_port = svcs.kubernetes_endpoints(ms, slices.get(key, []), legacy.get(key), pods)
-        for we in svcs.selected_workload_entries(ms.selector, ms.namespace, workload_entries):
-            for port in ms.ports:
-                ep = svcs.workload_endpoint(we.spec, port, ms.namespace)
-                if ep is not None:
-                    by_port[port.number].append(ep)
-        if ms.resolution == DNS:
-            external = svc.spec.external_name
-            by_port = {p.number: [MeshEndpoint(address=external, port=p.number)] for p in ms.ports}
-        for number, eps in by_port.items():
-            endpoints[(ms.hostname, number)] = tuple(eps)
+        by_port = _kubernetes_endpoints(svc, ms, slices.get(key, []), legacy.get(key), pods, workload_entries)
+        for number, port_endpoints in by_port.items():
+            endpoints[(ms.hostname, number)] = port_endpoints
     se: ServiceEntry
     for se in snapshot.of_kind(ServiceEntry.KIND):
         for ms in svcs.service_entry_services(se):
@@ -104,4 +100,83 @@ def build_service_index(snapshot: Snapshot, mesh: MeshConfig) -> ServiceIndex:
                     found = [MeshEndpoint(address=ms.hostname, port=port.number)]
                 endpoints[(ms.hostname, port.number)] = tuple(found)
     services = tuple(sorted(by_host.values(), key=lambda s: s.hostname))
-    return ServiceIndex(services, by_host, endpoints, pods)
+    return ServiceIndex(services, by_host, endpoints, pods, build_endpoint_sources(slices, legacy))
+
+
+def _kubernetes_endpoints(
+    svc: Service,
+    ms: MeshService,
+    slices: list[EndpointSlice],
+    legacy: Endpoints | None,
+    pods: svcs.PodIndex,
+    workload_entries: list[WorkloadEntry],
+) -> dict[int, tuple[MeshEndpoint, ...]]:
+    """Port number -> endpoints of one Kubernetes Service: its slices (or Endpoints), the
+    WorkloadEntries it selects; an ExternalName's name."""
+    if ms.resolution == DNS:
+        external = svc.spec.external_name
+        return {p.number: (MeshEndpoint(address=external, port=p.number),) for p in ms.ports}
+    by_port = svcs.kubernetes_endpoints(ms, slices, legacy, pods)
+    for we in svcs.selected_workload_entries(ms.selector, ms.namespace, workload_entries):
+        for port in ms.ports:
+            ep = svcs.workload_endpoint(we.spec, port, ms.namespace)
+            if ep is not None:
+                by_port[port.number].append(ep)
+    return {number: tuple(eps) for number, eps in by_port.items()}
+
+
+# Kinds that only feed Kubernetes Services' endpoints: a change to them alone updates the
+# endpoints of the services they name and leaves every other entry (and the services) as is.
+ENDPOINT_SOURCE_KINDS = frozenset({"EndpointSlice", "Endpoints", "Pod"})
+
+
+@dataclass(frozen=True, slots=True)
+class IndexUpdate:
+    """An index after an endpoint change, and the hosts whose endpoints differ."""
+
+    index: ServiceIndex
+    hosts: frozenset[str]
+
+
+def update_service_index(
+    previous: ServiceIndex,
+    snapshot: Snapshot,
+    mesh: MeshConfig,
+    changed: Iterable[tuple[object | None, object | None]],
+) -> IndexUpdate:
+    """``previous`` after a change of EndpointSlices, Endpoints and Pods alone, given as
+    (old, new) pairs: only the endpoints of the Services they feed are rebuilt (the rest,
+    and the services, are shared with ``previous``). Same result as build_service_index."""
+    slice_changes: list[tuple[EndpointSlice | None, EndpointSlice | None]] = []
+    legacy_changes: list[tuple[Endpoints | None, Endpoints | None]] = []
+    pod_changes: list[tuple[Pod | None, Pod | None]] = []
+    lists: dict[type, list[Any]] = {EndpointSlice: slice_changes, Endpoints: legacy_changes, Pod: pod_changes}
+    for old, new in changed:
+        lists[type(new if new is not None else old)].append((old, new))
+    legacy_keys = {(e.meta.namespace, e.meta.name) for pair in legacy_changes for e in pair if e is not None}
+    legacy: dict[tuple[str, str], Endpoints | None] = {
+        key: snapshot.get_typed(Endpoints.KIND, *key) for key in legacy_keys
+    }
+    sources, names = previous.sources.updated(slice_changes, legacy_changes, legacy)
+    # Pods feed the services whose slices refer to them, before and after the change.
+    names |= sources.services_using(p for pair in pod_changes for p in pair if p is not None)
+    pods = previous.pods.updated(pod_changes) if pod_changes else previous.pods
+    workload_entries: list[WorkloadEntry] = snapshot.of_kind(WorkloadEntry.KIND)
+    endpoints = dict(previous.endpoints)
+    hosts: set[str] = set()
+    for namespace, name in sorted(names):
+        svc = snapshot.get_typed(Service.KIND, namespace, name)
+        ms = svcs.kubernetes_service(svc, mesh.domain_suffix) if svc is not None else None
+        if ms is None or previous.by_host.get(ms.hostname) != ms:
+            continue  # no such Service (its slices feed nothing), or not the host's winner
+        if (namespace, name) not in legacy:
+            legacy[(namespace, name)] = snapshot.get_typed(Endpoints.KIND, namespace, name)
+        by_port = _kubernetes_endpoints(svc, ms, list(sources.slices.get((namespace, name), ())),
+                                        legacy[(namespace, name)], pods, workload_entries)
+        for number, eps in by_port.items():
+            if endpoints.get((ms.hostname, number)) != eps:
+                endpoints[(ms.hostname, number)] = eps
+                hosts.add(ms.hostname)
+    index = ServiceIndex(previous.services, previous.by_host, endpoints, pods, sources)
+    return IndexUpdate(index, frozenset(hosts))
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from controlplane.model.canonical import WORKLOAD_NAME_LABEL, pod_workload_name
 from controlplane.model.hosts import normalize_host, service_fqdn
 from controlplane.model.kubernetes import (
     EndpointPort,
@@ -152,6 +153,7 @@ def workload_endpoint(
         service_account=wl.service_account or default_sa,
         namespace=namespace,
         tls_mode=workload_entry_tls_mode(wl),
+        workload=wl.labels.get(WORKLOAD_NAME_LABEL, ""),
     )
 
 
@@ -161,10 +163,42 @@ class PodIndex:
     def __init__(self, pods: Iterable[Pod]) -> None:
         self.by_name: dict[tuple[str, str], Pod] = {}
         self.by_ip: dict[str, Pod] = {}
+        # Every pod holding an IP: the first by (namespace, name) is the one by_ip names.
+        self._holders: dict[str, frozenset[tuple[str, str]]] = {}
         for pod in pods:
-            self.by_name[(pod.meta.namespace, pod.meta.name)] = pod
+            key = (pod.meta.namespace, pod.meta.name)
+            self.by_name[key] = pod
             for ip in pod.ips:
                 self.by_ip.setdefault(ip, pod)
+                self._holders[ip] = self._holders.get(ip, frozenset()) | {key}
+
+    def updated(self, changes: Iterable[tuple[Pod | None, Pod | None]]) -> PodIndex:
+        """This index after Pods changed, given as (old, new): the same as one built from all
+        Pods anew, for the cost of the change (and of copying the maps)."""
+        index = PodIndex(())
+        index.by_name, index.by_ip, index._holders = dict(self.by_name), dict(self.by_ip), dict(self._holders)
+        touched: set[str] = set()
+        for old, new in changes:
+            if old is not None:
+                key = (old.meta.namespace, old.meta.name)
+                index.by_name.pop(key, None)
+                for ip in old.ips:
+                    index._holders[ip] = index._holders.get(ip, frozenset()) - {key}
+                    touched.add(ip)
+            if new is not None:
+                key = (new.meta.namespace, new.meta.name)
+                index.by_name[key] = new
+                for ip in new.ips:
+                    index._holders[ip] = index._holders.get(ip, frozenset()) | {key}
+                    touched.add(ip)
+        for ip in touched:
+            holders = index._holders.get(ip)
+            if holders:
+                index.by_ip[ip] = index.by_name[min(holders)]
+            else:
+                index._holders.pop(ip, None)
+                index.by_ip.pop(ip, None)
+        return index
 
     def find(self, namespace: str, target_ref: ObjectReference | None, ip: str) -> Pod | None:
         if target_ref is not None and target_ref.kind == "Pod":
@@ -194,6 +228,7 @@ def _endpoint_from_address(
         service_account=pod.spec.service_account_name if pod is not None else "",
         namespace=namespace,
         tls_mode=labels_tls_mode(labels),
+        workload=pod_workload_name(pod.meta.name, labels) if pod is not None else "",
     )
 
 

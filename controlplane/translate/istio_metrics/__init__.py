@@ -1,9 +1,11 @@
 """Istio's standard metrics on stock Envoy (see ``filters/istio_stats.py``, which places them).
 
 ``site_access_logs(site)`` gives the stats access loggers of one chain: the source reporter on
-a sidecar's outbound chains, the destination reporter on its inbound ones, with the Telemetry
-API's ``metrics`` applied (``plan``). The labels are Istio's (``labels``), the peer's facts
-travel in headers (``workload.PEER_HEADERS``).
+a sidecar's outbound chains and on a gateway's (Istio's gateways report the calls they make into
+the mesh as its client does), the destination reporter on a sidecar's inbound ones, with the
+Telemetry API's ``metrics`` applied (``plan``, the client's for a gateway). The labels are
+Istio's (``labels``), the peer's facts travel in headers (``workload.PEER_HEADERS``), or for
+TCP in the server's endpoint metadata (``translate.endpoint_workload``).
 """
 
 from __future__ import annotations

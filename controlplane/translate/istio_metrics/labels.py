@@ -3,7 +3,8 @@
 ``source`` is reported by the client's sidecar on its outbound listeners, ``destination`` by
 the server's sidecar on its inbound ones, as Istio's stats filter does (istio/proxy
 ``istio_stats.cc``): the proxy's own facts are literal text; the peer's come from the headers
-the sidecars exchange (``workload.PEER_HEADERS``), its principal from the mTLS certificate, and
+the sidecars exchange (``workload.PEER_HEADERS``; on TCP the client reads the server's from
+its endpoint's metadata), its principal from the mTLS certificate, and
 the service from the outbound cluster's ``istio`` metadata (Istio's ``services`` list) or, on
 the server, the one service behind the port (else the Host header, Istio's fallback).
 Values Envoy cannot find read ``unknown`` (``latest`` for a canonical revision), as Istio's.
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from controlplane.translate.istio_metrics.workload import (
     UNKNOWN,
     WorkloadFacts,
+    endpoint_peer_format,
     missing_default,
     peer_format,
 )
@@ -81,6 +83,10 @@ def _unknown(side: str) -> dict[str, str]:
     return {f"{side}_{_FACT_LABEL[f]}": missing_default(f) for f in _FACTS}
 
 
+def _endpoint_peer(side: str) -> dict[str, str]:
+    return {f"{side}_{_FACT_LABEL[f]}": endpoint_peer_format(f) or missing_default(f) for f in _FACTS}
+
+
 def _http_tail(labels: dict[str, str], *, mtls: str) -> None:
     labels["request_protocol"] = cel(f"{_IS_GRPC} ? 'grpc' : 'http'")
     labels["response_flags"] = "%RESPONSE_FLAGS%"
@@ -100,9 +106,9 @@ def source_labels(facts: WorkloadFacts, *, http: bool) -> dict[str, str]:
     labels["source_principal"] = _or_unknown(
         "has(upstream.uri_san_local_certificate)", "upstream.uri_san_local_certificate"
     )
-    # TCP carries no headers: the server's facts are unknown to the client (its certificate
-    # still names it, below). Istio reads them from endpoint metadata, which ours lack.
-    labels.update(_peer("destination") if http else _unknown("destination"))
+    # TCP carries no headers: the server's facts come from its endpoint's metadata, as Istio's
+    # (no app nor version there); its certificate names it too, below.
+    labels.update(_peer("destination") if http else _endpoint_peer("destination"))
     labels["destination_principal"] = _or_unknown(
         "has(upstream.uri_san_peer_certificate)", "upstream.uri_san_peer_certificate"
     )

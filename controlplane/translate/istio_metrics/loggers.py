@@ -1,6 +1,6 @@
 """Istio's standard metrics as Envoy's stats access logger (``envoy.access_loggers.stats``):
 counters and histograms whose tags are format strings, on every HTTP connection manager and
-tcp_proxy of a sidecar. Envoy names them ``envoy_istiocustom_<metric>``; the shipped
+tcp_proxy of a sidecar or gateway. Envoy names them ``envoy_istiocustom_<metric>``; the shipped
 Prometheus configuration (``deploy/prometheus``) renames them back to Istio's names.
 
 Histogram buckets are Istio's, set in the bootstrap (``stats_tags.ISTIO_HISTOGRAM_BUCKETS``):
@@ -19,7 +19,7 @@ from google.protobuf import wrappers_pb2
 from controlplane.model.metric_expression import EnvoyAttribute, LiteralValue, PeerAttribute
 from controlplane.translate.istio_metrics.labels import cel, literal
 from controlplane.translate.istio_metrics.plan import MetricsPlan, TagChange
-from controlplane.translate.istio_metrics.workload import UNKNOWN, peer_format
+from controlplane.translate.istio_metrics.workload import UNKNOWN, endpoint_peer_format, peer_format
 from controlplane.translate.pb import any_of
 
 STATS_ACCESS_LOG = "envoy.access_loggers.stats"
@@ -51,9 +51,12 @@ def _value(expression: LiteralValue | EnvoyAttribute | PeerAttribute, peer_root:
         return literal(expression.text)
     if isinstance(expression, EnvoyAttribute):
         return cel(expression.path)
-    if expression.peer != peer_root or not http:  # this proxy's own side, or no headers (TCP)
+    field = _PEER_FIELDS[expression.field]
+    if expression.peer != peer_root:  # this proxy's own side
         return UNKNOWN
-    return peer_format(_PEER_FIELDS[expression.field])
+    if not http:  # no headers: a client reads the server's endpoint, a server knows nothing
+        return (endpoint_peer_format(field) if peer_root == "upstream_peer" else None) or UNKNOWN
+    return peer_format(field)
 
 
 def _tags(

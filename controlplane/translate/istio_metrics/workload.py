@@ -12,12 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from controlplane.model.canonical import canonical_name, canonical_revision
+from controlplane.translate.endpoint_workload import (
+    DEFAULT_CLUSTER_ID,
+    ENDPOINT_FACTS,
+    ENDPOINT_FACTS_KEY,
+    UPSTREAM_HOST_METADATA,
+)
 from controlplane.translate.proxy import Proxy
 
 UNKNOWN = "unknown"
 LATEST = "latest"  # Istio's canonical revision when no label names one (model.canonical)
-# Istio's cluster id when none is configured (its CLUSTER_ID default).
-DEFAULT_CLUSTER_ID = "Kubernetes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +70,17 @@ def peer_format(field: str) -> str:
 
 def missing_default(field: str) -> str:
     return LATEST if field == "canonical_revision" else UNKNOWN
+
+
+
+def endpoint_peer_format(field: str) -> str | None:
+    """The format string that reads the server's ``field`` from its endpoint's metadata
+    (``translate.endpoint_workload``; the default where absent), for TCP, which carries no
+    headers; None for the facts an endpoint does not carry (app, version)."""
+    if field not in ENDPOINT_FACTS:
+        return None
+    # Only ``add_endpoint_facts`` writes an endpoint's ``istio`` metadata, always with the list:
+    # one test keeps the expression short (it is in every tag of every TCP chain).
+    path = f"{UPSTREAM_HOST_METADATA}.{ENDPOINT_FACTS_KEY}"
+    index = ENDPOINT_FACTS.index(field)
+    return f"%CEL(has({UPSTREAM_HOST_METADATA}) ? {path}[{index}] : '{missing_default(field)}')%"
