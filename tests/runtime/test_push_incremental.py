@@ -1,0 +1,87 @@
+"""Endpoint pushes touch only the assignments of the services whose endpoints changed, and
+leave every group with exactly what a full translation of the same snapshot gives."""
+
+from __future__ import annotations
+
+from controlplane.server.push import Pusher, PushReport
+from controlplane.sources.memory import MemorySource
+from controlplane.store import Store
+from controlplane.translate import ENDPOINT_TYPE, MeshConfig
+from controlplane.xds import SnapshotCache
+from tests.harness.xds_double import node
+from tests.translate.test_service_index_update import endpoint_slice, pod, service
+
+RULE = {
+    "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+    "metadata": {"name": "reviews", "namespace": "default"},
+    "spec": {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                                            {"name": "v2", "labels": {"version": "v2"}}]},
+}
+PROXIES = (
+    "sidecar~10.0.9.1~app-0.default~default.svc.cluster.local",
+    "sidecar~10.0.9.2~other-0.default~default.svc.cluster.local",
+)
+
+
+def reviews_slice(*members: tuple[str, str]) -> dict:
+    return endpoint_slice("reviews", *members)
+
+
+async def test_an_endpoint_push_updates_the_changed_services_assignments_alone() -> None:
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    reports: list[PushReport] = []
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig(), on_push=reports.append)
+    source.apply(
+        service("reviews"), service("ratings"), RULE,
+        pod("reviews-1", "reviews", "10.0.0.1"), pod("reviews-2", "reviews", "10.0.0.2", "v2"),
+        pod("ratings-1", "ratings", "10.0.1.1"),
+        reviews_slice(("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2")),
+        endpoint_slice("ratings", ("ratings-1", "10.0.1.1")),
+    )
+    groups = [pusher.group_of(node(proxy_id), None) for proxy_id in PROXIES]
+    await pusher.push(None)
+    before = {g: cache.resources(g, ENDPOINT_TYPE).by_name for g in groups}
+
+    steps = [
+        source.apply(pod("reviews-3", "reviews", "10.0.0.3", "v2"),
+                     reviews_slice(("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2"),
+                                   ("reviews-3", "10.0.0.3"))),
+        source.apply(pod("reviews-1", "reviews", "10.0.0.1", "v2")),  # moves to subset v2
+        source.delete(pod("reviews-2", "reviews", "10.0.0.2", "v2")),
+    ]
+    for changes in steps:
+        report = await pusher.push(changes)
+        assert report is not None and report.endpoints_only
+
+    # Every group holds what a fresh control plane translates from the same snapshot...
+    fresh_cache = SnapshotCache()
+    fresh = Pusher(fresh_cache, lambda: store.snapshot, MeshConfig())
+    for proxy_id, group in zip(PROXIES, groups):
+        assert fresh.group_of(node(proxy_id), None) == group
+    await fresh.push(None)
+    for group in groups:
+        got = cache.resources(group, ENDPOINT_TYPE)
+        want = fresh_cache.resources(group, ENDPOINT_TYPE)
+        assert got.versions == want.versions
+        assert list(got.by_name) == sorted(got.by_name)
+        # ...and the assignments of the service that did not change are the very same objects.
+        ratings = "outbound|9080||ratings.default.svc.cluster.local"
+        assert got.by_name[ratings] is before[group][ratings]
+        reviews_v2 = "outbound|9080|v2|reviews.default.svc.cluster.local"
+        assert got.by_name[reviews_v2] is not before[group][reviews_v2]
+        assert b"10.0.0.1" in got.by_name[reviews_v2].payload
+
+
+async def test_an_endpoint_change_that_changes_nothing_served_notifies_nobody() -> None:
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    source.apply(service("ratings"), pod("ratings-1", "ratings", "10.0.1.1"),
+                 endpoint_slice("ratings", ("ratings-1", "10.0.1.1")))
+    group = pusher.group_of(node(PROXIES[0]), None)
+    await pusher.push(None)
+    view = cache.resources(group, ENDPOINT_TYPE)
+    report = await pusher.push(source.apply(pod("spare", "spare", "10.0.5.5")))
+    assert report is not None and report.endpoints_only
+    assert cache.resources(group, ENDPOINT_TYPE) is view, "streams see the same view: nothing to send"

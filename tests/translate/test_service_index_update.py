@@ -1,0 +1,133 @@
+"""The services part of the index updated after an endpoint change equals one built anew,
+and names exactly the hosts whose endpoints changed."""
+
+from __future__ import annotations
+
+from controlplane.model.mesh import MeshConfig
+from controlplane.sources.memory import MemorySource
+from controlplane.store import Store
+from controlplane.translate.index.service_index import (
+    ENDPOINT_SOURCE_KINDS,
+    build_service_index,
+    update_service_index,
+)
+
+MESH = MeshConfig()
+
+
+def service(name: str, **spec) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 9080}], **spec},
+    }
+
+
+def pod(name: str, app: str, ip: str, version: str = "v1", sa: str = "default") -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default",
+                     "labels": {"app": app, "version": version,
+                                "topology.kubernetes.io/zone": f"zone-{version}"}},
+        "spec": {"serviceAccountName": sa},
+        "status": {"podIP": ip, "phase": "Running"},
+    }
+
+
+def endpoint_slice(svc: str, *members: tuple[str | None, str]) -> dict:
+    """Members are (pod name or None for no targetRef, address)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": f"{svc}-1", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": svc}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 9080}],
+        "endpoints": [
+            {"addresses": [ip], **({"targetRef": {"kind": "Pod", "name": name, "namespace": "default"}}
+                                   if name else {})}
+            for name, ip in members
+        ],
+    }
+
+
+def legacy_endpoints(svc: str, *ips: str) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": svc, "namespace": "default"},
+        "subsets": [{"addresses": [{"ip": ip} for ip in ips], "ports": [{"name": "http", "port": 9080}]}],
+    }
+
+
+def test_each_endpoint_change_updates_only_the_services_it_feeds() -> None:
+    store = Store()
+    source = MemorySource(store)
+    source.apply(
+        service("reviews"), service("ratings"), service("details"),
+        service("legacy"), service("external", type="ExternalName", externalName="example.com"),
+        pod("reviews-1", "reviews", "10.0.0.1"), pod("reviews-2", "reviews", "10.0.0.2", "v2"),
+        pod("ratings-1", "ratings", "10.0.1.1"), pod("details-1", "details", "10.0.2.1"),
+        endpoint_slice("reviews", ("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2")),
+        endpoint_slice("ratings", ("ratings-1", "10.0.1.1")),
+        endpoint_slice("details", (None, "10.0.2.1")),  # no targetRef: the Pod is found by address
+        legacy_endpoints("legacy", "10.0.3.1"),
+    )
+    index = build_service_index(store.snapshot, MESH)
+    steps: list[tuple[str, object, set[str]]] = [
+        ("an address added to a slice",
+         lambda: source.apply(endpoint_slice("ratings", ("ratings-1", "10.0.1.1"), (None, "10.0.1.2"))),
+         {"ratings.default.svc.cluster.local"}),
+        ("a Pod's labels (subset, locality) change, by targetRef",
+         lambda: source.apply(pod("reviews-1", "reviews", "10.0.0.1", "v2")),
+         {"reviews.default.svc.cluster.local"}),
+        ("a Pod's service account changes, found by address",
+         lambda: source.apply(pod("details-1", "details", "10.0.2.1", sa="details")),
+         {"details.default.svc.cluster.local"}),
+        ("legacy Endpoints change", lambda: source.apply(legacy_endpoints("legacy", "10.0.3.1", "10.0.3.2")),
+         {"legacy.default.svc.cluster.local"}),
+        ("a Pod nobody refers to", lambda: source.apply(pod("spare", "spare", "10.0.9.9")), set()),
+        ("a second Pod at an address, first by name: it is the one found",
+         lambda: source.apply(pod("aaa-dup", "details", "10.0.2.1", "v2")),
+         {"details.default.svc.cluster.local"}),
+        ("that Pod gone: the other shows through",
+         lambda: source.delete(pod("aaa-dup", "details", "10.0.2.1", "v2")),
+         {"details.default.svc.cluster.local"}),
+        ("a slice deleted", lambda: source.delete(endpoint_slice("ratings")),
+         {"ratings.default.svc.cluster.local"}),
+        ("a Pod deleted", lambda: source.delete(pod("reviews-2", "reviews", "10.0.0.2")),
+         {"reviews.default.svc.cluster.local"}),
+        ("a slice for a Service that does not exist", lambda: source.apply(endpoint_slice("ghost", (None, "10.9.0.1"))),
+         set()),
+    ]
+    for what, change, hosts in steps:
+        before = store.snapshot
+        change()
+        after = store.snapshot
+        kinds = after.kinds_changed_since(before)
+        assert kinds <= ENDPOINT_SOURCE_KINDS, what
+        update = update_service_index(index, after, MESH, after.changed_since(before, kinds))
+        rebuilt = build_service_index(after, MESH)
+        assert dict(update.index.endpoints) == dict(rebuilt.endpoints), what
+        assert update.index.services == rebuilt.services, what
+        assert update.index.pods.by_ip == rebuilt.pods.by_ip, what
+        assert update.index.pods.by_name == rebuilt.pods.by_name, what
+        assert update.hosts == hosts, what
+        assert update.index.by_host is index.by_host, f"{what}: services are shared, not rebuilt"
+        index = update.index
+
+
+def test_a_snapshot_tells_what_changed_since_a_recent_ancestor_as_a_full_comparison_does() -> None:
+    store = Store()
+    source = MemorySource(store)
+    source.apply(service("reviews"), pod("reviews-1", "reviews", "10.0.0.1"))
+    start = store.snapshot
+    source.apply(pod("reviews-2", "reviews", "10.0.0.2"))
+    source.apply(pod("reviews-1", "reviews", "10.0.0.1", "v2"))
+    source.delete(pod("reviews-2", "reviews", "10.0.0.2"))
+    source.apply(service("ratings"))
+    end = store.snapshot
+    kinds = end.kinds_changed_since(start)
+    from_steps = sorted(end.changed_since(start, kinds), key=repr)
+    # The same content without history: compared in full.
+    unrelated = type(end)({k: {key: end[key] for key in end if key.kind == k} for k in end.kinds()},
+                          version=end.version)
+    compared = sorted(unrelated.changed_since(start, kinds), key=repr)
+    assert from_steps == compared
+    assert sorted((o.meta.name if o else "", n.meta.name if n else "") for o, n in from_steps) == [
+        ("", "ratings"), ("reviews-1", "reviews-1")]
