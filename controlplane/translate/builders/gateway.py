@@ -33,18 +33,17 @@ from envoy.config.route.v3 import route_pb2
 
 from controlplane.model.hosts import host_matches
 from controlplane.translate import clusters as cb
-from controlplane.translate import names, telemetry
+from controlplane.translate import names
 from controlplane.translate.builders.credentials import gateway_credentials, proxy_credentials
 from controlplane.translate.builders.outbound import (
     outbound_assignments,
     outbound_clusters,
     outbound_credential_names,
 )
-from controlplane.translate.builders.output import Builder, ProxyConfig
+from controlplane.translate.builders.output import Builder, ProxyConfig, add_telemetry_and_callouts
 from controlplane.translate.filters import (
     FilterSite,
     filter_access_logs,
-    filter_clusters,
     http_filter_chain,
     network_filter_chain,
 )
@@ -233,12 +232,7 @@ def build_gateway(ctx: PushContext, proxy: Proxy) -> ProxyConfig:
         for group in by_bind.values():
             build.listener(port, tuple(group))
     clusters.update(build.dnat)
-    tel = telemetry.proxy_telemetry(ctx, proxy)
-    telemetry.decorate_listeners(build.listeners, tel)
-    for c in telemetry.collector_clusters(ctx, tel, clusters):
-        clusters.setdefault(c.name, c)
-    for c in filter_clusters(ctx, proxy, clusters):
-        clusters.setdefault(c.name, c)
+    add_telemetry_and_callouts(ctx, proxy, build.listeners, clusters)
     secrets = proxy_credentials(ctx, proxy, outbound_credential_names(ctx, proxy, scope))
     secrets.update(gateway_credentials(ctx, proxy, tuple(sorted(set(build.credentials)))))
     return ProxyConfig(

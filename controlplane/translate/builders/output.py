@@ -12,6 +12,8 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+from controlplane.translate import telemetry
+from controlplane.translate.filters import filter_clusters
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.proxy import Proxy
 
@@ -29,6 +31,23 @@ class ProxyConfig:
     secrets: Mapping[str, secret_pb2.Secret] = field(default_factory=dict)
     # Filter configs served over ECDS (RBAC, jwt_authn): the listeners only name them.
     extension_configs: Mapping[str, extension_pb2.TypedExtensionConfig] = field(default_factory=dict)
+
+
+def add_telemetry_and_callouts(
+    ctx: PushContext,
+    proxy: Proxy,
+    listeners: dict[str, listener_pb2.Listener],
+    clusters: dict[str, cluster_pb2.Cluster],
+) -> None:
+    """What every builder adds once its listeners are made: access logs and tracing (Telemetry
+    API and mesh defaults) on them, and the callouts: clusters the tracers and the filters (a
+    CUSTOM authorizer) send to, where no cluster does."""
+    tel = telemetry.proxy_telemetry(ctx, proxy)
+    telemetry.decorate_listeners(listeners, tel)
+    for c in telemetry.collector_clusters(ctx, tel, clusters):
+        clusters.setdefault(c.name, c)
+    for c in filter_clusters(ctx, proxy, clusters):
+        clusters.setdefault(c.name, c)
 
 
 @dataclass(frozen=True, slots=True)

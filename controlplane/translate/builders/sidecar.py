@@ -12,15 +12,14 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate import clusters as cb
-from controlplane.translate import names, telemetry
+from controlplane.translate import names
 from controlplane.translate.builders.credentials import proxy_credentials
 from controlplane.translate.builders.outbound import (
     outbound_assignments,
     outbound_clusters,
     outbound_credential_names,
 )
-from controlplane.translate.builders.output import Builder, ProxyConfig
-from controlplane.translate.filters import filter_clusters
+from controlplane.translate.builders.output import Builder, ProxyConfig, add_telemetry_and_callouts
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.listeners import (
     InboundPort,
@@ -109,14 +108,7 @@ def build_sidecar(ctx: PushContext, proxy: Proxy) -> ProxyConfig:
             virtual_inbound(ctx, proxy, captured, mode_for, workload_mode, extensions=out.extensions),
         ):
             out.listeners[lst.name] = lst
-    # Access logs, tracing and tracer clusters (Telemetry API and mesh defaults).
-    tel = telemetry.proxy_telemetry(ctx, proxy)
-    telemetry.decorate_listeners(out.listeners, tel)
-    for c in telemetry.collector_clusters(ctx, tel, clusters):
-        clusters.setdefault(c.name, c)
-    # What the filters send to (an AuthorizationPolicy CUSTOM authorizer), where no cluster does.
-    for c in filter_clusters(ctx, proxy, clusters):
-        clusters.setdefault(c.name, c)
+    add_telemetry_and_callouts(ctx, proxy, out.listeners, clusters)
     return ProxyConfig(
         clusters=clusters,
         assignments=outbound_assignments(ctx, proxy, scope),
