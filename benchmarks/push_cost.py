@@ -1,0 +1,93 @@
+"""What one change costs the pusher as the mesh grows: the benchmark mesh at S services, G
+proxy groups translated into a real SnapshotCache, then endpoint changes (a new address in
+one service, an original one gone: its EndpointSlice and Pods), routing changes (one
+VirtualService's weights) and a new stream's group (``group_of`` after a change), each
+timed in-process (no gRPC, no clients): the control plane's own work per change.
+
+    .venv/bin/python -m benchmarks.push_cost [--services 100,1000,5000] [--groups 4]
+
+Endpoint changes should cost the same at any S (the endpoints of the changed service
+alone are rebuilt, for the groups that see it); routing changes retranslate every group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+
+from benchmarks import mesh, proxies
+from controlplane.model.parse import parse
+from controlplane.server.push import Pusher
+from controlplane.store import Store
+from controlplane.translate import MeshConfig
+from controlplane.xds import SnapshotCache
+
+
+async def measure(services: int, groups: int, changes: int) -> dict[str, float]:
+    spec = mesh.MeshSpec(services=services, endpoints=4, virtual_services=services // 5,
+                         destination_rules=services // 5, namespaces=10)
+    state = mesh.generate(spec)
+    store = Store()
+    store.replace("bench", [parse(d) for d in mesh.documents(state)])
+    pusher = Pusher(SnapshotCache(), lambda: store.snapshot, MeshConfig())
+    for i in range(groups):
+        pusher.group_of(proxies.node(proxies.identity(i, groups, spec.namespaces)), None)
+    started = time.perf_counter()
+    await pusher.push(None)
+    full = time.perf_counter() - started
+
+    def apply(index: int) -> object:
+        return store.apply("bench", [parse(d) for d in mesh.service_documents(state, index)])
+
+    endpoint_ms, cpu_ms = [], []
+    for k in range(changes):
+        index = (k * 7 + 3) % services
+        state, _, _ = mesh.churn_endpoints(state, index)
+        change = apply(index)
+        wall, cpu = time.perf_counter(), time.process_time()
+        report = await pusher.push(change)  # type: ignore[arg-type]
+        endpoint_ms.append((time.perf_counter() - wall) * 1000)
+        cpu_ms.append((time.process_time() - cpu) * 1000)
+        assert report is not None and report.endpoints_only
+    routing_ms = []
+    for k in range(3):
+        state = mesh.set_weights(state, k, (37, 63) if k % 2 == 0 else (63, 37))
+        change = apply(k)
+        wall = time.perf_counter()
+        await pusher.push(change)  # type: ignore[arg-type]
+        routing_ms.append((time.perf_counter() - wall) * 1000)
+    state, _, _ = mesh.churn_endpoints(state, 1)
+    apply(1)
+    node = proxies.node(proxies.identity(groups + 1, groups, spec.namespaces))
+    wall = time.perf_counter()
+    pusher.group_of(node, None)  # on the event loop in the server: a stream opening
+    group_of_ms = (time.perf_counter() - wall) * 1000
+    return {
+        "services": services,
+        "full push of all groups ms": full * 1000,
+        "endpoint change p50 ms": statistics.median(endpoint_ms),
+        "endpoint change max ms": max(endpoint_ms),
+        "endpoint change CPU ms (p50)": statistics.median(cpu_ms),
+        "routing change p50 ms": statistics.median(routing_ms),
+        "group_of after a change ms": group_of_ms,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--services", default="100,1000,5000")
+    parser.add_argument("--groups", type=int, default=4)
+    parser.add_argument("--changes", type=int, default=20)
+    args = parser.parse_args()
+    rows = [asyncio.run(measure(int(s), args.groups, args.changes)) for s in args.services.split(",")]
+    keys = list(rows[0])
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for row in rows:
+        print("| " + " | ".join(f"{row[k]:,.1f}" if isinstance(row[k], float) else f"{row[k]:,}" for k in keys) + " |")
+
+
+if __name__ == "__main__":
+    main()
