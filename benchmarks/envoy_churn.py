@@ -22,6 +22,7 @@ from typing import Any
 from benchmarks import proxies, readiness
 from benchmarks.session import latency_summary
 from benchmarks.targets import Target, free_port
+from controlplane.processes import stop_processes
 
 POLL_SECONDS = 0.05
 
@@ -78,15 +79,7 @@ class Envoys:
             return False
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(self.procs)
 
 
 def _regex_escape(text: str) -> str:

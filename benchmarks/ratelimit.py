@@ -40,6 +40,7 @@ import psutil
 import yaml
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
+from controlplane.processes import stop_process
 from controlplane.ratelimit.config import Config, parse_domain
 from controlplane.ratelimit.counters import MemoryCounters, RedisCounters
 from controlplane.ratelimit.service import RateLimitDecider
@@ -78,12 +79,7 @@ def process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
         try:
             yield p
         finally:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            stop_process(p)
 
 
 @contextlib.contextmanager

@@ -43,6 +43,7 @@ from benchmarks import mesh, plan, proxies, wire
 from benchmarks.clients import ClientConfig, ClientPool
 from benchmarks.monitor import ProcessMonitor
 from benchmarks.targets import free_port
+from controlplane.processes import stop_process
 
 
 @dataclass
@@ -127,13 +128,8 @@ class Server:
     def stop(self) -> None:
         if self.monitor is not None:
             self.monitor.stop()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
         self.log.close()
 
 

@@ -27,6 +27,7 @@ import yaml
 from controlplane.pods.admission import admit
 from controlplane.pods.netns import Network, PodNetns, missing_requirements
 from controlplane.pods.runner import RunningPod, real_envoy, run_pod
+from controlplane.processes import stop_process
 
 NS = "bookinfo"
 XDS_NAME = "istiod.istio-system.svc"
@@ -66,7 +67,7 @@ class PodsDemo:
              "--xds-tls-port", "15012", "--injection-webhook-port", str(self.webhook), "--debounce-after", "0.05"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
-        self.stack.callback(_stop, process)
+        self.stack.callback(stop_process, process)
         end = time.monotonic() + 60
         while not _ok(f"http://127.0.0.1:{self.monitoring}/healthz/ready"):
             if process.poll() is not None or time.monotonic() > end:
@@ -135,15 +136,6 @@ def _ok(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _calls(pod: RunningPod, url: str, count: int = 20) -> str:

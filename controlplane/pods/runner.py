@@ -22,6 +22,7 @@ from typing import Any
 from controlplane.capture.apply import apply_capture
 from controlplane.capture.spec import spec_from_args
 from controlplane.pods.netns import PodNetns
+from controlplane.processes import stop_processes
 
 PROXY_UID = 1337
 
@@ -88,15 +89,7 @@ class RunningPod:
                          for path in sorted(self.workdir.rglob("*.log")))
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes)
 
 
 def _resolve(value: str, env: Mapping[str, str]) -> str:

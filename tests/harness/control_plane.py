@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -11,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from controlplane.processes import stop_process
 from tests.harness.ports import free_port
 from tests.harness.wait import wait_for
 
@@ -38,14 +38,7 @@ class ServedControlPlane:
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it does not exit; returns the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)
 
     def kill(self) -> int:
         """SIGKILL, as a crash or the OOM killer: nothing is shut down; returns the status."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from controlplane.cli.bootstrap import write_bootstrap
+from controlplane.processes import stop_process
 from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 from tests.harness.ports import free_port
 from tests.harness.wait import DEFAULT_DEADLINE, wait_for
@@ -138,13 +138,7 @@ class EnvoyProcess:
         process, self.process = self.process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, grace)
         self.print_log()
 
     def print_log(self, lines: int = 80) -> None:

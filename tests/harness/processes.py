@@ -1,16 +1,7 @@
-"""Stopping a subprocess a test started: politely, then for sure."""
+"""Stopping a subprocess a test started: politely, then for sure (the project's own helper)."""
 
 from __future__ import annotations
 
-import subprocess
+from controlplane.processes import stop_process, stop_processes
 
-
-def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> int:
-    """SIGTERM, SIGKILL after ``grace`` seconds; returns the exit status."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return process.wait()
+__all__ = ["stop_process", "stop_processes"]
