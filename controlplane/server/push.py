@@ -24,9 +24,7 @@ from envoy.config.core.v3 import base_pb2
 from controlplane import translate
 from controlplane.store import ChangeSet, Snapshot
 from controlplane.translate import ENDPOINT_TYPE, GroupKey, MeshConfig, Proxy, PushContext
-from controlplane.translate.credentials import CredentialProblem
 from controlplane.translate.index.envoy_filters import EnvoyFilterProblem
-from controlplane.translate.index.gateways import GatewayConflict
 from controlplane.translate.index.registry import MeshEndpoint
 
 log = logging.getLogger("controlplane.push")
@@ -37,7 +35,7 @@ ENDPOINT_ONLY_KINDS = frozenset({"EndpointSlice", "Endpoints"})
 # proxy's own Pod, its inbound listeners (named target ports): endpoint-only unless it is
 # one of those. Identities they bring are checked apart (see Pusher._work).
 ENDPOINT_KINDS_UNLESS_OWN_POD = ENDPOINT_ONLY_KINDS | {"Pod"}
-MAX_LOGGED_PROBLEMS = 20  # EnvoyFilter problems logged per push; /debug/configz lists them all
+MAX_LOGGED_PROBLEMS = 20  # new problems of one kind logged per push; /debug/configz lists them all
 
 
 def group_name(key: GroupKey) -> str:
@@ -86,9 +84,10 @@ class Pusher:
         # Hosts whose endpoints changed since the last push took them; None: not known (a
         # change of another kind came between), so an endpoint push updates them all.
         self._endpoint_hosts: frozenset[str] | None = frozenset()
-        self._credential_problems: frozenset[CredentialProblem] = frozenset()
-        self._gateway_conflicts: frozenset[GatewayConflict] = frozenset()
-        self._envoy_filter_problems: frozenset[EnvoyFilterProblem] = frozenset()
+        # Problems translation meets, each logged once when it appears (never their content).
+        self._credential_log = ProblemLog("; the proxies asking for it wait for it")
+        self._gateway_log = ProblemLog("; the server is dropped")
+        self._envoy_filter_log = ProblemLog("")
         self.pushes = 0
 
     # --- groups -------------------------------------------------------------------------------
@@ -124,9 +123,7 @@ class Pusher:
 
             def first() -> None:
                 self._full({group: proxy})
-                self._report_credentials(complete=False)
-                self._report_gateway_conflicts()
-                self._report_envoy_filters()
+                self._report_problems(complete=False)
 
             await asyncio.to_thread(first)
 
@@ -202,29 +199,20 @@ class Pusher:
             endpoints_only = False
         if endpoints_only:
             return self._endpoints(groups, ctx, hosts), True
-        self.context().envoy_filters.forget_found()  # the full push below finds them again
+        ctx.envoy_filters.forget_found()  # the full push below finds them again
         failed = self._full(groups)
-        self._report_credentials(complete=True)
-        self._report_gateway_conflicts()
-        self._report_envoy_filters()
+        self._report_problems(complete=True)
         return failed, False
 
-    def _report_gateway_conflicts(self) -> None:
-        """Log once each Gateway server that a router's merge dropped (Istio logs it and counts
-        it in pilot_total_rejected_configs); ``analyze`` reports the same."""
-        conflicts = frozenset(self.context().gateways.met_conflicts())
-        for conflict in sorted(conflicts - self._gateway_conflicts, key=str):
-            log.warning("%s; the server is dropped", conflict)
-        self._gateway_conflicts = conflicts
-
-    def _report_credentials(self, complete: bool) -> None:
-        """Log each credentialName Secret that cannot be served once, when it appears: the
-        problem names the Secret and the field, never their content. ``complete``: every
-        group was just translated, so problems no longer met are gone."""
-        problems = frozenset(self.context().credentials.problems())
-        for problem in sorted(problems - self._credential_problems, key=str):
-            log.warning("%s; the proxies asking for it wait for it", problem)
-        self._credential_problems = problems if complete else self._credential_problems | problems
+    def _report_problems(self, complete: bool) -> None:
+        """Log what the translation just met, once each: credentialName Secrets that cannot be
+        served, Gateway servers a router's merge dropped (Istio logs those and counts them in
+        pilot_total_rejected_configs), EnvoyFilter patches left out. ``complete``: every group
+        was just translated, so credential problems no longer met are gone."""
+        ctx = self.context()
+        self._credential_log.report(ctx.credentials.problems(), complete)
+        self._gateway_log.report(ctx.gateways.met_conflicts())
+        self._envoy_filter_log.report(ctx.envoy_filters.problems())
 
     def envoy_filter_problems(self) -> tuple[EnvoyFilterProblem, ...]:
         """EnvoyFilter patches left out (unusable values, results Envoy would refuse)."""
@@ -238,15 +226,6 @@ class Pusher:
             counts[name] = counts.get(name, 0) + 1
         return counts
 
-    def _report_envoy_filters(self) -> None:
-        """Log each EnvoyFilter problem once, when it appears (at most a few per push)."""
-        problems = frozenset(self.envoy_filter_problems())
-        new = sorted(problems - self._envoy_filter_problems, key=str)
-        for problem in new[:MAX_LOGGED_PROBLEMS]:
-            log.warning("%s", problem)
-        if len(new) > MAX_LOGGED_PROBLEMS:
-            log.warning("%d more EnvoyFilter problems: see /debug/configz", len(new) - MAX_LOGGED_PROBLEMS)
-        self._envoy_filter_problems = problems
 
     def _full(self, groups: dict[str, Proxy]) -> int:
         ctx = self.context()
@@ -340,3 +319,21 @@ def describe(report: PushReport) -> str:
         f"{failed}, {report.seconds * 1000:.1f} ms"
     )
 
+
+class ProblemLog:
+    """Logs each problem once, when it first appears, at most MAX_LOGGED_PROBLEMS per report
+    (the rest are counted; /debug/configz lists them all)."""
+
+    def __init__(self, suffix: str) -> None:
+        self._suffix = suffix
+        self._known: frozenset[object] = frozenset()
+
+    def report(self, found: Iterable[object], complete: bool = True) -> None:
+        """``complete``: ``found`` is every problem there is, so those missing from it are gone."""
+        problems = frozenset(found)
+        new = sorted(problems - self._known, key=str)
+        for problem in new[:MAX_LOGGED_PROBLEMS]:
+            log.warning("%s%s", problem, self._suffix)
+        if len(new) > MAX_LOGGED_PROBLEMS:
+            log.warning("%d more problems: see /debug/configz", len(new) - MAX_LOGGED_PROBLEMS)
+        self._known = problems if complete else self._known | problems
