@@ -1,8 +1,9 @@
 """The monitoring port (15014): Prometheus ``/metrics``, readiness and JSON debug endpoints.
 
-A few GET endpoints for operators do not earn a web framework; this is plain asyncio
-HTTP/1.1, one request per connection. Nothing here ever shows key material: secrets are
-redacted as Envoy's own admin redacts them, input Secrets are listed by name only.
+A few GET endpoints for operators do not earn a web framework; the project's small asyncio
+HTTP/1.1 server (``controlplane/httpd.py``: bounded headers and body) serves them. Nothing
+here ever shows key material: secrets are redacted as Envoy's own admin redacts them, input
+Secrets are listed by name only.
 
     /metrics                      Prometheus text (pilot_*, citadel_*, process_*)
     /healthz/ready                200 once the first full translation is done, else 503
@@ -29,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from controlplane import httpd
 from controlplane.model.node import proxy_name, split_pod_name
 from controlplane.server.config_dump import config_dump_dict
 from controlplane.server.graph_pages import MeshGraphPages
@@ -151,7 +153,7 @@ class MonitoringInputs:
 class MonitoringServer:
     def __init__(self, inputs: MonitoringInputs) -> None:
         self._rt = inputs
-        self._server: asyncio.base_events.Server | None = None
+        self._server = httpd.HttpServer(self._serve, max_body_bytes=0)  # GET only: no body
         self._routes: dict[str, Callable[[Query], Response | Awaitable[Response]]] = {
             "/metrics": self._metrics,
             "/healthz/ready": self._ready,
@@ -165,46 +167,21 @@ class MonitoringServer:
         self._routes.update(self._graph.routes())
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._handle, host, port)
-        return self._server.sockets[0].getsockname()[1]
+        return await self._server.start(host, port)
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        await self._server.stop()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request_line = await asyncio.wait_for(reader.readline(), 10)
-            while (await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b"\n", b""):
-                pass  # headers: nothing here needs them
-            method, target, _ = request_line.decode("latin-1").split(" ", 2)
-            url = urlsplit(target)
-            handler = self._routes.get(url.path.rstrip("/") or "/debug")
-            if method != "GET":
-                status, ctype, body = 405, "text/plain", b"only GET\n"
-            elif handler is None:
-                status, ctype, body = (
-                    404,
-                    "text/plain",
-                    ("endpoints: " + " ".join(self._routes) + "\n").encode(),
-                )
-            else:
-                result = handler(parse_qs(url.query))
-                status, ctype, body = await result if inspect.isawaitable(result) else result
-            writer.write(
-                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
-                f"Content-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        except (TimeoutError, ValueError, ConnectionError):
-            pass
-        except Exception:
-            log.exception("monitoring request failed")
-        finally:
-            writer.close()
+    async def _serve(self, request: httpd.Request) -> httpd.Response:
+        url = urlsplit(request.path)
+        handler = self._routes.get(url.path.rstrip("/") or "/debug")
+        if request.method != "GET":
+            return httpd.Response(405, b"only GET\n", "text/plain")
+        if handler is None:
+            return httpd.Response(404, ("endpoints: " + " ".join(self._routes) + "\n").encode(), "text/plain")
+        result = handler(parse_qs(url.query))
+        status, content_type, body = await result if inspect.isawaitable(result) else result
+        return httpd.Response(status, body, content_type)
 
     # --- endpoints ----------------------------------------------------------------------------
 
