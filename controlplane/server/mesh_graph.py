@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
-import re
 import time
 import urllib.parse
 import urllib.request
@@ -25,6 +25,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from controlplane.model.text import clip
 from controlplane.translate.istio_metrics.prometheus import istio_name
 
 REQUESTS = "istio_requests_total"
@@ -37,6 +40,7 @@ CALL_LABELS = (
 )  # fmt: skip
 MAX_PROXIES = 200  # sidecars scraped per refresh; the page says when there are more
 SCRAPE_TIMEOUT = 2.0
+log = logging.getLogger("controlplane.mesh_graph")
 MIN_REFRESH = 1.0  # seconds: pages polling faster share one scrape
 # Rates compare the newest scrape with one about this old (Envoy flushes histograms every 5 s).
 RATE_WINDOW = 15.0
@@ -45,23 +49,19 @@ Labels = Mapping[str, str]
 Sample = tuple[str, dict[str, str], float]
 CallKey = tuple[str, str, str, str, str]
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
 def parse_prometheus(text: str) -> list[Sample]:
     """Istio's samples of a Prometheus text page, named as Prometheus stores them."""
-    out = []
-    for line in text.splitlines():
-        if "istio" not in line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if m:
-            try:
-                out.append((istio_name(m[1]), dict(_LABEL.findall(m[2] or "")), float(m[3])))
-            except ValueError:
-                continue
-    return out
+    try:
+        families = list(text_string_to_metric_families(text))
+    except ValueError as exc:  # a page Prometheus itself would refuse
+        log.warning("unreadable Prometheus page: %s", clip(str(exc), 200))
+        return []
+    return [
+        (istio_name(sample.name), dict(sample.labels), float(sample.value))
+        for family in families
+        if "istio" in family.name
+        for sample in family.samples
+    ]
 
 
 @dataclass(frozen=True, slots=True)
