@@ -67,6 +67,9 @@ class LeaderWorker(ABC):
     def _run(self) -> None:
         full = True
         while not self._stop.is_set():
+            # Cleared before the round, not after: a wake-up during the round (a namespace
+            # created meanwhile) must bring another round, not wait for the resync.
+            self._wake.clear()
             try:
                 if self._is_leader():
                     self.run_round(full=full)
@@ -76,6 +79,5 @@ class LeaderWorker(ABC):
                 log.exception("%s: a round failed; trying again at the next one",
                               self.thread_name)
             self.rounds += 1
-            self._wake.clear()
             woken = self._wake.wait(self._resync)
             full = not woken

@@ -55,3 +55,23 @@ def test_a_failed_round_does_not_end_the_worker(leading):
         assert worker.calls == ["full", "woken"]
     finally:
         worker.stop()
+
+
+class WokenDuringItsRound(Recorder):
+    """A change arrives while the first round runs (a namespace created meanwhile)."""
+
+    def run_round(self, *, full: bool) -> None:
+        super().run_round(full=full)
+        if len(self.calls) == 1:
+            self.wake()
+
+
+def test_a_wake_up_during_a_round_brings_another_round(leading):
+    leading.value = True
+    worker = WokenDuringItsRound(leading)  # resync 30 s: only the wake-up can bring round 2
+    worker.start()
+    try:
+        wait_for(lambda: worker.rounds == 2, deadline=10, message="the round the wake-up asked for")
+        assert worker.calls == ["full", "woken"]
+    finally:
+        worker.stop()
