@@ -27,21 +27,34 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
+# Addresses free_address() gave out in this run: two callers that pick before either binds
+# (a client and its gateway, four workloads of one mesh) must not get the same one.
+_handed_out: set[str] = set()
+
+
 def free_address(prefix: str, ports: tuple[int, ...], first: int = 11, last: int = 250) -> str:
     """A loopback address ``<prefix>.N`` on which none of ``ports`` is bound (by this test run
     or another one on the machine: Envoy's listeners use SO_REUSEPORT, so two sidecars bound to
-    one address:port would share its connections). Tries N from a random start."""
+    one address:port would share its connections), and not given out before in this run
+    unless every other one is. Tries N from a random start."""
     import random
 
-    candidates = list(range(first, last + 1))
+    candidates = [f"{prefix}.{n}" for n in range(first, last + 1)]
     start = random.randrange(len(candidates))
-    for n in candidates[start:] + candidates[:start]:
-        address = f"{prefix}.{n}"
-        try:
-            for port in ports:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                    s.bind((address, port))
-        except OSError:
-            continue
-        return address
+    rotated = candidates[start:] + candidates[:start]
+    fresh = [a for a in rotated if a not in _handed_out]
+    for address in fresh + [a for a in rotated if a in _handed_out]:
+        if _unbound(address, ports):
+            _handed_out.add(address)
+            return address
     raise RuntimeError(f"no free address in {prefix}.{first}-{last} for ports {ports}")
+
+
+def _unbound(address: str, ports: tuple[int, ...]) -> bool:
+    try:
+        for port in ports:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((address, port))
+    except OSError:
+        return False
+    return True
