@@ -122,8 +122,9 @@ class Pusher:
                 return
 
             def first() -> None:
-                self._full({group: proxy})
-                self._report_problems(complete=False)
+                ctx = self.context()
+                self._full({group: proxy}, ctx)
+                self._report_problems(ctx, complete=False)
 
             await asyncio.to_thread(first)
 
@@ -139,14 +140,19 @@ class Pusher:
             groups = self.groups()
             endpoints_only = changes is not None and _endpoints_only(changes, groups)
             started = time.perf_counter()
-            failed, endpoints_only = await asyncio.to_thread(self._work, groups, endpoints_only)
+            failed, endpoints_only, version = await asyncio.to_thread(
+                self._work, groups, endpoints_only
+            )
             if not endpoints_only:
-                self._full_version = self._context_version
+                # The version translated, not the newest context's: a stream joining, or the
+                # problem report, may have moved the context on meanwhile, and the burst that
+                # brought that newer snapshot must not be skipped as already pushed.
+                self._full_version = version
             report = PushReport(
                 groups=len(groups),
                 endpoints_only=endpoints_only,
                 seconds=time.perf_counter() - started,
-                snapshot_version=self._context_version,
+                snapshot_version=version,
                 failed_groups=failed,
             )
             self.pushes += 1
@@ -179,37 +185,37 @@ class Pusher:
             self._context, self._context_snapshot, self._context_version = ctx, snapshot, snapshot.version
             return ctx
 
-    def _take_context(self) -> tuple[PushContext, frozenset[str] | None]:
-        """The newest context and the hosts whose endpoints changed since the last push took
-        them (None: not known), as one consistent pair."""
+    def _take_context(self) -> tuple[PushContext, frozenset[str] | None, int]:
+        """The newest context, the hosts whose endpoints changed since the last push took
+        them (None: not known) and the context's snapshot version, as one consistent set."""
         self.context()
         with self._context_lock:
             assert self._context is not None
             hosts, self._endpoint_hosts = self._endpoint_hosts, frozenset()
-            return self._context, hosts
+            return self._context, hosts, self._context_version
 
-    def _work(self, groups: dict[str, Proxy], endpoints_only: bool) -> tuple[int, bool]:
-        """Translate ``groups``; returns (failed groups, whether it was endpoints alone).
+    def _work(self, groups: dict[str, Proxy], endpoints_only: bool) -> tuple[int, bool, int]:
+        """Translate ``groups``; returns (failed groups, whether it was endpoints alone, the
+        snapshot version translated).
 
         Clusters name the service accounts they accept from their endpoints, so endpoint
         changes that bring a new identity behind a service must retranslate clusters too.
         """
-        ctx, hosts = self._take_context()
+        ctx, hosts, version = self._take_context()
         if self._identities_changed(ctx, hosts):
             endpoints_only = False
         if endpoints_only:
-            return self._endpoints(groups, ctx, hosts), True
+            return self._endpoints(groups, ctx, hosts), True, version
         ctx.envoy_filters.forget_found()  # the full push below finds them again
-        failed = self._full(groups)
-        self._report_problems(complete=True)
-        return failed, False
+        failed = self._full(groups, ctx)
+        self._report_problems(ctx, complete=True)
+        return failed, False, version
 
-    def _report_problems(self, complete: bool) -> None:
+    def _report_problems(self, ctx: PushContext, complete: bool) -> None:
         """Log what the translation just met, once each: credentialName Secrets that cannot be
         served, Gateway servers a router's merge dropped (Istio logs those and counts them in
         pilot_total_rejected_configs), EnvoyFilter patches left out. ``complete``: every group
         was just translated, so credential problems no longer met are gone."""
-        ctx = self.context()
         self._credential_log.report(ctx.credentials.problems(), complete)
         self._gateway_log.report(ctx.gateways.met_conflicts())
         self._envoy_filter_log.report(ctx.envoy_filters.problems())
@@ -226,9 +232,7 @@ class Pusher:
             counts[name] = counts.get(name, 0) + 1
         return counts
 
-
-    def _full(self, groups: dict[str, Proxy]) -> int:
-        ctx = self.context()
+    def _full(self, groups: dict[str, Proxy], ctx: PushContext) -> int:
         return self._each(groups, lambda g, p: self._cache.set_snapshot(g, translate.translate(ctx, p)))
 
     def _identities_changed(self, ctx: PushContext, hosts: frozenset[str] | None) -> bool:
