@@ -4,7 +4,10 @@ A push happens once the input has been quiet for ``quiet`` seconds, or ``max_del
 seconds after the first change of a burst, whichever comes first. A burst that is
 ``urgent`` (endpoint changes, whose push is cheap) is not held past ``quiet`` after its
 first change: under a steady stream of them a change waits at most the quiet period plus
-the push running when it came, never ``max_delay``.
+the push running when it came, never ``max_delay``. An urgent burst that starts after the
+debouncer has been idle for ``quiet`` is flushed at once (a leading edge): an isolated
+endpoint change pays no debounce, while a stream of them is still coalesced, since every
+change after the first flush waits as before.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Debouncer(Generic[T]):
         self._pending: T | None = None
         self._first_at = 0.0
         self._last_at = 0.0
+        self._last_flush_at = float("-inf")  # when the last flush ended
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -83,8 +87,11 @@ class Debouncer(Generic[T]):
             # Wait until the burst is quiet, or it has lasted max_delay (quiet when urgent).
             while self._pending is not None:
                 now = self._clock()
+                urgent = self._urgent(self._pending)
+                if urgent and self._first_at - self._last_flush_at >= self._quiet:
+                    break  # an isolated cheap change: push it now
                 quiet_at = self._last_at + self._quiet
-                longest = self._quiet if self._urgent(self._pending) else self._max_delay
+                longest = self._quiet if urgent else self._max_delay
                 due = min(quiet_at, self._first_at + longest)
                 if now >= due:
                     break
@@ -97,3 +104,5 @@ class Debouncer(Generic[T]):
                 await self._flush(pending, debounce_seconds)
             except Exception:  # one failed push must not stop later ones
                 log.exception("push failed")
+            finally:
+                self._last_flush_at = self._clock()

@@ -122,3 +122,38 @@ async def test_a_steady_stream_of_urgent_changes_waits_the_quiet_period_not_the_
     assert max(waited) <= 0.05 + 0.01 + 1e-9, "at most the quiet period (and one step of the clock)"
     # The same stream of changes that are not urgent is held until it is quiet or max_delay.
     assert await _trickle(urgent=False) == []
+
+
+async def _isolated_change(urgent: bool, after_flush: float) -> float:
+    """One change ``after_flush`` seconds after an earlier change was flushed (quiet 50 ms):
+    how long it waited."""
+    time = _FakeTime()
+    flushed_at: list[float] = []
+
+    async def flush(items: list[int], _seconds: float) -> None:
+        flushed_at.append(time.now)
+
+    deb: Debouncer[list[int]] = Debouncer(
+        flush, _merge, quiet=0.05, max_delay=10.0,  # type: ignore[arg-type]
+        urgent=lambda pending: urgent, clock=time.clock, sleep=time.sleep,
+    )
+    deb.start()
+    try:
+        for flushes, start in enumerate((1.0, 1.0 + after_flush), start=1):
+            time.now = start
+            deb.submit(0)
+            await asyncio.sleep(0)
+            while len(flushed_at) < flushes:  # the clock moves 1 ms per look
+                time.now = round(time.now + 0.001, 6)
+                await asyncio.sleep(0)
+        return flushed_at[-1] - (1.0 + after_flush)
+    finally:
+        await deb.stop()
+
+
+async def test_an_isolated_urgent_change_is_flushed_at_once_and_one_close_behind_waits() -> None:
+    assert await _isolated_change(urgent=True, after_flush=1.0) == 0.0, "a leading edge"
+    # Within the quiet period of the last flush it is coalesced with what may follow.
+    assert 0.04 <= await _isolated_change(urgent=True, after_flush=0.01) <= 0.051
+    # Changes that are not urgent always wait for the quiet period.
+    assert 0.049 <= await _isolated_change(urgent=False, after_flush=1.0) <= 0.051
