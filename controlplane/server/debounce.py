@@ -5,9 +5,10 @@ seconds after the first change of a burst, whichever comes first. A burst that i
 ``urgent`` (endpoint changes, whose push is cheap) is not held past ``quiet`` after its
 first change: under a steady stream of them a change waits at most the quiet period plus
 the push running when it came, never ``max_delay``. An urgent burst that starts after the
-debouncer has been idle for ``quiet`` is flushed at once (a leading edge): an isolated
-endpoint change pays no debounce, while a stream of them is still coalesced, since every
-change after the first flush waits as before.
+debouncer has been idle for ``quiet`` needs only ``settle`` seconds of quiet (a leading
+edge): an isolated endpoint change pays a few milliseconds, not the quiet period, yet the
+events Kubernetes sends for one change a few milliseconds apart (the new Pod, then the
+EndpointSlice naming it) still make one push; a stream of changes is coalesced as before.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Debouncer(Generic[T]):
         quiet: float,
         max_delay: float,
         urgent: Callable[[T], bool] = lambda pending: False,
+        settle: float = 0.01,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -46,6 +48,7 @@ class Debouncer(Generic[T]):
         self._quiet = quiet
         self._max_delay = max_delay
         self._urgent = urgent
+        self._settle = min(settle, quiet)
         self._clock = clock
         self._sleep = sleep
         self._pending: T | None = None
@@ -88,9 +91,8 @@ class Debouncer(Generic[T]):
             while self._pending is not None:
                 now = self._clock()
                 urgent = self._urgent(self._pending)
-                if urgent and self._first_at - self._last_flush_at >= self._quiet:
-                    break  # an isolated cheap change: push it now
-                quiet_at = self._last_at + self._quiet
+                isolated = urgent and self._first_at - self._last_flush_at >= self._quiet
+                quiet_at = self._last_at + (self._settle if isolated else self._quiet)
                 longest = self._quiet if urgent else self._max_delay
                 due = min(quiet_at, self._first_at + longest)
                 if now >= due:
