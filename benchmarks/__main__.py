@@ -3,6 +3,7 @@
     python -m benchmarks                      # full run: S=1,000 services, P=1,000 proxies
     python -m benchmarks --preset small       # seconds: a tiny mesh, for a quick look
     python -m benchmarks --targets floor --scenarios cold_start,endpoint_churn
+    python -m benchmarks --targets controlplane,controlplane-kube --scenarios new_service
 
 Results go to benchmarks/results/<date-time>/ (results.json, summary.md, *.png).
 """
@@ -19,7 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from benchmarks import mesh, report
-from benchmarks.runner import SCENARIOS, TARGETS, RunConfig
+from benchmarks.kube_target import DEFAULT_KUBE_CP_COMMAND
+from benchmarks.runner import DEFAULT_TARGETS, SCENARIOS, TARGETS, RunConfig
 from benchmarks.runner import run as run_benchmarks
 from benchmarks.targets import DEFAULT_CP_COMMAND
 
@@ -68,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--churn-changes", type=int)
     p.add_argument("--churn-rate", type=float, help="endpoint changes per second")
     p.add_argument("--timeout", type=float, help="seconds to wait for convergence, per scenario")
-    p.add_argument("--targets", type=_names(TARGETS), help=f"comma-separated: {','.join(TARGETS)}")
+    p.add_argument("--targets", type=_names(TARGETS),
+                   help=f"comma-separated: {','.join(TARGETS)} (default {','.join(DEFAULT_TARGETS)})")
     p.add_argument("--scenarios", type=_names(SCENARIOS),
                    help=f"comma-separated: {','.join(SCENARIOS)}")
     p.add_argument("--scaling-services", type=_ints, help="e.g. 100,1000,5000")
@@ -77,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cp-command", default=DEFAULT_CP_COMMAND,
                    help="how to start the control plane ({python} {config_dir} {port} "
                         "{monitoring_port} {workdir} are filled in)")
+    p.add_argument("--kube-cp-command", default=DEFAULT_KUBE_CP_COMMAND,
+                   help="how to start the control plane of the controlplane-kube target (as "
+                        "--cp-command, with {kubeconfig} instead of {config_dir})")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     return p
 
@@ -94,7 +100,7 @@ def config_from(args: argparse.Namespace) -> RunConfig:
         "scaling_services": args.scaling_services, "scaling_proxies": args.scaling_proxies,
         "envoys": args.envoys}.items() if v is not None}
     return replace(config, spec=replace(config.spec, **spec_changes), cp_command=args.cp_command,
-                   **changes)
+                   kube_cp_command=args.kube_cp_command, **changes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from benchmarks import proxies, readiness
+from benchmarks import proxies, readiness, server_metrics
 from benchmarks.clients import ClientConfig, ClientPool
 from benchmarks.plan import Plan, StateChange
 from benchmarks.targets import Target
@@ -52,6 +52,7 @@ class Session:
         self.progress = progress
         self.pool: ClientPool | None = None
         self._bytes_mark = 0
+        self._server_mark: dict[str, float] = {}
 
     async def __aenter__(self) -> Self:
         plan = self.plan
@@ -89,6 +90,7 @@ class Session:
         return sum(r["bytes"] for r in reports), reports
 
     async def _window_start(self) -> None:
+        self._server_mark = await self.target.server_metrics()
         self._bytes_mark, _ = await self._bytes()
         assert self.target.monitor is not None and self.pool is not None
         self._client_cpu_mark = self.pool.cpu_seconds()
@@ -101,6 +103,9 @@ class Session:
         total, reports = await self._bytes()
         result["bytes_sent"] = total - self._bytes_mark
         result["reconnects"] = sum(r["reconnects"] for r in reports)
+        server = await self.target.server_metrics()
+        if server and self._server_mark:
+            result["server"] = server_metrics.window(self._server_mark, server)
         return reports
 
     # --- scenarios ------------------------------------------------------------------------

@@ -16,11 +16,12 @@ import socket
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from benchmarks import expected as exp
-from benchmarks import mesh
+from benchmarks import mesh, server_metrics
 from benchmarks.floor_server import encode_batch
 from benchmarks.monitor import ProcessMonitor
 
@@ -38,6 +39,19 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+async def read_event(process: asyncio.subprocess.Process, kind: str, timeout: float,
+                     what: str) -> dict[str, Any]:
+    """The next JSON line ``{"ev": kind, ...}`` that ``process`` prints (others are skipped)."""
+    assert process.stdout is not None
+    while True:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout)
+        if not line:
+            raise RuntimeError(f"{what} exited")
+        event = json.loads(line)
+        if event["ev"] == kind:
+            return event  # type: ignore[no-any-return]
 
 
 class Target:
@@ -58,6 +72,14 @@ class Target:
                           expected: exp.Expected | None) -> float:
         """Make ``state`` current (services ``changed`` differ); returns the change's moment."""
         raise NotImplementedError
+
+    def notes(self) -> dict[str, Any]:
+        """Facts about the run worth keeping in the results (none by default)."""
+        return {}
+
+    async def server_metrics(self) -> dict[str, float]:
+        """The server's own metrics now (``server_metrics.totals``); none for the floor."""
+        return {}
 
     def prepare_endpoints(self, assignments: dict[str, bytes]) -> Any:
         """Whatever apply_endpoints needs, computed before the clock starts."""
@@ -98,14 +120,8 @@ class FloorTarget(Target):
         await self._event("applied", 60)
 
     async def _event(self, kind: str, timeout: float) -> dict[str, Any]:
-        assert self.process is not None and self.process.stdout is not None
-        while True:
-            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-            if not line:
-                raise RuntimeError("floor server exited")
-            event = json.loads(line)
-            if event["ev"] == kind:
-                return event
+        assert self.process is not None
+        return await read_event(self.process, kind, timeout, "floor server")
 
     async def _send(self, batch: list[dict[str, Any]]) -> float:
         assert self.process is not None and self.process.stdin is not None
@@ -144,10 +160,14 @@ class ControlPlaneTarget(Target):
 
     async def start(self, state, expected) -> None:
         mesh.write_folder(self.config_dir, state)
-        self.port = free_port()
+        await self._launch()
+
+    async def _launch(self, **fields: Any) -> None:
+        """Start the server from ``self.command`` (``fields`` fill in more of it)."""
+        self.port, self.monitoring_port = free_port(), free_port()
         argv = shlex.split(self.command.format(
             python=sys.executable, config_dir=self.config_dir, port=self.port,
-            monitoring_port=free_port(), workdir=self.workdir,
+            monitoring_port=self.monitoring_port, workdir=self.workdir, **fields,
         ))
         self._log = open(self.log_path, "wb")  # noqa: SIM115, ASYNC230 - lives as long as the server
         self.process = await asyncio.create_subprocess_exec(
@@ -170,6 +190,18 @@ class ControlPlaneTarget(Target):
             except OSError:
                 await asyncio.sleep(0.1)
         raise RuntimeError("control plane did not listen in time: " + self.log_tail())
+
+    async def server_metrics(self) -> dict[str, float]:
+        url = f"http://{self.host}:{self.monitoring_port}/metrics"
+
+        def read() -> str:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.read().decode()  # type: ignore[no-any-return]
+
+        try:
+            return server_metrics.totals(await asyncio.to_thread(read))
+        except OSError:  # not serving metrics (another --cp-command): nothing to tell
+            return {}
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -29,9 +29,10 @@ source uses (``/api/v1/services``, ``/apis/discovery.k8s.io/v1/endpointslices``,
 request with a 400 naming the message.
 
 Single objects of a registered collection (Leases, ConfigMaps, Secrets, ...) can also be read
-(GET ``.../namespaces/NS/PLURAL/NAME``), created (POST; 409 AlreadyExists) and replaced (PUT
-with optimistic concurrency on ``metadata.resourceVersion``: 409 Conflict when stale); their
-status subresource takes a JSON merge patch (PATCH ``.../NAME/status``).
+(GET ``.../namespaces/NS/PLURAL/NAME``), created (POST; 409 AlreadyExists), replaced (PUT
+with optimistic concurrency on ``metadata.resourceVersion``: 409 Conflict when stale) and
+deleted (DELETE; 404 when absent); their status subresource takes a JSON merge patch (PATCH
+``.../NAME/status``).
 """
 
 from __future__ import annotations
@@ -241,6 +242,10 @@ class KubeApiDouble:
             return None
         return collection, namespace, rest[1] if len(rest) == 2 else ""
 
+    def serves(self, path: str) -> bool:
+        """Whether ``path`` names a registered collection or one of its objects."""
+        return path in self._collections or self._object_route(path) is not None
+
     def get(self, path: str, namespace: str, name: str) -> dict[str, Any] | None:
         """One object of a collection (a copy), or None."""
         with self._cond:
@@ -339,6 +344,9 @@ def _merge_patch(target: Any, patch: Any) -> Any:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY, as Go's net/http (the API server) has it: headers and body are two writes,
+    # and with Nagle's algorithm the body waits for the client's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     server_double: KubeApiDouble
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
@@ -391,6 +399,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self._write("PUT")
+
+    def do_DELETE(self) -> None:
+        """``.../namespaces/NS/PLURAL/NAME``: 200 and the object as it was (a DELETED event
+        for watchers), or 404."""
+        double = self.server_double
+        parts = urlsplit(self.path)
+        double.requests.append(Request(parts.path, {"method": "DELETE"}))
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))  # DeleteOptions: ignored
+        if double.down == "hang" and self._held():
+            return
+        route = double._object_route(parts.path)
+        found = double.get(*route) if route is not None and route[2] else None
+        if route is None or found is None:
+            self._json(404, _status(404, "NotFound", "the server could not find the requested resource"))
+            return
+        try:
+            double.delete(*route)
+        except KeyError:  # deleted meanwhile by another request
+            self._json(404, _status(404, "NotFound", f'"{route[2]}" not found'))
+            return
+        self._json(200, found)
 
     def do_PATCH(self) -> None:
         """Only ``.../NAME/status`` (the status subresource), with a JSON merge patch."""
