@@ -86,18 +86,30 @@ DEFAULT_KINDS: tuple[WatchedKind, ...] = (
 )
 
 
+# Every watched kind keeps a watch open on the one client, each in its own thread, beside
+# status, Lease and ConfigMap writes: urllib3's default pool (5 per CPU) is smaller than that,
+# so it discarded connections and reopened them (a new TLS handshake each, on a cluster).
+CONNECTION_POOL_SIZE = len(DEFAULT_KINDS) + 8
+
+
 def api_client_from_config(
     kubeconfig: Path | str | None = None, context: str | None = None
 ) -> client.ApiClient:
     """An ApiClient from ``kubeconfig``, else in-cluster config, else ~/.kube/config."""
-    if kubeconfig is not None:
-        return config.new_client_from_config(config_file=str(kubeconfig), context=context)
     configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)
-        return client.ApiClient(configuration)
-    except config.ConfigException:
-        return config.new_client_from_config(context=context)
+    if kubeconfig is not None:
+        config.load_kube_config(
+            config_file=str(kubeconfig), context=context, client_configuration=configuration
+        )
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(context=context, client_configuration=configuration)
+    configuration.connection_pool_maxsize = max(
+        configuration.connection_pool_maxsize, CONNECTION_POOL_SIZE
+    )
+    return client.ApiClient(configuration)
 
 
 class KubernetesSource:

@@ -269,3 +269,18 @@ current-context: double
             assert source.wait_synced(10)
             assert [str(k) for k in store.snapshot] == ["Endpoints default/alpha"]
         assert {r.path for r in double.requests} >= {SLICES, ENDPOINTS}
+
+
+def test_the_client_keeps_a_connection_per_watch(tmp_path: Path) -> None:
+    """Every watched kind holds a connection of the one client open: a smaller pool (urllib3's
+    default, 5 per CPU) discards connections and reopens them."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        'clusters: [{name: c, cluster: {server: "http://127.0.0.1:1"}}]\n'
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+    )
+    api = api_client_from_config(kubeconfig)
+    assert api.configuration.host == "http://127.0.0.1:1"
+    assert api.rest_client.pool_manager.connection_pool_kw["maxsize"] > len(DEFAULT_KINDS)
