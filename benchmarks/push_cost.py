@@ -1,13 +1,20 @@
 """What one change costs the pusher as the mesh grows: the benchmark mesh at S services, G
 proxy groups translated into a real SnapshotCache, then endpoint changes (a new address in
 one service, an original one gone: its EndpointSlice and Pods), routing changes (one
-VirtualService's weights) and a new stream's group (``group_of`` after a change), each
-timed in-process (no gRPC, no clients): the control plane's own work per change.
+VirtualService's weights), new services (with their DestinationRule) and a new stream's
+group (``group_of`` after a change), each timed in-process (no gRPC, no clients): the
+control plane's own work per change.
 
     .venv/bin/python -m benchmarks.push_cost [--services 100,1000,5000] [--groups 4]
 
 Endpoint changes should cost the same at any S (the endpoints of the changed service
-alone are rebuilt, for the groups that see it); routing changes retranslate every group.
+alone are rebuilt, for the groups that see it). They go to services spread over the mesh,
+the same mix (with subsets or not) at every S. Three CPU figures per endpoint change: the
+push; the store's new snapshot (``store.apply``, parsing left out: the source's work); and
+both plus what every group's streams read first, the EDS version of the whole set (a
+content hash). S=10,000 runs in a few minutes (``--services 10000``). Routing changes and
+new services retranslate every group, but only the units whose inputs changed are rebuilt and
+serialized again (translate/units.py).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from benchmarks import mesh, proxies
 from controlplane.model.parse import parse
 from controlplane.server.push import Pusher
 from controlplane.store import Store
-from controlplane.translate import MeshConfig
+from controlplane.translate import ENDPOINT_TYPE, MeshConfig
 from controlplane.xds import SnapshotCache
 
 
@@ -31,7 +38,8 @@ async def measure(services: int, groups: int, changes: int) -> dict[str, float]:
     state = mesh.generate(spec)
     store = Store()
     store.replace("bench", [parse(d) for d in mesh.documents(state)])
-    pusher = Pusher(SnapshotCache(), lambda: store.snapshot, MeshConfig())
+    cache = SnapshotCache()
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
     for i in range(groups):
         pusher.group_of(proxies.node(proxies.identity(i, groups, spec.namespaces)), None)
     started = time.perf_counter()
@@ -41,23 +49,39 @@ async def measure(services: int, groups: int, changes: int) -> dict[str, float]:
     def apply(index: int) -> object:
         return store.apply("bench", [parse(d) for d in mesh.service_documents(state, index)])
 
-    endpoint_ms, cpu_ms = [], []
+    endpoint_ms, cpu_ms, store_cpu_ms, whole_cpu_ms = [], [], [], []
     for k in range(changes):
-        index = (k * 7 + 3) % services
+        # spread over the mesh: the same mix of services (with subsets or not) at every S
+        index = (k * services // changes + 3) % services
         state, _, _ = mesh.churn_endpoints(state, index)
-        change = apply(index)
+        documents = [parse(d) for d in mesh.service_documents(state, index)]  # the source's work
+        stored = time.process_time()
+        change = store.apply("bench", documents)
         wall, cpu = time.perf_counter(), time.process_time()
-        report = await pusher.push(change)  # type: ignore[arg-type]
+        report = await pusher.push(change)
         endpoint_ms.append((time.perf_counter() - wall) * 1000)
         cpu_ms.append((time.process_time() - cpu) * 1000)
         assert report is not None and report.endpoints_only
-    routing_ms = []
-    for k in range(3):
+        # what each group's streams read first: the EDS version of the whole set
+        assert all(cache.resources(group, ENDPOINT_TYPE).version for group in pusher.groups())
+        store_cpu_ms.append((cpu - stored) * 1000)
+        whole_cpu_ms.append((time.process_time() - stored) * 1000)
+    routing_ms, routing_cpu_ms = [], []
+    for k in range(5):
         state = mesh.set_weights(state, k, (37, 63) if k % 2 == 0 else (63, 37))
         change = apply(k)
-        wall = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         await pusher.push(change)  # type: ignore[arg-type]
         routing_ms.append((time.perf_counter() - wall) * 1000)
+        routing_cpu_ms.append((time.process_time() - cpu) * 1000)
+    new_service_ms, new_service_cpu_ms = [], []
+    for _ in range(3):
+        state, index = mesh.add_service(state)  # with its DestinationRule
+        change = apply(index)
+        wall, cpu = time.perf_counter(), time.process_time()
+        await pusher.push(change)  # type: ignore[arg-type]
+        new_service_ms.append((time.perf_counter() - wall) * 1000)
+        new_service_cpu_ms.append((time.process_time() - cpu) * 1000)
     state, _, _ = mesh.churn_endpoints(state, 1)
     apply(1)
     node = proxies.node(proxies.identity(groups + 1, groups, spec.namespaces))
@@ -70,7 +94,12 @@ async def measure(services: int, groups: int, changes: int) -> dict[str, float]:
         "endpoint change p50 ms": statistics.median(endpoint_ms),
         "endpoint change max ms": max(endpoint_ms),
         "endpoint change CPU ms (p50)": statistics.median(cpu_ms),
+        "endpoint change store CPU ms (p50)": statistics.median(store_cpu_ms),
+        "endpoint change store+push+versions CPU ms (p50)": statistics.median(whole_cpu_ms),
         "routing change p50 ms": statistics.median(routing_ms),
+        "routing change CPU ms (p50)": statistics.median(routing_cpu_ms),
+        "new service p50 ms": statistics.median(new_service_ms),
+        "new service CPU ms (p50)": statistics.median(new_service_cpu_ms),
         "group_of after a change ms": group_of_ms,
     }
 

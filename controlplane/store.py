@@ -6,11 +6,12 @@ clobbers what the Kubernetes source supplied. When two sources supply the same k
 the source that registered first wins; the other's copy shows through once the
 winner deletes its own.
 
-A ``Snapshot`` is never mutated: every change builds a new one, copying only the
-per-kind maps that changed (a few dict copies for a change of a few resources among
-thousands). Subscribers get a ``ChangeSet`` with the old and new objects; a
-submission that changes no content (equal objects) produces no snapshot and no
-notification. Submissions may come from any thread.
+A ``Snapshot`` is never mutated: every change builds a new one. Its per-kind maps are
+persistent (``immutables.Map``, a HAMT): a changed kind's map shares all but a few nodes
+with the one before, so a change costs the same whatever the number of resources.
+Subscribers get a ``ChangeSet`` with the old and new objects; a submission that changes
+no content (equal objects) produces no snapshot and no notification. Submissions may
+come from any thread.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar, overload
 
+import immutables
+
 from controlplane.model.base import Resource, ResourceKey
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Resource)
 
-_EMPTY: Mapping[ResourceKey, Any] = MappingProxyType({})
+_EMPTY: immutables.Map[ResourceKey, Any] = immutables.Map()
 LINEAGE = 16  # steps a snapshot remembers (Snapshot.changed_since)
 
 
@@ -48,9 +51,11 @@ class Snapshot(Mapping[ResourceKey, Resource]):
         version: int = 0,
         lineage: tuple[tuple[int, frozenset[ResourceKey]], ...] = (),
     ) -> None:
-        # Inner maps are owned by this snapshot and never mutated after construction.
-        self._by_kind: dict[str, Mapping[ResourceKey, Resource]] = {
-            kind: items for kind, items in (by_kind or {}).items() if items
+        # Inner maps are persistent: with_changes shares them, and their unchanged parts.
+        self._by_kind: dict[str, immutables.Map[ResourceKey, Resource]] = {
+            kind: items if isinstance(items, immutables.Map) else immutables.Map(dict(items))
+            for kind, items in (by_kind or {}).items()
+            if items
         }
         self._len = sum(len(items) for items in self._by_kind.values())
         self.version = version
@@ -142,7 +147,7 @@ class Snapshot(Mapping[ResourceKey, Resource]):
             if new is old:
                 continue
             yield from ((old.get(key), r) for key, r in new.items() if old.get(key) is not r)
-            yield from ((old[key], None) for key in old.keys() - new.keys())
+            yield from ((old[key], None) for key in old if key not in new)
 
     def _sorted(self, kind: str) -> tuple[Resource, ...]:
         cached = self._sorted_cache.get(kind)
@@ -155,21 +160,27 @@ class Snapshot(Mapping[ResourceKey, Resource]):
     def with_changes(
         self, changes: Mapping[ResourceKey, Resource | None], version: int
     ) -> Snapshot:
-        """A new snapshot with ``changes`` applied (None deletes); copies only touched kinds."""
-        by_kind = dict(self._by_kind)
-        touched: dict[str, dict[ResourceKey, Resource]] = {}
+        """A new snapshot with ``changes`` applied (None deletes), at the cost of the change:
+        touched kinds get new persistent maps, the others (and their sorted lists) are shared."""
+        by_kind: dict[str, Mapping[ResourceKey, Resource]] = dict(self._by_kind)
+        touched: dict[str, immutables.MapMutation[ResourceKey, Resource]] = {}
         for key, new in changes.items():
             items = touched.get(key.kind)
             if items is None:
-                items = touched[key.kind] = dict(by_kind.get(key.kind, _EMPTY))
+                items = touched[key.kind] = self._by_kind.get(key.kind, _EMPTY).mutate()
             if new is None:
                 items.pop(key, None)
             else:
                 items[key] = new
         for kind, items in touched.items():
-            by_kind[kind] = MappingProxyType(items)
+            by_kind[kind] = items.finish()
         lineage = (*self._lineage[-(LINEAGE - 1):], (self.version, frozenset(changes)))
-        return Snapshot(by_kind, version, lineage)
+        snapshot = Snapshot(by_kind, version, lineage)
+        still_sorted = dict(self._sorted_cache)  # one C-level copy: other threads may fill it
+        for kind in touched:
+            still_sorted.pop(kind, None)
+        snapshot._sorted_cache = still_sorted
+        return snapshot
 
 
 @dataclass(frozen=True, slots=True)

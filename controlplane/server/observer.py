@@ -8,10 +8,11 @@ that need those events: ``pilot_proxy_convergence_time``, ``pilot_xds_config_siz
 
 Convergence is the delay from the first input change of a debounced burst until a proxy
 whose config that push changed has ACKed everything it was sent, with nothing left to
-send. The xDS server has no "stream settled" callback yet, so the observer polls the
-sync state (timestamps only) of just those streams while such a push is outstanding
-(never otherwise), and reads the ACK timestamps the server recorded: the poll interval
-does not add to the figure.
+send. The xDS server says when a stream settled (``on_stream_settled``: every response
+answered, nothing due); the observer then reads that one stream's sync state (timestamps
+only) and takes the ACK time the server recorded. A stream that settled before the push
+was reported is read once when it is. Nothing is polled: a sweep only gives up on streams
+that push did not concern.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ class _Awaited:
     group: str
     burst_started: float
     push_started: float
-    candidate: float | None = None  # last ACK time seen on the previous poll
 
 
 class Observer:
@@ -64,10 +64,8 @@ class Observer:
         sync_statuses: SyncStatuses,
         *,
         clock: Callable[[], float] = time.time,
-        # Each poll reads every awaited stream's status (~10 % of the CPU during endpoint
-        # churn at 0.025 s with 300 proxies); the times it records are the ACKs' own, so a
-        # longer interval only delays when a convergence is observed, not its value.
-        poll_interval: float = 0.1,
+        # How often streams a push did not concern (nothing sent to them) are given up on.
+        sweep_interval: float = 1.0,
         give_up_after: float = 10.0,
         history: int = 50,
     ) -> None:
@@ -75,7 +73,7 @@ class Observer:
         self._cache = cache
         self._sync_statuses = sync_statuses
         self._clock = clock
-        self._poll_interval = poll_interval
+        self._sweep_interval = sweep_interval
         self._give_up_after = give_up_after
         self._streams: dict[int, Any] = {}  # stream id -> xds.StreamInfo
         self._pushes: collections.deque[PushRecord] = collections.deque(maxlen=history)
@@ -84,7 +82,7 @@ class Observer:
         self._burst_started: float | None = None
         self._burst_debounce: float | None = None
         self._awaited: dict[int, _Awaited] = {}
-        self._poller: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     # --- proxies (xDS callbacks, on the event loop) -------------------------------------------
 
@@ -94,6 +92,11 @@ class Observer:
     def stream_closed(self, info: Any) -> None:
         self._streams.pop(info.stream_id, None)
         self._awaited.pop(info.stream_id, None)
+
+    def stream_settled(self, stream_id: int) -> None:
+        """The xDS server's ``on_stream_settled``: read the stream if a push awaits it."""
+        if stream_id in self._awaited:
+            self._settle(self._sync_statuses([stream_id]))
 
     def streams(self) -> list[Any]:
         """StreamInfo of every open stream, by stream id."""
@@ -147,21 +150,30 @@ class Observer:
         if burst_started is None or not changed:
             return
         push_started = now - report.seconds
-        for stream_id, info in self._streams.items():
-            if info.group in changed and stream_id not in self._awaited:
-                self._awaited[stream_id] = _Awaited(info.group, burst_started, push_started)
-        if self._awaited and (self._poller is None or self._poller.done()):
-            self._poller = asyncio.get_running_loop().create_task(
-                self._poll(), name="convergence-poller"
+        fresh = [
+            stream_id
+            for stream_id, info in self._streams.items()
+            if info.group in changed and stream_id not in self._awaited
+        ]
+        for stream_id in fresh:
+            self._awaited[stream_id] = _Awaited(
+                self._streams[stream_id].group, burst_started, push_started
+            )
+        # Those that settled before now told it while nobody awaited them: read them once.
+        if fresh:
+            self._settle(s for s in self._sync_statuses(fresh) if s.get("settled"))
+        if self._awaited and (self._sweeper is None or self._sweeper.done()):
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep(), name="convergence-sweeper"
             )
 
     def recent_pushes(self) -> list[PushRecord]:
         return list(self._pushes)
 
     def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            self._poller = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
     # --- scrape time --------------------------------------------------------------------------
 
@@ -199,40 +211,43 @@ class Observer:
                 if self._sized.get((group, type_url)) == version:
                     continue
                 resources = self._cache.resources(group, type_url)
-                size = sum(len(r.payload) for r in resources.by_name.values())
+                size = resources.payload_bytes  # derived from the difference after a step
                 self._metrics.config_size_bytes.labels(_short(type_url)).observe(size)
         self._sized = sized
 
-    async def _poll(self) -> None:
+    async def _sweep(self) -> None:
         try:
             while self._awaited:
-                await asyncio.sleep(self._poll_interval)
-                self.check(self._clock())
+                await asyncio.sleep(self._sweep_interval)
+                self.expire(self._clock())
         except asyncio.CancelledError:
             raise
         except Exception:  # a metric must never take the runtime down
             log.exception("convergence tracking failed")
             self._awaited.clear()
 
-    def check(self, now: float) -> None:
-        """One poll of the streams a push changed (the poller calls it; tests may too)."""
-        statuses = {s.get("stream_id"): s for s in self._sync_statuses(list(self._awaited))}
+    def expire(self, now: float) -> None:
+        """Give up on streams that settled on nothing of their push (it did not concern
+        them) or never settled, ``give_up_after`` seconds after it."""
         for stream_id, awaited in list(self._awaited.items()):
-            status = statuses.get(stream_id)
-            verdict = None if status is None else _acked_at(status, awaited.push_started)
-            if status is None or verdict == "nack":
-                del self._awaited[stream_id]  # gone, or rejected: it did not converge
-            elif verdict is None or verdict == "waiting":
-                if now - awaited.push_started > self._give_up_after:
-                    del self._awaited[stream_id]  # nothing of that push concerned this proxy
-            elif isinstance(verdict, float) and verdict == awaited.candidate:
-                # Unchanged over two polls: no response was due between its last ACK and now.
+            if now - awaited.push_started > self._give_up_after:
+                del self._awaited[stream_id]
+
+    def _settle(self, statuses: Iterable[Mapping[str, Any]]) -> None:
+        """Settled streams' sync states: converged at their last ACK since the push."""
+        for status in statuses:
+            awaited = self._awaited.get(status.get("stream_id"))  # type: ignore[arg-type]
+            if awaited is None:
+                continue
+            verdict = _acked_at(status, awaited.push_started)
+            if verdict == "nack":
+                del self._awaited[status["stream_id"]]  # rejected: it did not converge
+            elif isinstance(verdict, float):
                 self._metrics.proxy_convergence_time.observe(
                     max(0.0, verdict - awaited.burst_started)
                 )
-                del self._awaited[stream_id]
-            elif isinstance(verdict, float):
-                awaited.candidate = verdict
+                del self._awaited[status["stream_id"]]
+            # None: sent nothing since the push (yet): wait, or give up (expire)
 
 
 def _acked_at(status: Mapping[str, Any], since: float) -> float | str | None:

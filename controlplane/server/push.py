@@ -3,9 +3,11 @@
 Proxies that would get the same output share a group (one translation each push). A
 group exists while at least one stream is on it. A push after an endpoint-only change
 rebuilds the endpoints of the services it touched alone (index and assignments, in every
-group, updated in place in the cache); any other change retranslates every group. Translation runs
-in a worker thread so streams keep being served meanwhile; one job at a time, each on
-the newest snapshot, so a slow older job can never overwrite a newer result.
+group, updated in place in the cache); any other change retranslates every group, where
+only the units whose inputs changed are rebuilt (translate/units.py) and only the messages
+not sent before are serialized (SerializedMessages). Translation runs in a worker thread so
+streams keep being served meanwhile; one job at a time, each on the newest snapshot, so a
+slow older job can never overwrite a newer result.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from envoy.config.core.v3 import base_pb2
+from google.protobuf.message import Message
 
 from controlplane import translate
 from controlplane.store import ChangeSet, Snapshot
 from controlplane.translate import ENDPOINT_TYPE, GroupKey, MeshConfig, Proxy, PushContext
+from controlplane.translate.index.context import Memo
 from controlplane.translate.index.envoy_filters import EnvoyFilterProblem
 from controlplane.translate.index.registry import MeshEndpoint
+from controlplane.translate.index.service_index import ENDPOINT_SOURCE_KINDS
+from controlplane.xds.resources import PreparedResource, prepare
 
 log = logging.getLogger("controlplane.push")
 
@@ -88,6 +94,7 @@ class Pusher:
         self._credential_log = ProblemLog("; the proxies asking for it wait for it")
         self._gateway_log = ProblemLog("; the server is dropped")
         self._envoy_filter_log = ProblemLog("")
+        self._serialized = SerializedMessages()
         self.pushes = 0
 
     # --- groups -------------------------------------------------------------------------------
@@ -176,7 +183,8 @@ class Pusher:
                     ctx, snapshot, kinds, snapshot.changed_since(before, kinds)
                 )
                 if update is None:
-                    ctx = translate.update_push_context(ctx, snapshot, kinds)
+                    endpoint_changes = snapshot.changed_since(before, kinds & ENDPOINT_SOURCE_KINDS)
+                    ctx = translate.update_push_context(ctx, snapshot, kinds, endpoint_changes)
                     self._endpoint_hosts = None
                 else:
                     ctx, hosts = update
@@ -207,7 +215,12 @@ class Pusher:
         if endpoints_only:
             return self._endpoints(groups, ctx, hosts), True, version
         ctx.envoy_filters.forget_found()  # the full push below finds them again
+        if ctx.units.audit:  # it looks every unit up: none may come from this snapshot's memo
+            ctx.memo = Memo()
         failed = self._full(groups, ctx)
+        # every group was translated: the caches may drop what none of them used
+        ctx.units.end_push()
+        self._serialized.end_push()
         self._report_problems(ctx, complete=True)
         return failed, False, version
 
@@ -233,7 +246,10 @@ class Pusher:
         return counts
 
     def _full(self, groups: dict[str, Proxy], ctx: PushContext) -> int:
-        return self._each(groups, lambda g, p: self._cache.set_snapshot(g, translate.translate(ctx, p)))
+        serialized = self._serialized
+        return self._each(
+            groups, lambda g, p: self._cache.set_snapshot(g, serialized.prepare(translate.translate(ctx, p)))
+        )
 
     def _identities_changed(self, ctx: PushContext, hosts: frozenset[str] | None) -> bool:
         """Whether the identities behind services' endpoints changed (those of ``hosts``
@@ -243,15 +259,16 @@ class Pusher:
             changed = identities != self._identities
             self._identities = identities
             return changed
-        updated = dict(self._identities)
-        for host in hosts:
+        changed = False
+        for host in hosts:  # in place: the cost of the change, not of the mesh
             service = ctx.service_by_host.get(host)
             for port in service.ports if service is not None else ():
                 key = (host, port.number)
                 if key in ctx.endpoints:
-                    updated[key] = _identities_of(ctx.endpoints[key])
-        changed = updated != self._identities
-        self._identities = updated
+                    identities = _identities_of(ctx.endpoints[key])
+                    if self._identities.get(key) != identities:
+                        self._identities[key] = identities
+                        changed = True
         return changed
 
     def _endpoints(self, groups: dict[str, Proxy], ctx: PushContext, hosts: frozenset[str] | None) -> int:
@@ -283,6 +300,34 @@ class Pusher:
                 failed += 1
                 log.exception("translation for proxy group %s failed; it keeps its last config", group)
         return failed
+
+
+class SerializedMessages:
+    """Each message serialized once while translation keeps handing it back: the units whose
+    inputs did not change are the same objects, in every group (translate/units.py). Holds
+    what the pushes since the last full one sent, and what that one sent."""
+
+    def __init__(self) -> None:
+        # id(message) -> (message, its PreparedResource); holding the message keeps its id unique
+        self._sent: dict[int, tuple[Message, PreparedResource]] = {}
+        self._sending: dict[int, tuple[Message, PreparedResource]] = {}
+
+    def prepare(self, resources: dict[str, list[Message]]) -> dict[str, list[PreparedResource]]:
+        return {
+            type_url: [self._prepared(type_url, m) for m in messages] for type_url, messages in resources.items()
+        }
+
+    def _prepared(self, type_url: str, message: Message) -> PreparedResource:
+        key = id(message)
+        held = self._sending.get(key) or self._sent.get(key)
+        if held is None or held[0] is not message:
+            held = (message, prepare(type_url, message))
+        self._sending[key] = held
+        return held[1]
+
+    def end_push(self) -> None:
+        """After a push that translated every group: what it did not send is dropped."""
+        self._sent, self._sending = self._sending, {}
 
 
 def endpoint_kinds_only(changes: ChangeSet) -> bool:

@@ -77,6 +77,9 @@ class _Callbacks(xds.XdsCallbacks):
         if self._rt.cache.watcher_count(info.group) == 0:
             self._rt.pusher.forget(info.group)
 
+    def on_stream_settled(self, stream_id: int) -> None:
+        self._rt.observer.stream_settled(stream_id)  # convergence, without polling
+
     def on_nack(self, record: xds.NackRecord) -> None:
         self._rt.metrics.xds_rejects.labels(xds.types.short_name(record.type_url).lower()).inc()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
@@ -27,6 +28,7 @@ from controlplane.translate.pb import duration
 from controlplane.translate.protocol import is_http
 from controlplane.translate.proxy import Proxy
 from controlplane.translate.scope import EgressScope
+from controlplane.translate.units import Ident, ident
 
 _REDIRECT_CODES = {
     301: rc.RedirectAction.MOVED_PERMANENTLY,
@@ -231,22 +233,78 @@ def outbound_route_config(
     rcfg = route_pb2.RouteConfiguration(name=name)
     rcfg.validate_clusters.value = False
     used: set[str] = set()
-    ns, suffix = inputs.proxy.namespace, inputs.ctx.mesh.domain_suffix
+    ns, units = inputs.proxy.namespace, inputs.ctx.units
     for service in egress.services:
         sp = service.port(port)
         if sp is None or not is_http(sp.protocol):
             continue
-        domains = [d for d in virtual_host_domains(service, port, ns, suffix) if d not in used]
+        all_domains = units.get(
+            ("domains", service, port, service.namespace == ns),
+            partial(_domains, service, port, ns, inputs.ctx.mesh.domain_suffix),
+        )
+        domains = [d for d in all_domains if d not in used]
         if not domains:
             continue
         used.update(domains)
-        vhost = rc.VirtualHost(name=names.virtual_host_name(service.hostname, port), domains=domains)
         entry = egress.virtual_service_for(service.hostname)
-        routes = http_routes(entry, inputs, port) if entry is not None and entry.vs.spec.http else []
         if entry is None or not entry.vs.spec.http:
-            routes = [default_route(service, port, inputs)]
-        vhost.routes.extend(routes)
-        vhost.include_request_attempt_count = True
-        rcfg.virtual_hosts.append(vhost)
+            entry = None
+        key = ("virtual_host", tuple(domains), _routes_key(service, port, entry, inputs))
+        rcfg.virtual_hosts.append(
+            inputs.ctx.units.get(key, partial(_virtual_host, service, port, domains, entry, inputs))
+        )
     rcfg.virtual_hosts.append(catch_all_virtual_host(inputs.outbound_policy))
     return rcfg
+
+
+def _virtual_host(
+    service: MeshService, port: int, domains: list[str], entry: VirtualServiceEntry | None, inputs: RouteInputs
+) -> rc.VirtualHost:
+    vhost = rc.VirtualHost(name=names.virtual_host_name(service.hostname, port), domains=domains)
+    routes = http_routes(entry, inputs, port) if entry is not None else [default_route(service, port, inputs)]
+    vhost.routes.extend(routes)
+    vhost.include_request_attempt_count = True
+    return vhost
+
+
+def _routes_key(service: MeshService, port: int, entry: VirtualServiceEntry | None, inputs: RouteInputs) -> tuple:
+    """Every input the routes of ``service``'s virtual host read besides the mesh config and
+    its domains: the service's name, the VirtualService (by identity), what the proxy's own
+    namespace and labels decide, and per destination host its ports and the DestinationRule
+    its hash policy comes from."""
+    ctx, proxy = inputs.ctx, inputs.proxy
+    if entry is None:
+        dr = ctx.destination_rule(proxy, service.hostname)
+        return ("default", service.hostname, port, ident(dr.rule.spec if dr is not None else None))
+    vs = entry.vs
+    hosts, by_labels = ctx.units.get(("routing_facts", Ident(vs)), partial(_routing_facts, entry, ctx.mesh.domain_suffix))
+    dependencies = []
+    for host in hosts:
+        target = ctx.service_by_host.get(host)
+        dr = ctx.destination_rule(proxy, host)
+        dependencies.append((
+            host, target.ports if target is not None else None, ident(dr.rule.spec if dr is not None else None)
+        ))
+    return (
+        "virtual_service", service.hostname, Ident(vs), port, inputs.gateway, proxy.namespace,
+        proxy.labels if by_labels else None, tuple(dependencies),
+    )
+
+
+def _domains(service: MeshService, port: int, proxy_ns: str, domain_suffix: str) -> tuple[str, ...]:
+    return tuple(virtual_host_domains(service, port, proxy_ns, domain_suffix))
+
+
+def _routing_facts(entry: VirtualServiceEntry, domain_suffix: str) -> tuple[tuple[str, ...], bool]:
+    """What a VirtualService's own content tells of its routes' inputs: the hosts its http
+    routes send to (weighted destinations and mirrors, resolved), and whether any match tests
+    the caller's labels."""
+    https = entry.vs.spec.http
+    destinations = [
+        *(w.destination for http in https for w in http.route if w.destination is not None),
+        *(http.mirror for http in https if http.mirror is not None),
+        *(m.destination for http in https for m in http.mirrors if m.destination is not None),
+    ]
+    hosts = {resolve_short_name(d.host, entry.namespace, domain_suffix): None for d in destinations}
+    by_labels = any(m is not None and m.source_labels for http in https for m in http.match)
+    return tuple(hosts), by_labels

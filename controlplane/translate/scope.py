@@ -6,6 +6,7 @@ so it is computed once per (namespace, Sidecar) per snapshot and shared.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from controlplane.model.base import ResourceKey
@@ -41,6 +42,8 @@ class EgressScope:
 
     vs_exact: dict[str, VirtualServiceEntry] = field(default_factory=dict)
     vs_wildcard: tuple[tuple[str, VirtualServiceEntry], ...] = ()
+    # ``services`` by hostname: an endpoint change finds its hosts without a scan
+    by_host: Mapping[str, MeshService] = field(default_factory=dict)
 
     def virtual_service_for(self, hostname: str) -> VirtualServiceEntry | None:
         """The VirtualService routing ``hostname``: exact host first, then the most specific
@@ -82,6 +85,17 @@ class SidecarScope:
             for s in e.services:
                 seen.setdefault(s.hostname, s)
         return sorted(seen.values(), key=lambda s: s.hostname)
+
+    def services_of(self, hosts: Iterable[str]) -> list[MeshService]:
+        """``services`` of ``hosts`` alone, at the cost of ``hosts`` (not of the scope)."""
+        seen: dict[str, MeshService] = {}
+        for host in hosts:
+            for e in self.egress:
+                service = e.by_host.get(host)
+                if service is not None:
+                    seen[host] = service
+                    break
+        return [seen[host] for host in sorted(seen)]
 
 
 def _parse_egress_host(text: str, proxy_ns: str) -> tuple[str, str]:
@@ -139,6 +153,7 @@ def _egress_scope(ctx: PushContext, proxy_ns: str, listener: IstioEgressListener
         virtual_services=vses,
         vs_exact=exact,
         vs_wildcard=tuple(wildcard),
+        by_host=wanted,
     )
 
 

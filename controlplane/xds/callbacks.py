@@ -35,6 +35,11 @@ class XdsCallbacks:
     def on_stream_closed(self, info: StreamInfo) -> None:
         """A proxy's stream ended (disconnect, error or shutdown)."""
 
+    def on_stream_settled(self, stream_id: int) -> None:
+        """A stream that was sent responses has every one answered (ACK or NACK) and nothing
+        more is due (its sync state: ``XdsServer.sync_statuses``). Once per settling, so
+        convergence is observed without polling."""
+
     def on_nack(self, record: NackRecord) -> None:
         """A proxy rejected a response; the server keeps its last good config."""
 

@@ -30,6 +30,7 @@ from controlplane.xds.limits import (
     StreamOwners,
     XdsLimits,
 )
+from controlplane.xds.shared import SubscriptionPool
 from controlplane.xds.status import Counters, NackRecord
 from controlplane.xds.stream import DELTA, SOTW, Stream
 
@@ -62,6 +63,7 @@ class XdsCore:
         )
         self.throttle = PushThrottle(limits.max_concurrent_pushes, limits.push_send_timeout)
         self.owners = StreamOwners(limits)
+        self.subscriptions = SubscriptionPool()  # equal subscriptions held once
 
     # --- streams -------------------------------------------------------------------------------
 
@@ -151,6 +153,10 @@ class XdsCore:
         self.cache.unwatch(stream)
         log.debug("xds stream %d closed: node=%s", stream.stream_id, stream.node.id)
         self._call("on_stream_closed", self.info(stream))
+
+    def settled(self, stream: Stream) -> None:
+        """The stream sent responses and now has every one answered, with nothing more due."""
+        self._call("on_stream_settled", stream.stream_id)
 
     def info(self, stream: Stream) -> StreamInfo:
         return StreamInfo(

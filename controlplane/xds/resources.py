@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TypeAlias
 
+import immutables
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.service.discovery.v3 import discovery_pb2
@@ -22,8 +23,9 @@ from google.protobuf.message import Message
 
 from controlplane.xds import types
 
-# What callers hand to the cache: a message that carries its own name, or (name, message).
-ResourceInput: TypeAlias = Message | tuple[str, Message]
+# What callers hand to the cache: a message that carries its own name, (name, message), or a
+# PreparedResource (see prepare).
+ResourceInput: TypeAlias = "Message | tuple[str, Message] | PreparedResource"
 
 
 def content_hash(data: bytes) -> str:
@@ -69,6 +71,12 @@ class PreparedResource:
     eds_dependency: str | None = None
 
     @cached_property
+    def set_digest(self) -> int:
+        """This resource's part of a set's version (see version_of_set)."""
+        data = f"{self.name}\0{self.version}".encode()
+        return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+    @cached_property
     def any_bytes(self) -> bytes:
         return any_pb2.Any(type_url=self.type_url, value=self.payload).SerializeToString()
 
@@ -106,7 +114,13 @@ class PreparedResource:
 def prepare(
     type_url: str, item: ResourceInput, previous: Mapping[str, PreparedResource] | None = None
 ) -> PreparedResource:
-    """Serialize one resource; reuse the previous PreparedResource (and its cached bytes) if equal."""
+    """Serialize one resource; reuse the previous PreparedResource (and its cached bytes) if equal.
+    An item already prepared (by a caller that serializes each message once) is taken as is."""
+    if isinstance(item, PreparedResource):
+        if item.type_url != type_url:
+            raise ValueError(f"resource {item.name!r} is a {item.type_url}, not a {type_url}")
+        old = previous.get(item.name) if previous is not None else None
+        return old if old is not None and old.version == item.version else item
     if isinstance(item, tuple):
         name, message = item
     else:
@@ -129,21 +143,99 @@ def empty_assignment(cluster_name: str) -> PreparedResource:
     return prepare(types.ENDPOINT, endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster_name))
 
 
+_DIGEST_MODULUS = 1 << 64
+
+
 def version_of_set(resources: Iterable[PreparedResource]) -> str:
-    """A content-derived version for a set of resources (stable across restarts). Memoized on
-    the resource objects, so many streams asking for the same set hash it once."""
-    return _version_of_tuple(tuple(sorted(resources, key=lambda r: r.name)))
+    """A content-derived version for a set of resources (stable across restarts, the same on
+    every replica): the sum of the digests of its (name, version) pairs, modulo 2**64. A sum
+    does not depend on order, and a set updated by a few resources gets its version from the
+    difference alone (TypeResources.updated), whatever the size of the set."""
+    return _version_text(sum(r.set_digest for r in resources))
 
 
-@lru_cache(maxsize=64)  # small: each entry keeps its resources alive
-def _version_of_tuple(resources: tuple[PreparedResource, ...]) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for r in resources:
-        h.update(r.name.encode())
-        h.update(b"\0")
-        h.update(r.version.encode())
-        h.update(b"\0")
-    return h.hexdigest()
+def _version_text(digest: int) -> str:
+    return format(digest % _DIGEST_MODULUS, "016x")
+
+
+@dataclass(frozen=True)
+class SetTotals:
+    """What is summed over a whole set: derived from the difference when a set is updated."""
+
+    digest: int  # see version_of_set
+    payload_bytes: int  # pilot_xds_config_size_bytes
+
+    @staticmethod
+    def of(resources: Iterable[PreparedResource]) -> SetTotals:
+        digest = size = 0
+        for r in resources:
+            digest += r.set_digest
+            size += len(r.payload)
+        return SetTotals(digest % _DIGEST_MODULUS, size)
+
+
+class NameOrderedMap(Mapping[str, PreparedResource]):
+    """A set's resources by name in a persistent map (``immutables.Map``): a set updated by a
+    few resources shares all the others with the set before, so an update costs the change,
+    not the set. Iteration is in name order (what responses are made of), from a dict built
+    on first use: a stream that follows a set's steps never needs it."""
+
+    __slots__ = ("_items", "_names", "_ordered")
+
+    def __init__(
+        self, items: immutables.Map[str, PreparedResource], names: tuple[str, ...] | None
+    ) -> None:
+        self._items = items
+        self._names = names  # in order, when known (the names of the set this one came from)
+        self._ordered: dict[str, PreparedResource] | None = None
+
+    @staticmethod
+    def of(by_name: Mapping[str, PreparedResource]) -> NameOrderedMap:
+        """``by_name`` (in name order, as a TypeResources holds it) as a persistent map."""
+        if isinstance(by_name, NameOrderedMap):
+            return by_name
+        return NameOrderedMap(immutables.Map(dict(by_name)), tuple(by_name))
+
+    def replaced(self, resources: Iterable[PreparedResource]) -> NameOrderedMap:
+        """This map with ``resources`` put in by name."""
+        mutation = self._items.mutate()
+        names_kept = True
+        for r in resources:
+            names_kept = names_kept and r.name in mutation
+            mutation[r.name] = r
+        return NameOrderedMap(mutation.finish(), self._names if names_kept else None)
+
+    def __getitem__(self, name: str) -> PreparedResource:
+        return self._items[name]
+
+    def get(self, name: str, default=None):  # type: ignore[override]
+        return self._items.get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self):
+        return iter(self._in_order())
+
+    def keys(self):  # type: ignore[override]
+        return self._in_order().keys()  # a dict's: set operations in C, as the streams do
+
+    def values(self):  # type: ignore[override]
+        return self._in_order().values()
+
+    def items(self):  # type: ignore[override]
+        return self._in_order().items()
+
+    def _in_order(self) -> dict[str, PreparedResource]:
+        ordered = self._ordered
+        if ordered is None:  # a benign race: the same dict either way
+            items = self._items
+            names = self._names if self._names is not None else sorted(items.keys())
+            ordered = self._ordered = {name: items[name] for name in names}
+        return ordered
 
 
 _serials = itertools.count(1)
@@ -163,6 +255,8 @@ class TypeResources:
     by_name: Mapping[str, PreparedResource] = field(default_factory=dict)
     serial: int = field(default_factory=lambda: next(_serials), compare=False)
     steps: tuple[tuple[int, frozenset[str]], ...] = field(default=(), compare=False)
+    # The set's totals when ``updated`` derived them from the set before.
+    known_totals: SetTotals | None = field(default=None, compare=False, repr=False)
 
     def changed_since(self, serial: int) -> frozenset[str] | None:
         """Names replaced since the set ``serial`` (same names in both); None if that set is
@@ -173,14 +267,42 @@ class TypeResources:
         return None
 
     @cached_property
-    def version(self) -> str:
-        return version_of_set(self.by_name.values())
+    def totals(self) -> SetTotals:
+        """Computed once per lineage of ``updated`` sets: each step derives its own."""
+        if self.known_totals is not None:
+            return self.known_totals
+        return SetTotals.of(self.by_name.values())
 
     @cached_property
-    def sotw_body(self) -> bytes:
-        """Every resource as ``resources`` fields of a DiscoveryResponse, joined once per set:
-        each client given the whole set gets these same bytes after its own header."""
-        return b"".join(r.sotw_field for r in self.by_name.values())
+    def version(self) -> str:
+        """version_of_set of the whole set (at the cost of the change for an updated set)."""
+        return _version_text(self.totals.digest)
+
+    @property
+    def payload_bytes(self) -> int:
+        """The serialized size of every resource of the set."""
+        return self.totals.payload_bytes
+
+    def sotw_response(self, control_plane: Message) -> tuple[str, bytes, int]:
+        """The whole set as one DiscoveryResponse, built once per set (and control plane):
+        (its nonce, its bytes, where its resources start). Every stream given all of the set
+        for the first time sends these very bytes, so none makes a copy of its own; the
+        nonce, ``v<serial>``, is one no other set and no stream's own counter gives."""
+        found = self._responses.get(control_plane.identifier)
+        if found is None:
+            nonce = f"v{self.serial}"
+            header = discovery_pb2.DiscoveryResponse(
+                version_info=self.version, type_url=self.type_url, nonce=nonce,
+                control_plane=control_plane,
+            ).SerializeToString()
+            body = (r.sotw_field for r in self.by_name.values())
+            found = (nonce, b"".join((header, *body)), len(header))
+            self._responses[control_plane.identifier] = found
+        return found
+
+    @cached_property
+    def _responses(self) -> dict[str, tuple[str, bytes, int]]:
+        return {}
 
     @cached_property
     def eds_dependencies(self) -> frozenset[str]:
@@ -229,21 +351,27 @@ class TypeResources:
     def updated(self, items: Iterable[ResourceInput]) -> TypeResources:
         """This set with ``items`` added or replaced by name, the others as they are; itself
         when nothing differs (streams then see nothing new)."""
-        by_name = dict(self.by_name)
-        changed: set[str] = set()
-        added = False
+        replacing: dict[str, PreparedResource] = {}
         for item in items:
             r = prepare(self.type_url, item, self.by_name)
-            if by_name.get(r.name) is not r:
-                changed.add(r.name)
-                added = added or r.name not in by_name
-                by_name[r.name] = r
-        if not changed:
+            if self.by_name.get(r.name) is not r:
+                replacing[r.name] = r  # a duplicate name keeps the last one
+        if not replacing:
             return self
+        digest, size = self.totals.digest, self.totals.payload_bytes  # then: the difference
+        added = False
+        for name, r in replacing.items():
+            old = self.by_name.get(name)
+            added = added or old is None
+            digest += r.set_digest - (old.set_digest if old is not None else 0)
+            size += len(r.payload) - (len(old.payload) if old is not None else 0)
+        # Persistent (built once per lineage of updated sets): no copy of the whole set.
+        by_name = NameOrderedMap.of(self.by_name).replaced(replacing.values())
+        totals = SetTotals(digest % _DIGEST_MODULUS, size)
         if added:  # names new to the set: no step a stream could follow
-            return TypeResources(self.type_url, dict(sorted(by_name.items())))
-        steps = (*self.steps[-(STEPS_KEPT - 1):], (self.serial, frozenset(changed)))
-        return TypeResources(self.type_url, by_name, steps=steps)
+            return TypeResources(self.type_url, by_name, known_totals=totals)
+        steps = (*self.steps[-(STEPS_KEPT - 1):], (self.serial, frozenset(replacing)))
+        return TypeResources(self.type_url, by_name, steps=steps, known_totals=totals)
 
 
 def merge_layers(layers: Iterable[TypeResources | None], type_url: str) -> TypeResources:

@@ -1,7 +1,7 @@
 """The gRPC face: ADS (SotW and delta) and the single-type CDS/EDS/LDS/RDS/SDS/ECDS services.
 
 Handlers are registered as generic handlers whose response serializer is the identity: streams
-yield bytes framed from pre-serialized resources, so per-stream work is joining bytes.
+write bytes framed from pre-serialized resources, so per-stream work is joining bytes.
 """
 
 from __future__ import annotations
@@ -179,32 +179,32 @@ class XdsServer:
             }
             yield grpc.method_handlers_generic_handler(service, methods)
 
+    # Handlers write with ``context.write`` rather than yield: gRPC's loop over a handler's
+    # generator keeps the last message it took until the next one, and a response is unique
+    # to its stream (its nonce), so each idle stream held its last response (a whole RDS or
+    # CDS set: most of what a connected proxy cost).
     def _sotw_behaviour(self, type_url: str | None):
-        async def behaviour(requests: AsyncIterator, context: grpc.aio.ServicerContext):
-            async for response in self._guard(
-                self.core.sotw(requests, call_info(context), type_url), context
-            ):
-                yield response
+        async def behaviour(requests: AsyncIterator, context: grpc.aio.ServicerContext) -> None:
+            await self._serve(self.core.sotw(requests, call_info(context), type_url), context)
 
         return behaviour
 
     def _delta_behaviour(self, type_url: str | None):
-        async def behaviour(requests: AsyncIterator, context: grpc.aio.ServicerContext):
-            async for response in self._guard(
-                self.core.delta(requests, call_info(context), type_url), context
-            ):
-                yield response
+        async def behaviour(requests: AsyncIterator, context: grpc.aio.ServicerContext) -> None:
+            await self._serve(self.core.delta(requests, call_info(context), type_url), context)
 
         return behaviour
 
-    async def _guard(self, responses: AsyncIterator[bytes], context: grpc.aio.ServicerContext):
-        """Map the authentication hook's verdicts and the limits' refusals to gRPC status
-        codes. Each is counted (Counters.refused_by_reason) and reported to the callbacks'
-        on_refused, which logs them in aggregate: a flood is not a log line per stream."""
+    async def _serve(self, responses: AsyncIterator[bytes], context: grpc.aio.ServicerContext):
+        """Write the stream's responses; map the authentication hook's verdicts and the
+        limits' refusals to gRPC status codes. Each is counted (Counters.refused_by_reason)
+        and reported to the callbacks' on_refused, which logs them in aggregate: a flood is
+        not a log line per stream."""
         status: tuple[grpc.StatusCode, str] | None = None
         try:
             async for response in responses:
-                yield response
+                await context.write(response)
+                del response  # not held while the stream waits for its next response
         except PermissionDenied as error:
             status = (grpc.StatusCode.PERMISSION_DENIED, str(error) or "permission denied")
         except Unauthenticated as error:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from controlplane.xds import types
@@ -11,24 +11,34 @@ from controlplane.xds.resources import PreparedResource, TypeResources
 from controlplane.xds.status import NackRecord
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__ per type per stream
 class TypeState:
     type_url: str
     requested: bool = False  # a request for this type arrived on the stream
     wildcard: bool = False  # legacy (empty first request) or explicit "*"
-    names: set[str] = field(default_factory=set)  # explicitly subscribed names, never "*"
+    # Explicitly subscribed names, never "*". Replaced, never changed in place: streams that
+    # ask for the same names share one frozenset (shared.SubscriptionPool).
+    names: AbstractSet[str] = frozenset()
+    # SotW: the subscription bytes of the last request applied (shared.subscription_key): a
+    # request with the same bytes (an ACK) changes nothing.
+    subscription_key: bytes | None = None
     ever_named: bool = False  # a name was sent once: an empty list is no longer a wildcard
     # SotW: name -> version the client holds or has in flight (EDS/RDS/SDS responses carry only
     # names whose version differs; LDS/CDS: the last full set). Delta: what the client has.
-    sent: dict[str, str] = field(default_factory=dict)
-    # SotW: the names in responses not yet answered -> the version the client held before
-    # (None: none), so what it holds (``held``) needs no map of its own; and name -> version
-    # it NACKed (not resent in a loop; a newer version goes out).
-    in_flight: dict[str, str | None] = field(default_factory=dict)
+    # Replaced, never changed in place: when it equals a view's ``versions`` it is that very
+    # map, shared by the group's streams (``share_sent``), not a copy per stream.
+    sent: Mapping[str, str] = field(default_factory=dict)
+    # SotW: ``sent`` as it was when the oldest response not yet answered went out (None:
+    # nothing in flight), so what the client holds (``held``) needs no map of its own; and
+    # name -> version it NACKed (not resent in a loop; a newer version goes out).
+    before: Mapping[str, str] | None = None
     rejected: dict[str, str] = field(default_factory=dict)
     version_sent: str | None = None
     client_version: str | None = None  # SotW: version_info of a reconnecting client's first request
     nonce_sent: str = ""
+    # SotW: the serial of the newest set sent whole with the group's shared response (and
+    # its nonce, "v<serial>"): a set is sent so once per stream (see Stream._send_sotw).
+    whole_serial: int = 0
     sent_at: float | None = None
     pending: bool = False  # a response waits for its ACK/NACK
     version_acked: str | None = None
@@ -58,61 +68,80 @@ class TypeState:
     @property
     def held(self) -> dict[str, str]:
         """SotW: name -> version the client ACKed (what it holds)."""
-        held = dict(self.sent)
-        for name, before in self.in_flight.items():
-            if before is None:
-                held.pop(name, None)
-            else:
-                held[name] = before
-        return held
+        return dict(self.sent if self.before is None else self.before)
 
-    def apply_sotw_names(self, resource_names: list[str]) -> None:
-        names = set(resource_names)
+    @property
+    def in_flight(self) -> dict[str, str | None]:
+        """SotW: names sent in responses not yet answered -> the version held before (None:
+        none); for operators and tests."""
+        if self.before is None:
+            return {}
+        before = self.before
+        return {n: before.get(n) for n, v in self.sent.items() if before.get(n) != v}
+
+    def share_sent(self, versions: Mapping[str, str]) -> None:
+        """Hold ``versions`` (a view's own map) instead of an equal ``sent`` of our own."""
+        sent = self.sent
+        if sent is not versions and len(sent) == len(versions) and sent == versions:
+            self.sent = versions
+
+    def apply_sotw_names(self, names: frozenset[str]) -> None:
+        """The names of a request (shared.SubscriptionPool's frozenset, "*" included if asked)."""
         if self.type_url in types.FULL_STATE_TYPES and not self.ever_named and not names:
             wildcard = True  # legacy wildcard
         else:
             if names:
                 self.ever_named = True
             wildcard = types.WILDCARD in names
-            names.discard(types.WILDCARD)
-        if names != self.names or wildcard != self.wildcard or not self.requested:
+            if wildcard:
+                names = names - {types.WILDCARD}
+        if (
+            (names is not self.names and names != self.names)
+            or wildcard != self.wildcard
+            or not self.requested
+        ):
             self.synced = None  # an ACK repeats the names: it changes nothing
             if not wildcard:
                 # A name dropped and asked again later must be sent again: the client forgot it.
-                self.sent = {n: v for n, v in self.sent.items() if n in names}
-                self.in_flight = {n: v for n, v in self.in_flight.items() if n in names}
+                self.sent = _only(self.sent, names)
+                self.before = None if self.before is None else _only(self.before, names)
                 self.rejected = {n: v for n, v in self.rejected.items() if n in names}
-            # Interned: every stream asking for a name holds the same string.
-            self.names = {sys.intern(n) for n in names}
+            self.names = names
         self.wildcard = wildcard
         self.requested = True
 
-    def record_sotw_sent(self, sent: dict[str, str]) -> None:
+    def record_sotw_sent(
+        self, sent: Mapping[str, str], view_versions: Mapping[str, str], *, exact: bool = False
+    ) -> None:
         """Names and versions a SotW response carried: in flight until ACKed. LDS/CDS: each
         response replaces the whole set, so ``sent`` becomes it (it may be the snapshot's own
-        map, shared by every stream of the group: replaced, never mutated)."""
+        map, shared by every stream of the group). EDS/RDS/SDS: added to what was sent, and
+        that is the view's own ``view_versions`` when equal (``exact``: the caller knows so)."""
         if self.type_url in types.FULL_STATE_TYPES:
             self.sent = sent
             return
-        for name in sent:
-            if name not in self.in_flight:
-                self.in_flight[name] = self.sent.get(name)
-            self.rejected.pop(name, None)
-        self.sent.update(sent)
+        if self.before is None:
+            self.before = self.sent
+        if self.rejected:
+            for name in sent:
+                self.rejected.pop(name, None)
+        if exact:
+            self.sent = view_versions
+            return
+        self.sent = {**self.sent, **sent} if self.sent else sent
+        self.share_sent(view_versions)
 
     def sotw_acked(self) -> None:
-        self.in_flight.clear()
+        self.before = None
 
     def sotw_nacked(self) -> None:
         """The client kept its last good resources: what was in flight is not held, and is
         remembered as rejected so the same versions are not sent again in a loop."""
-        for name, before in self.in_flight.items():  # partial-state types only (see above)
-            self.rejected[name] = self.sent[name]
-            if before is None:
-                self.sent.pop(name, None)
-            else:
-                self.sent[name] = before
-        self.in_flight.clear()
+        before = self.before
+        if before is not None:  # partial-state types only (see record_sotw_sent)
+            self.rejected.update(self.sent.items() - before.items())
+            self.sent = before
+            self.before = None
         self.synced = None
 
     def sotw_due(self, name: str, version: str) -> bool:
@@ -128,36 +157,41 @@ class TypeState:
         subscribe: list[str],
         unsubscribe: list[str],
         initial_versions: dict[str, str] | None,
+        share: Callable[[AbstractSet[str]], frozenset[str]] = frozenset,
     ) -> None:
+        """``share`` makes the new names the frozenset equal streams share."""
         first = not self.requested
+        if not (first or subscribe or unsubscribe):
+            return  # an ACK: nothing changes
+        sent = dict(initial_versions or {}) if first else dict(self.sent)
         if first:
-            self.sent = dict(initial_versions or {})
             self.resumed = bool(initial_versions)
             if self.type_url in types.FULL_STATE_TYPES and not subscribe:
                 self.wildcard = True  # legacy wildcard: first request names nothing
+        names = set(self.names)
         for name in subscribe:
             if name == types.WILDCARD:
                 self.wildcard = True
                 continue
             self.ever_named = True
-            name = sys.intern(name)
-            self.names.add(name)
+            names.add(name)
             self.check_missing.add(name)
             if not (first and name in (initial_versions or {})):
                 # Always send what is subscribed, unless the client says it has this version.
-                self.sent.pop(name, None)
+                sent.pop(name, None)
         for name in unsubscribe:
             if name == types.WILDCARD:
                 # The client forgets what only the wildcard brought it.
                 self.wildcard = False
-                self.sent = {n: v for n, v in self.sent.items() if n in self.names}
+                sent = _only(sent, names)
                 continue
-            self.names.discard(name)
+            names.discard(name)
             self.check_missing.discard(name)
             if not self.wildcard:
-                self.sent.pop(name, None)
-        if first or subscribe or unsubscribe:
-            self.synced = None
+                sent.pop(name, None)
+        self.names = share(names)
+        self.sent = sent
+        self.synced = None
         self.requested = True
 
     # --- Operators --------------------------------------------------------------------------
@@ -187,3 +221,7 @@ class TypeState:
             "resources_sent": len(self.sent),
             **self.sync_status(),
         }
+
+
+def _only(versions: Mapping[str, str], names: AbstractSet[str]) -> dict[str, str]:
+    return {n: v for n, v in versions.items() if n in names}

@@ -27,6 +27,7 @@ from controlplane.xds.resources import (
     empty_assignment,
     version_of_set,
 )
+from controlplane.xds.shared import subscription_key
 from controlplane.xds.state import TypeState
 from controlplane.xds.status import NackRecord
 
@@ -55,10 +56,12 @@ class Stream:
         self.types: dict[str, TypeState] = {}
         self.closed = False
         self.idle = False  # parked waiting for work (tests use this to know the stream settled)
+        self._unsettled = False  # sent something not yet reported settled (see core.settled)
         self._nonces = itertools.count(1)
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self.requests_seen = 0
+        self.responses_built = 0
         self.stale_ignored = 0
         self.owner: object = None  # what the core counts this stream against (its identity)
         self.slow = False  # its proxy once did not take a response within the send timeout
@@ -93,6 +96,7 @@ class Stream:
         try:
             async for response in served:
                 yield response
+                del response  # not held while idle (see XdsServer._serve)
         except Refused as refusal:
             self.closed = True
             self.types.clear()  # nothing the client sent is kept once it is refused
@@ -116,6 +120,7 @@ class Stream:
         reader = asyncio.create_task(self._read(iterator), name=f"xds-reader-{self.stream_id}")
         try:
             self._apply(first, checked=True)
+            del first  # no request is kept once applied (the node was copied)
             while True:
                 while not self.closed:
                     # Built and handed over in a push slot: at most max_concurrent_pushes
@@ -136,11 +141,15 @@ class Stream:
                         if self.slow:
                             slot.release()  # a proxy that once did not read holds no slot
                         yield response  # resumes once gRPC took it: one in flight per stream
+                        response = None  # not held while idle (see XdsServer._serve)
                     finally:
                         slot.release()
                 if self.closed:
                     break
                 self.idle = True
+                if self._unsettled and self.settled:
+                    self._unsettled = False
+                    self.core.settled(self)
                 await self._wake.wait()
                 self._wake.clear()
                 self.idle = False
@@ -167,6 +176,7 @@ class Stream:
                     log.exception("stream %d: request failed", self.stream_id)
                     self.refusal = error
                     break
+                del request  # not held while waiting for the next one
                 self._wake.set()
         except asyncio.CancelledError:
             raise
@@ -274,9 +284,19 @@ class Stream:
             self._acknowledge(state, request.version_info, nonce, request)
         elif state.version_sent is None and request.version_info:
             state.client_version = request.version_info  # reconnect: what the client already has
-        names = list(request.resource_names)
-        self._check_names(names)
-        state.apply_sotw_names(names)
+        # An ACK repeats the subscription: its bytes equal the last request's, compared in
+        # one memcmp, and nothing more is done (no string made of its ~1,000 EDS names).
+        key = subscription_key(request)
+        if state.requested and key == state.subscription_key:
+            return
+        pool = self.core.subscriptions
+        pooled = pool.known(key)
+        if pooled is None:
+            names = list(request.resource_names)
+            self._check_names(names)
+            pooled = pool.add(key, names)
+        state.subscription_key, names_asked = pooled
+        state.apply_sotw_names(names_asked)
 
     def _apply_delta(self, type_url: str, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
         state = self._state(type_url)
@@ -291,7 +311,9 @@ class Stream:
         initial = dict(request.initial_resource_versions) if not state.requested else None
         self._check_names(itertools.chain(subscribe, unsubscribe, *(
             (initial, initial.values()) if initial else ())))
-        state.apply_delta_subscriptions(subscribe, unsubscribe, initial)
+        state.apply_delta_subscriptions(
+            subscribe, unsubscribe, initial, self.core.subscriptions.names
+        )
 
     def _acknowledge(self, state: TypeState, version: str, nonce: str, request) -> None:
         state.pending = False
@@ -422,7 +444,9 @@ class Stream:
             if changed is not None:
                 names = changed if state.wildcard else changed & state.names
                 state.synced = (view, clusters, whole)
-                return self._build_step(state, view, names, whole)
+                # (The map is looked up, not built: a cached property of the view.)
+                held_all = state.sent is vars(synced_view).get("versions")
+                return self._build_step(state, view, names, whole, held_all)
         if self.kind == SOTW:
             response = self._build_sotw(state, view)
         else:
@@ -431,16 +455,25 @@ class Stream:
         return response
 
     def _build_step(
-        self, state: TypeState, view: TypeResources, names: AbstractSet[str], whole: bool
+        self,
+        state: TypeState,
+        view: TypeResources,
+        names: AbstractSet[str],
+        whole: bool,
+        held_all: bool,
     ) -> bytes | None:
-        """The response due after the view changed ``names`` only, since nothing was due."""
+        """The response due after the view changed ``names`` only, since nothing was due;
+        ``held_all``: the client was sent exactly the view nothing was due against."""
         to_send = self._changed(state, view, names, {}, skip_rejected=self.kind == SOTW)
         if not to_send:
             return None
+        # The client held all of the view nothing was due against, and is sent every name
+        # changed since: it then holds all of this view (its map, shared, no copy).
+        exact = held_all and len(to_send) == len(names)
         if self.kind == DELTA:
-            return self._send_delta(state, view, to_send, [], names)
+            return self._send_delta(state, view, to_send, [], names, exact=exact)
         version = view.version if whole else version_of_set(self._selected(state, view))
-        return self._send_sotw(state, view, [], to_send, version)
+        return self._send_sotw(state, view, [], to_send, version, exact=exact)
 
     def _kept_endpoint_names(self) -> set[str]:
         """EDS names of clusters deleted from the snapshot but still kept on this client."""
@@ -518,7 +551,8 @@ class Stream:
             # Reconnect (e.g. after a control-plane restart): content-derived versions tell that
             # the client already has exactly this set.
             state.sent = {r.name: r.version for r in selected or self._selected(state, view)}
-            state.in_flight.clear()  # it holds all of it
+            state.share_sent(view.versions)
+            state.before = None  # it holds all of it
             state.version_sent = state.version_acked = version
             return None
         if not due:
@@ -532,6 +566,8 @@ class Stream:
         selected: list[PreparedResource],
         to_send: list[PreparedResource],
         version: str,
+        *,
+        exact: bool = False,
     ) -> bytes:
         whole = len(to_send) == len(view.by_name) and version == view.version
         # The whole view (a first response, CDS and LDS): its bytes and its difference from
@@ -541,9 +577,23 @@ class Stream:
         else:
             changed = [r for r in to_send if state.sent.get(r.name) != r.version]
         # LDS/CDS given the whole view: its own maps, shared by the group's streams.
-        state.record_sotw_sent(view.versions if whole else {r.name: r.version for r in to_send})
+        state.record_sotw_sent(
+            view.versions if whole else {r.name: r.version for r in to_send},
+            view.versions,
+            exact=exact,
+        )
         if state.type_url == types.CLUSTER:
             state.resources = view.by_name if whole else {r.name: r for r in selected}
+        if whole:
+            shared_nonce, response, body_at = view.sotw_response(self.core.control_plane)
+            # The group's shared response, the first time this stream is given this set: its
+            # nonce is then new to the stream. Again (a re-warm, a subscription back to all
+            # of it), a nonce of its own, so a late answer to the first is still stale.
+            if view.serial > state.whole_serial:
+                state.whole_serial = view.serial
+                self._stamp(state, version, shared_nonce)
+                self._after_send(state, to_send, changed, view)
+                return response
         nonce = self._stamp(state, version)
         self._after_send(state, to_send, changed, view if whole else None)
         header = discovery_pb2.DiscoveryResponse(
@@ -552,7 +602,9 @@ class Stream:
             nonce=nonce,
             control_plane=self.core.control_plane,
         ).SerializeToString()
-        return header + (view.sotw_body if whole else b"".join(r.sotw_field for r in to_send))
+        if whole:
+            return b"".join((header, memoryview(response)[body_at:]))
+        return header + b"".join(r.sotw_field for r in to_send)
 
     def _plan_delta(
         self, state: TypeState, view: TypeResources
@@ -592,11 +644,19 @@ class Stream:
         to_send: list[PreparedResource],
         removed: list[str],
         selected_names: AbstractSet[str],
+        *,
+        exact: bool = False,
     ) -> bytes:
-        for r in to_send:
-            state.sent[r.name] = r.version
-        for name in removed:
-            state.sent.pop(name, None)
+        if exact:  # see _build_step
+            state.sent = view.versions
+        else:
+            sent = dict(state.sent)  # never changed in place: it may be shared
+            for r in to_send:
+                sent[r.name] = r.version
+            for name in removed:
+                sent.pop(name, None)
+            state.sent = sent
+            state.share_sent(view.versions)
         current = to_send
         if state.type_url == types.CLUSTER:
             resources = dict(state.resources)
@@ -618,12 +678,14 @@ class Stream:
         ).SerializeToString()
         return header + b"".join(r.delta_field for r in to_send)
 
-    def _stamp(self, state: TypeState, version: str) -> str:
-        nonce = str(next(self._nonces))
+    def _stamp(self, state: TypeState, version: str, nonce: str | None = None) -> str:
+        self.responses_built += 1
+        nonce = nonce or str(next(self._nonces))
         state.nonce_sent = nonce
         state.version_sent = version
         state.sent_at = time.time()
         state.pending = True
+        self._unsettled = True
         self.core.counters.pushes_by_type[types.short_name(state.type_url)] += 1
         return nonce
 
@@ -639,8 +701,10 @@ class Stream:
                 sent = {r.name for r in changed} | (
                     whole.by_name.keys() if whole is not None else {r.name for r in current}
                 )
-                state.force -= sent
-                state.owed -= sent
+                # New sets, not ``-=``: a set keeps its table when emptied in place (two
+                # 1,000-name EDS tables per stream, long after they were sent).
+                state.force = state.force - sent
+                state.owed = state.owed - sent
         elif state.type_url == types.CLUSTER and self.service_type is None:
             # A changed cluster is re-created by Envoy and warms until its EDS arrives again.
             # Only a client that uses EDS on this stream owes anything (the first CDS response
@@ -661,9 +725,19 @@ class Stream:
 
     # --- operators ----------------------------------------------------------------------------
 
+    @property
+    def settled(self) -> bool:
+        """Nothing due now and every response answered (ACK or NACK)."""
+        return (
+            self.idle
+            and not self._wake.is_set()
+            and not any(s.pending for s in self.types.values())
+        )
+
     def sync_status(self) -> dict[str, object]:
         return {
             "stream_id": self.stream_id,
+            "settled": self.settled,
             "types": {types.short_name(t): s.sync_status() for t, s in self.types.items()},
         }
 
@@ -678,6 +752,8 @@ class Stream:
             "group": self.group,
             "peer": self.call.peer,
             "connected_at": self.connected_at,
+            "requests_seen": self.requests_seen,
+            "responses_built": self.responses_built,
             "types": {
                 types.short_name(t): s.status()
                 for t, s in sorted(self.types.items(), key=lambda kv: types.order_index(kv[0]))

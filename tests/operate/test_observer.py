@@ -57,11 +57,16 @@ class Streams:
 
     def __init__(self) -> None:
         self.types: dict[int, dict[str, Any]] = {}
+        self.settled: set[int] = set()
         self.asked: list[list[int]] = []
 
     def __call__(self, stream_ids: Any) -> list[dict[str, Any]]:
         self.asked.append(list(stream_ids))
-        return [{"stream_id": sid, "types": t} for sid, t in self.types.items() if sid in self.asked[-1]]
+        return [
+            {"stream_id": sid, "settled": sid in self.settled, "types": t}
+            for sid, t in self.types.items()
+            if sid in self.asked[-1]
+        ]
 
 
 def _push(observer: Observer, cache: xds.SnapshotCache, clock: Clock, cluster_name: str) -> None:
@@ -73,7 +78,7 @@ def _push(observer: Observer, cache: xds.SnapshotCache, clock: Clock, cluster_na
             endpoints_only=False, snapshot_version=2, groups=1, failed_groups=0, seconds=0.02
         )
     )
-    observer.stop()  # the test polls by hand
+    observer.stop()  # the test expires by hand
 
 
 def _observer() -> tuple[Observer, Metrics, xds.SnapshotCache, Clock, Streams]:
@@ -97,25 +102,47 @@ def _convergence(metrics: Metrics) -> tuple[float, float]:
     ]
 
 
-async def test_convergence_is_from_first_change_to_last_ack_once_nothing_is_due() -> None:
+async def test_convergence_is_from_first_change_to_the_ack_the_stream_settled_on() -> None:
     observer, metrics, cache, clock, streams = _observer()
     clock.now = 2000.0
+    streams.types[7] = {"CDS": _type(1990.0, 1990.1)}  # settled on an older push's config
     _push(observer, cache, clock, "new")  # burst started at 1999.9, push started at 1999.98
-    streams.types[7] = {"CDS": _type(2000.01, pending=True)}
-    observer.check(2000.05)
-    assert _convergence(metrics) == (0, 0)  # waiting for the ACK
-    streams.types[7] = {"CDS": _type(2000.01, 2000.03), "LDS": _type(1990.0, 1990.1)}
-    observer.check(2000.06)
-    assert _convergence(metrics) == (0, 0)  # a response may still be due: look again
-    streams.types[7]["LDS"] = _type(2000.07, pending=True)  # it was: listeners followed
-    observer.check(2000.08)
-    streams.types[7]["LDS"] = _type(2000.07, 2000.2)
-    observer.check(2000.25)
-    observer.check(2000.3)  # unchanged over two polls: converged at its last ACK
+    assert _convergence(metrics) == (0, 0)  # it was sent nothing of this push yet
+    streams.types[7] = {"CDS": _type(2000.01, 2000.03), "LDS": _type(2000.02, pending=True)}
+    streams.settled = set()
+    observer.stream_settled(8)  # not awaited (another group): not even read
+    assert streams.asked == [[7]]
+    streams.types[7]["LDS"] = _type(2000.02, 2000.2)
+    streams.settled = {7}
+    observer.stream_settled(7)  # every response answered, nothing due
     count, total = _convergence(metrics)
     assert count == 1 and abs(total - (2000.2 - 1999.9)) < 1e-6
-    observer.check(2000.4)
+    observer.stream_settled(7)
     assert _convergence(metrics)[0] == 1  # recorded once
+
+
+async def test_a_stream_that_settled_before_the_push_was_reported_is_read_then() -> None:
+    observer, metrics, cache, clock, streams = _observer()
+    clock.now = 2000.0
+    # Its ACK came while the pusher was still finishing: its settle event found no push.
+    streams.types[7] = {"CDS": _type(1999.99, 1999.995)}
+    streams.settled = {7}
+    _push(observer, cache, clock, "new")
+    count, total = _convergence(metrics)
+    assert count == 1 and abs(total - (1999.995 - 1999.9)) < 1e-6
+
+
+async def test_a_stream_not_settled_when_the_push_is_reported_waits_for_its_event() -> None:
+    observer, metrics, cache, clock, streams = _observer()
+    clock.now = 2000.0
+    streams.types[7] = {"CDS": _type(1999.99, 1999.995)}  # ACKed, but LDS is due: not settled
+    _push(observer, cache, clock, "new")
+    assert _convergence(metrics) == (0, 0)
+    streams.types[7]["LDS"] = _type(2000.1, 2000.15)
+    streams.settled = {7}
+    observer.stream_settled(7)
+    count, total = _convergence(metrics)
+    assert count == 1 and abs(total - (2000.15 - 1999.9)) < 1e-6
 
 
 async def test_a_nack_or_a_proxy_that_was_sent_nothing_does_not_count() -> None:
@@ -123,17 +150,16 @@ async def test_a_nack_or_a_proxy_that_was_sent_nothing_does_not_count() -> None:
     clock.now = 3000.0
     _push(observer, cache, clock, "rejected")
     streams.types[7] = {"CDS": _type(3000.01, nack_at=3000.02)}
-    observer.check(3000.1)
-    observer.check(3000.2)
+    streams.settled = {7}
+    observer.stream_settled(7)
     assert _convergence(metrics) == (0, 0)
     clock.now = 4000.0
-    _push(observer, cache, clock, "unseen")
     streams.types[7] = {"CDS": _type(3000.01, 3000.5)}  # nothing sent since this push
-    observer.check(4000.1)
-    observer.check(4011.0)  # given up after 10 s: nothing of that push concerned it
+    _push(observer, cache, clock, "unseen")
+    observer.stream_settled(7)
+    observer.expire(4011.0)  # given up after 10 s: nothing of that push concerned it
     streams.types[7] = {"CDS": _type(4011.1, 4011.2)}
-    observer.check(4011.3)
-    observer.check(4011.4)
+    observer.stream_settled(7)
     assert _convergence(metrics) == (0, 0)
 
 
@@ -218,10 +244,10 @@ def test_proxy_status_table_explains_a_nack() -> None:
     assert "beta-0.default LDS NACK of version v (8s ago): bad" in out
 
 
-async def test_polls_only_the_streams_a_push_changed() -> None:
-    # With a thousand proxies connected, each poll must stay cheap: only the awaited streams.
+async def test_reads_only_the_streams_a_push_changed() -> None:
+    # With a thousand proxies connected, a push reads only the streams it changed, once.
     observer, _metrics, cache, clock, streams = _observer()
     clock.now = 5000.0
     _push(observer, cache, clock, "new")
-    observer.check(5000.05)
+    observer.stream_settled(8)
     assert streams.asked == [[7]]

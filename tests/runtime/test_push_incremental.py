@@ -85,3 +85,41 @@ async def test_an_endpoint_change_that_changes_nothing_served_notifies_nobody() 
     report = await pusher.push(source.apply(pod("spare", "spare", "10.0.5.5")))
     assert report is not None and report.endpoints_only
     assert cache.resources(group, ENDPOINT_TYPE) is view, "streams see the same view: nothing to send"
+
+
+async def test_an_address_gone_disappears_and_the_version_moves_while_views_held_stay() -> None:
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    source.apply(
+        service("reviews"), service("ratings"), RULE,
+        pod("reviews-1", "reviews", "10.0.0.1"), pod("reviews-2", "reviews", "10.0.0.2"),
+        pod("ratings-1", "ratings", "10.0.1.1"),
+        reviews_slice(("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2")),
+        endpoint_slice("ratings", ("ratings-1", "10.0.1.1")),
+    )
+    group = pusher.group_of(node(PROXIES[0]), None)
+    await pusher.push(None)
+    held = cache.resources(group, ENDPOINT_TYPE)  # what a stream in flight holds
+    held_version = held.version
+    reviews = "outbound|9080||reviews.default.svc.cluster.local"
+    held_payload = held.by_name[reviews].payload
+
+    for changes in (
+        source.apply(reviews_slice(("reviews-1", "10.0.0.1"))),
+        source.delete(pod("reviews-2", "reviews", "10.0.0.2")),
+    ):
+        report = await pusher.push(changes)
+        assert report is not None and report.endpoints_only
+
+    now = cache.resources(group, ENDPOINT_TYPE)
+    assert b"10.0.0.2" not in now.by_name[reviews].payload
+    assert b"10.0.0.1" in now.by_name[reviews].payload
+    assert now.version != held_version
+    assert held.version == held_version and held.by_name[reviews].payload == held_payload
+    assert b"10.0.0.2" in held_payload
+    fresh_cache = SnapshotCache()
+    fresh = Pusher(fresh_cache, lambda: store.snapshot, MeshConfig())
+    assert fresh.group_of(node(PROXIES[0]), None) == group
+    await fresh.push(None)
+    assert now.version == fresh_cache.resources(group, ENDPOINT_TYPE).version

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from controlplane.model.base import ObjectMeta, Resource, ResourceKey
-from controlplane.store import ChangeSet, Store
+from controlplane.store import ChangeSet, Snapshot, Store
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,33 @@ def test_snapshots_are_immutable_and_old_ones_unchanged() -> None:
     assert len(old) == len(store.snapshot) == 101
     # The untouched kind is shared, not copied.
     assert old._by_kind["Other"] is store.snapshot._by_kind["Other"]
+
+
+def test_a_change_among_many_rebuilds_its_kind_alone_and_old_snapshots_stay_as_they_were() -> None:
+    store = Store()
+    store.apply("a", [thing(f"t{i:03}", i) for i in range(300)] + [Other(ObjectMeta("o", "n"))])
+    old = store.snapshot
+    old_things, old_others = old.of_kind(Thing), old.of_kind(Other)
+    gone = ResourceKey("Thing", "default", "t100")
+    store.apply("a", [thing("t007", 700), thing("t300", 300)], deletes=[gone])
+    new = store.snapshot
+
+    names = [t.meta.name for t in new.of_kind(Thing)]
+    assert names == sorted(names) and len(names) == 300
+    assert "t100" not in names and "t300" in names and gone not in new and gone in old
+    assert new.get_typed(Thing, "default", "t007") == thing("t007", 700)
+    # The snapshot before is untouched, its sorted lists too.
+    assert old.of_kind(Thing) == old_things and len(old) == 301
+    assert old.get_typed(Thing, "default", "t007") == thing("t007", 7)
+    # An untouched kind's sorted list is shared with the snapshot before, not sorted again.
+    assert new._sorted("Other") is old._sorted("Other") and new.of_kind(Other) == old_others
+
+    # What changed: from the steps in between, and by comparing the maps in full (no history).
+    steps = sorted(new.changed_since(old, {"Thing"}), key=repr)
+    unrelated = Snapshot({"Thing": {r.key: r for r in new.of_kind(Thing)}}, version=99)
+    assert sorted(unrelated.changed_since(old, {"Thing"}), key=repr) == steps
+    assert {(o.value if o else -1, n.value if n else -1) for o, n in steps} == {
+        (7, 700), (100, -1), (-1, 300)}
 
 
 def test_typed_accessors_sorted_and_filtered() -> None:

@@ -131,3 +131,46 @@ def test_a_snapshot_tells_what_changed_since_a_recent_ancestor_as_a_full_compari
     assert from_steps == compared
     assert sorted((o.meta.name if o else "", n.meta.name if n else "") for o, n in from_steps) == [
         ("", "ratings"), ("reviews-1", "reviews-1")]
+
+
+def workload_entry(name: str, namespace: str, address: str) -> dict:
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"address": address, "labels": {"app": "reviews"}},
+    }
+
+
+def test_an_update_leaves_the_index_it_came_from_as_it_was() -> None:
+    """The maps are persistent (shared, not copied): an update must never show through in
+    the index a push in flight (or a stream's group) still reads."""
+    store = Store()
+    source = MemorySource(store)
+    source.apply(
+        service("reviews"), service("ratings"),
+        pod("reviews-1", "reviews", "10.0.0.1"), pod("reviews-2", "reviews", "10.0.0.2"),
+        pod("ratings-1", "ratings", "10.0.1.1"),
+        endpoint_slice("reviews", ("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2")),
+        endpoint_slice("ratings", ("ratings-1", "10.0.1.1")),
+        workload_entry("vm-1", "default", "10.0.5.1"), workload_entry("vm-2", "other", "10.0.5.2"),
+    )
+    before = store.snapshot
+    index = build_service_index(before, MESH)
+    kept = dict(index.endpoints)
+    source.delete(pod("reviews-2", "reviews", "10.0.0.2"))
+    source.apply(endpoint_slice("reviews", ("reviews-1", "10.0.0.1")))
+    after = store.snapshot
+    changes = after.changed_since(before, after.kinds_changed_since(before))
+    update = update_service_index(index, after, MESH, changes)
+
+    reviews = ("reviews.default.svc.cluster.local", 9080)
+    # the VM in the Service's namespace stays behind it (the other namespace's never was)
+    assert [e.address for e in update.index.endpoints[reviews]] == ["10.0.0.1", "10.0.5.1"]
+    assert dict(update.index.endpoints) == dict(build_service_index(after, MESH).endpoints)
+    assert update.index.pods.by_ip.get("10.0.0.2") is None
+    assert dict(index.endpoints) == kept == dict(build_service_index(before, MESH).endpoints)
+    assert [e.address for e in index.endpoints[reviews]] == ["10.0.0.1", "10.0.0.2", "10.0.5.1"]
+    assert index.pods.by_ip["10.0.0.2"].meta.name == "reviews-2"
+    reviews_2 = ("pod", "default", "reviews-2")
+    assert index.sources.users.get(reviews_2) == frozenset({("default", "reviews")})
+    assert update.index.sources.users.get(reviews_2) is None

@@ -1,12 +1,15 @@
 """Outbound clusters and their endpoints for a scope: what sidecars and gateways both send to.
 
 Computed once per shared key per snapshot and memoized in the push context: proxies of one
-scope get the same messages (callers treat messages as immutable).
+scope get the same messages (callers treat messages as immutable). Across snapshots, each
+service port's clusters and assignments are units keyed by all they read, and a scope's
+whole sets are kept while their inputs are equal (translate/units.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterator
+from collections.abc import Hashable, Iterator
+from functools import partial
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -26,6 +29,7 @@ from controlplane.translate.protocol import is_http
 from controlplane.translate.proxy import Proxy
 from controlplane.translate.scope import SidecarScope
 from controlplane.translate.transport import DISABLE
+from controlplane.translate.units import Ident, ident
 
 ClusterSpec = tuple[MeshService, ServicePort, Subset | None, DestinationRuleSpec | None]
 
@@ -36,28 +40,14 @@ def subset_endpoints(eps: tuple[MeshEndpoint, ...], subset: Subset | None) -> tu
     return tuple(e for e in eps if selector_matches(subset.labels, e.label_map))
 
 
-def cluster_specs(
-    ctx: PushContext, proxy: Proxy, scope: SidecarScope, hosts: Collection[str] | None = None
-) -> Iterator[ClusterSpec]:
-    """(service, port, subset, rule spec) for every outbound cluster (of ``hosts`` alone when
-    given), in name order."""
-    for service in scope.services if hosts is None else _scope_services(scope, hosts):
-        entry = ctx.destination_rule(proxy, service.hostname)
-        rule = entry.rule.spec if entry is not None else None
+def cluster_specs(ctx: PushContext, proxy: Proxy, services: list[MeshService]) -> Iterator[ClusterSpec]:
+    """(service, port, subset, rule spec) for every outbound cluster of ``services``, in name order."""
+    for service in services:
+        rule = _rule(ctx, proxy, service)
         for port in service.ports:
             yield service, port, None, rule
             for subset in rule.subsets if rule is not None else ():
                 yield service, port, subset, rule
-
-
-def _scope_services(scope: SidecarScope, hosts: Collection[str]) -> list[MeshService]:
-    """SidecarScope.services, of ``hosts`` alone (without sorting every service)."""
-    seen: dict[str, MeshService] = {}
-    for egress in scope.egress:
-        for service in egress.services:
-            if service.hostname in hosts:
-                seen.setdefault(service.hostname, service)
-    return [seen[host] for host in sorted(seen)]
 
 
 def _shared_key(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> Hashable:
@@ -67,26 +57,64 @@ def _shared_key(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> Hashable
     return (scope.key, proxy.labels if selective else None, proxy.has_certificate)
 
 
+def _scope_inputs(ctx: PushContext, services: list[MeshService]) -> tuple[object, ...]:
+    """What a scope's outbound clusters, assignments and credential names read besides the
+    slot they are kept in (``_shared_key`` and the proxy's fields there): its services, their
+    endpoints, the DestinationRules (the store keeps an unchanged one as the same object) and
+    the PeerAuthentications. Compared with ``==`` (UnitCache.latest), never hashed."""
+    rules = tuple(e.rule for entries in ctx.routing.destination_rules.values() for e in entries)
+    return (services, Ident(ctx.service_index), rules, Ident(ctx.policies))
+
+
 def outbound_clusters(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> dict[str, cluster_pb2.Cluster]:
     """Outbound clusters by name (a copy of the memoized dict: callers add their own)."""
     key = _shared_key(ctx, proxy, scope)
     cached = ctx.memo.outbound_clusters.get(key)
     if cached is None:
-        cached = ctx.memo.outbound_clusters[key] = _build_clusters(ctx, proxy, scope)
+        services = scope.services
+        cached = ctx.memo.outbound_clusters[key] = ctx.units.latest(
+            ("clusters", key), _scope_inputs(ctx, services), lambda: _build_clusters(ctx, proxy, services)
+        )
     return dict(cached)
 
 
-def _build_clusters(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> dict[str, cluster_pb2.Cluster]:
+def _build_clusters(ctx: PushContext, proxy: Proxy, services: list[MeshService]) -> dict[str, cluster_pb2.Cluster]:
     clusters: dict[str, cluster_pb2.Cluster] = {}
-    for service, port, subset, rule in cluster_specs(ctx, proxy, scope):
-        selected = subset_endpoints(ctx.service_endpoints(service.hostname, port.number), subset)
-        c = cb.outbound_cluster(
-            service, port, ctx.mesh, subset=subset, rule=rule, endpoints=list(selected),
-            service_accounts=_service_accounts(selected, ctx.mesh),
-            auto_mtls=_auto_mtls(ctx, proxy, service),
-        )
-        clusters.setdefault(c.name, c)
+    for service in services:
+        rule = _rule(ctx, proxy, service)
+        auto_mtls = _auto_mtls(ctx, proxy, service)
+        for port in service.ports:
+            eps = ctx.service_endpoints(service.hostname, port.number)
+            # every input outbound_cluster reads (the mesh is the cache's own)
+            key = ("clusters", service, port, ident(rule), eps, auto_mtls)
+            built = ctx.units.get(key, partial(_port_clusters, ctx.mesh, service, port, rule, eps, auto_mtls))
+            for c in built:
+                clusters.setdefault(c.name, c)
     return clusters
+
+
+def _rule(ctx: PushContext, proxy: Proxy, service: MeshService) -> DestinationRuleSpec | None:
+    entry = ctx.destination_rule(proxy, service.hostname)
+    return entry.rule.spec if entry is not None else None
+
+
+def _port_clusters(
+    mesh: MeshConfig,
+    service: MeshService,
+    port: ServicePort,
+    rule: DestinationRuleSpec | None,
+    eps: tuple[MeshEndpoint, ...],
+    auto_mtls: bool,
+) -> tuple[cluster_pb2.Cluster, ...]:
+    """The clusters of one service port: the port's own, then one per subset."""
+    out = []
+    for subset in (None, *(rule.subsets if rule is not None else ())):
+        selected = subset_endpoints(eps, subset)
+        out.append(cb.outbound_cluster(
+            service, port, mesh, subset=subset, rule=rule, endpoints=list(selected),
+            service_accounts=_service_accounts(selected, mesh), auto_mtls=auto_mtls,
+        ))
+    return tuple(out)
 
 
 def outbound_credential_names(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> tuple[str, ...]:
@@ -95,11 +123,14 @@ def outbound_credential_names(ctx: PushContext, proxy: Proxy, scope: SidecarScop
     key = _shared_key(ctx, proxy, scope)
     cached = ctx.memo.credential_names.get(key)
     if cached is None:
-        cached = ctx.memo.credential_names[key] = tuple(sorted({
-            name
-            for _, port, subset, rule in cluster_specs(ctx, proxy, scope) if rule is not None
-            for name in credential_resource_names(dp.effective_policy(rule, port.number, subset).tls)
-        }))
+        services = scope.services
+        cached = ctx.memo.credential_names[key] = ctx.units.latest(
+            ("credential_names", key), _scope_inputs(ctx, services), lambda: tuple(sorted({
+                name
+                for _, port, subset, rule in cluster_specs(ctx, proxy, services) if rule is not None
+                for name in credential_resource_names(dp.effective_policy(rule, port.number, subset).tls)
+            }))
+        )
     return cached
 
 
@@ -129,33 +160,63 @@ def outbound_assignments(
     key = (_shared_key(ctx, proxy, scope), proxy.locality, labels, hosts)
     cached = ctx.memo.assignments.get(key)
     if cached is None:
-        cached = ctx.memo.assignments[key] = _build_assignments(ctx, proxy, scope, hosts)
+        if hosts is None:
+            services = scope.services
+            cached = ctx.units.latest(
+                ("assignments", key), _scope_inputs(ctx, services),
+                lambda: _build_assignments(ctx, proxy, services),
+            )
+        else:
+            cached = _build_assignments(ctx, proxy, scope.services_of(hosts))
+        ctx.memo.assignments[key] = cached
     return cached
 
 
 def _build_assignments(
-    ctx: PushContext, proxy: Proxy, scope: SidecarScope, hosts: frozenset[str] | None
+    ctx: PushContext, proxy: Proxy, services: list[MeshService]
 ) -> tuple[endpoint_pb2.ClusterLoadAssignment, ...]:
     out: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
-    for service, port, subset, rule in cluster_specs(ctx, proxy, scope, hosts):
+    # failoverPriority may compare endpoint labels with the proxy's own
+    labels = proxy.labels if ctx.uses_failover_priority else None
+    for service in services:
         if service.resolution != EDS:
             continue
+        rule = _rule(ctx, proxy, service)
+        for port in service.ports:
+            eps = ctx.service_endpoints(service.hostname, port.number)
+            # every input _port_assignments reads (PeerAuthentications: the policy index)
+            key = ("assignments", service, port, ident(rule), eps, proxy.locality, labels, Ident(ctx.policies))
+            for name, cla in ctx.units.get(key, partial(_port_assignments, ctx, proxy, service, port, rule, eps)):
+                out.setdefault(name, cla)
+    return tuple(out[k] for k in sorted(out))
+
+
+def _port_assignments(
+    ctx: PushContext,
+    proxy: Proxy,
+    service: MeshService,
+    port: ServicePort,
+    rule: DestinationRuleSpec | None,
+    eps: tuple[MeshEndpoint, ...],
+) -> tuple[tuple[str, endpoint_pb2.ClusterLoadAssignment], ...]:
+    """The assignments of one EDS service port's clusters (its own, then its subsets')."""
+    out = []
+    for subset in (None, *(rule.subsets if rule is not None else ())):
         policy = dp.effective_policy(rule, port.number, subset)
         lb = policy.load_balancer
         if lb is not None and lb.simple == "PASSTHROUGH":
             continue
         name = names.outbound_cluster(service.hostname, port.number, subset.name if subset is not None else "")
-        eps = subset_endpoints(ctx.service_endpoints(service.hostname, port.number), subset)
         setting = lb.locality_lb_setting if lb is not None else None
         # Failover priorities need outlier detection (Envoy never leaves a priority without
         # it); distribute weights do not (Istio's ApplyLocalityLoadBalancer).
         distributes = setting is not None and bool(setting.distribute) and setting.enabled is not False
         locality = proxy.locality if policy.locality_lb_enabled or distributes else None
-        out.setdefault(name, load_assignment(
-            name, list(eps), proxy_locality=locality,
+        out.append((name, load_assignment(
+            name, list(subset_endpoints(eps, subset)), proxy_locality=locality,
             locality_setting=setting,
             proxy_labels=proxy.label_map,
             accepts_mtls=lambda ep: endpoint_accepts_mtls(ctx, ep),
             workload_facts=not is_http(port.protocol),  # no headers tell a TCP client who answered
-        ))
-    return tuple(out[k] for k in sorted(out))
+        )))
+    return tuple(out)

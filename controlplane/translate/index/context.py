@@ -13,6 +13,8 @@
 
 ``memo`` holds outputs that proxies of one scope share within this snapshot (sidecar scopes,
 outbound clusters, route configurations, ...); it starts empty with every new context.
+``units`` holds translation units keyed by all their inputs (translate/units.py): an updated
+context keeps it, so a routing change rebuilds only the units whose inputs changed.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from controlplane.translate.index.service_index import (
     update_service_index,
 )
 from controlplane.translate.proxy import Proxy
+from controlplane.translate.units import UnitCache
 
 if TYPE_CHECKING:
     from controlplane.translate.authz.builder import WorkloadRbac
@@ -100,6 +103,8 @@ class Memo:
     """Outputs shared by proxies within one snapshot, each keyed by what it depends on."""
 
     scopes: dict[tuple[str, Hashable], SidecarScope] = field(default_factory=dict)
+    # namespace -> whether a DestinationRule there selects workloads (has_selective_rule)
+    selective_rules: dict[str, bool] = field(default_factory=dict)
     outbound_clusters: dict[Hashable, dict[str, cluster_pb2.Cluster]] = field(default_factory=dict)
     assignments: dict[Hashable, tuple[endpoint_pb2.ClusterLoadAssignment, ...]] = field(default_factory=dict)
     route_configs: dict[Hashable, route_pb2.RouteConfiguration] = field(default_factory=dict)
@@ -112,6 +117,8 @@ class Memo:
     # Clusters to extension providers (tracers, authorizers) a proxy has none for.
     provider_clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
     credential_names: dict[Hashable, tuple[str, ...]] = field(default_factory=dict)
+    # (proxy namespace, proxy labels, host) -> the DestinationRule that applies, or None
+    destination_rules: dict[tuple[str, LabelsKey, str], DestinationRuleEntry | None] = field(default_factory=dict)
     # (namespace, labels that matter, clear route cache) -> the jwt_authn config, or None
     jwt_authn: dict[tuple[str, LabelsKey, bool], jwt_pb2.JwtAuthentication | None] = field(default_factory=dict)
     # (namespace, labels that matter, TCP chain?) -> the RBAC of AuthorizationPolicies, or None
@@ -133,6 +140,7 @@ class PushContext:
     envoy_filters: EnvoyFilterIndex = field(default_factory=EnvoyFilterIndex)
     gateways: GatewayIndex = field(default_factory=GatewayIndex)
     memo: Memo = field(default_factory=Memo)
+    units: UnitCache = field(default_factory=UnitCache)  # kept by update_push_context*
 
     # --- services ---------------------------------------------------------------------------
     @property
@@ -170,6 +178,14 @@ class PushContext:
     def destination_rule(self, proxy: Proxy, host: str) -> DestinationRuleEntry | None:
         """Istio's order: the proxy's namespace, then the service's, then the root namespace;
         within one, an exact host before the most specific wildcard."""
+        key = (proxy.namespace, proxy.labels, host)  # all that _find_destination_rule reads
+        memo = self.memo.destination_rules
+        if key in memo:
+            return memo[key]
+        found = memo[key] = self._find_destination_rule(proxy, host)
+        return found
+
+    def _find_destination_rule(self, proxy: Proxy, host: str) -> DestinationRuleEntry | None:
         service = self.service_index.by_host.get(host)
         order = [proxy.namespace]
         if service is not None and service.namespace not in order:
@@ -190,10 +206,13 @@ class PushContext:
 
     def has_selective_rule(self, namespace: str) -> bool:
         """Does a DestinationRule in ``namespace`` select workloads (so results differ by labels)?"""
-        return any(
-            selector_labels(e.rule.spec.workload_selector)
-            for e in self.routing.destination_rules.get(namespace, ())
-        )
+        found = self.memo.selective_rules.get(namespace)
+        if found is None:
+            found = self.memo.selective_rules[namespace] = any(
+                selector_labels(e.rule.spec.workload_selector)
+                for e in self.routing.destination_rules.get(namespace, ())
+            )
+        return found
 
     @staticmethod
     def _dr_applies(entry: DestinationRuleEntry, ns: str, proxy: Proxy) -> bool:
@@ -239,9 +258,17 @@ def _gateway_index(snapshot: Snapshot, routing: RoutingIndex) -> GatewayIndex:
     return build_gateway_index(gateways, routing.virtual_services)
 
 
-def update_push_context(previous: PushContext, snapshot: Snapshot, changed_kinds: Collection[str]) -> PushContext:
+def update_push_context(
+    previous: PushContext,
+    snapshot: Snapshot,
+    changed_kinds: Collection[str],
+    endpoint_changes: Iterable[tuple[object | None, object | None]] | None = None,
+) -> PushContext:
     """The push context of ``snapshot``, reusing the parts of ``previous`` that no kind in
-    ``changed_kinds`` feeds. The memo always starts empty: its outputs mix every part."""
+    ``changed_kinds`` feeds. The memo always starts empty: its outputs mix every part.
+    ``endpoint_changes``: the (old, new) EndpointSlices, Endpoints and Pods among the changes;
+    when those are all the services part sees changed, it updates the endpoints they feed
+    alone (a routing change that came with endpoint changes, as a rewritten file brings)."""
     changed = frozenset(changed_kinds)
     if changed - INDEXED_KINDS:  # a kind no part declares: rebuild all rather than guess
         return build_push_context(snapshot, previous.mesh)
@@ -250,9 +277,15 @@ def update_push_context(previous: PushContext, snapshot: Snapshot, changed_kinds
     gateway_api_inputs = bool(changed & GATEWAY_API_READS) and bool(previous.routing.gateway_api.statuses)
     routing_changed = bool(changed & ROUTING_KINDS) or gateway_api_inputs
     routing = build_routing_index(snapshot, mesh) if routing_changed else previous.routing
+    service_index = previous.service_index
+    if changed & SERVICE_KINDS:
+        if endpoint_changes is not None and changed & SERVICE_KINDS <= ENDPOINT_SOURCE_KINDS:
+            service_index = update_service_index(service_index, snapshot, mesh, endpoint_changes).index
+        else:
+            service_index = build_service_index(snapshot, mesh)
     return replace(
         previous,
-        service_index=build_service_index(snapshot, mesh) if changed & SERVICE_KINDS else previous.service_index,
+        service_index=service_index,
         routing=routing,
         gateways=(
             _gateway_index(snapshot, routing) if changed & GATEWAY_KINDS or routing_changed else previous.gateways
@@ -283,5 +316,7 @@ def update_push_context_endpoints(
     if kinds & GATEWAY_API_READS and previous.routing.gateway_api.statuses:
         return None  # the Gateway API conversion reads them too: update_push_context
     update = update_service_index(previous.service_index, snapshot, previous.mesh, changes)
-    ctx = replace(previous, service_index=update.index, memo=Memo(scopes=previous.memo.scopes))
+    # what reads services and routing alone is kept: it cannot have changed
+    memo = Memo(scopes=previous.memo.scopes, selective_rules=previous.memo.selective_rules)
+    ctx = replace(previous, service_index=update.index, memo=memo)
     return ctx, update.hosts

@@ -1,12 +1,15 @@
 """Which Kubernetes objects feed which Service's endpoints: its EndpointSlices, and the Pods
 its slices (or legacy Endpoints) refer to by targetRef or address. Kept with the services
 part of the index so that an endpoint change finds the services it touches by lookup, at a
-cost that does not grow with the mesh."""
+cost that does not grow with the mesh: the maps are persistent (``immutables.Map``), so an
+update shares all but the entries it changes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+import immutables
 
 from controlplane.model.kubernetes import Endpoints, EndpointSlice, Pod
 
@@ -15,11 +18,16 @@ ServiceName = tuple[str, str]  # (namespace, Service name)
 Reference = tuple[str, ...]
 
 
+def _empty() -> immutables.Map:
+    return immutables.Map()
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointSources:
-    slices: Mapping[ServiceName, tuple[EndpointSlice, ...]] = field(default_factory=dict)  # by name
-    refs: Mapping[ServiceName, frozenset[Reference]] = field(default_factory=dict)
-    users: Mapping[Reference, frozenset[ServiceName]] = field(default_factory=dict)
+    # each Service's slices, sorted by name
+    slices: immutables.Map[ServiceName, tuple[EndpointSlice, ...]] = field(default_factory=_empty)
+    refs: immutables.Map[ServiceName, frozenset[Reference]] = field(default_factory=_empty)
+    users: immutables.Map[Reference, frozenset[ServiceName]] = field(default_factory=_empty)
 
     def services_using(self, pods: Iterable[Pod]) -> set[ServiceName]:
         """Services whose slices or Endpoints refer to one of ``pods`` (PodIndex.find's way)."""
@@ -38,7 +46,7 @@ class EndpointSources:
     ) -> tuple[EndpointSources, set[ServiceName]]:
         """After slices and Endpoints changed, given as (old, new): the sources, and the
         services they belong to. ``current_legacy`` gives each such service's Endpoints now."""
-        by_service = dict(self.slices)
+        by_service = self.slices.mutate()
         touched: set[ServiceName] = set()
         for old, new in slices:
             for sl, keep in ((old, False), (new, True)):
@@ -49,12 +57,13 @@ class EndpointSources:
                 others = [s for s in by_service.get(service, ()) if s.meta.name != sl.meta.name]
                 if keep:
                     others.append(sl)
-                by_service[service] = tuple(sorted(others, key=lambda s: s.meta.name))
-                if not by_service[service]:
-                    del by_service[service]
+                if others:
+                    by_service[service] = tuple(sorted(others, key=lambda s: s.meta.name))
+                else:
+                    by_service.pop(service, None)
         for pair in legacy:
             touched.update((e.meta.namespace, e.meta.name) for e in pair if e is not None)
-        refs, users = dict(self.refs), dict(self.users)
+        refs, users = self.refs.mutate(), self.users.mutate()
         for service in touched:
             before = refs.get(service, frozenset())
             after = _references(by_service.get(service, ()), current_legacy.get(service))
@@ -70,7 +79,7 @@ class EndpointSources:
                 refs[service] = after
             else:
                 refs.pop(service, None)
-        return EndpointSources(by_service, refs, users), touched
+        return EndpointSources(by_service.finish(), refs.finish(), users.finish()), touched
 
 
 def build_endpoint_sources(
@@ -86,9 +95,9 @@ def build_endpoint_sources(
         for ref in found:
             users.setdefault(ref, set()).add(service)
     return EndpointSources(
-        {service: tuple(items) for service, items in slices.items()},
-        refs,
-        {ref: frozenset(services) for ref, services in users.items()},
+        immutables.Map({service: tuple(items) for service, items in slices.items()}),
+        immutables.Map(refs),
+        immutables.Map({ref: frozenset(services) for ref, services in users.items()}),
     )
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import immutables
+
 from controlplane.model.kubernetes import Endpoints, EndpointSlice, Pod, Service
 from controlplane.model.labels import service_selects
 from controlplane.model.mesh import MeshConfig
@@ -36,9 +38,14 @@ class Snapshot(Protocol):
 class ServiceIndex:
     services: tuple[MeshService, ...] = ()  # sorted by hostname
     by_host: Mapping[str, MeshService] = field(default_factory=dict)
-    endpoints: Mapping[tuple[str, int], tuple[MeshEndpoint, ...]] = field(default_factory=dict)
+    # persistent: an endpoint change shares every entry but those it rebuilds
+    endpoints: immutables.Map[tuple[str, int], tuple[MeshEndpoint, ...]] = field(
+        default_factory=immutables.Map
+    )
     pods: svcs.PodIndex = field(default_factory=lambda: svcs.PodIndex(()))
     sources: EndpointSources = field(default_factory=EndpointSources)
+    # by namespace: an endpoint change reads those of its services' namespaces alone
+    workload_entries: Mapping[str, list[WorkloadEntry]] = field(default_factory=dict)
 
     def service_endpoints(self, host: str, port: int) -> tuple[MeshEndpoint, ...]:
         return self.endpoints.get((host, port), ())
@@ -100,7 +107,13 @@ def build_service_index(snapshot: Snapshot, mesh: MeshConfig) -> ServiceIndex:
                     found = [MeshEndpoint(address=ms.hostname, port=port.number)]
                 endpoints[(ms.hostname, port.number)] = tuple(found)
     services = tuple(sorted(by_host.values(), key=lambda s: s.hostname))
-    return ServiceIndex(services, by_host, endpoints, pods, build_endpoint_sources(slices, legacy))
+    entries_by_namespace: dict[str, list[WorkloadEntry]] = defaultdict(list)
+    for we in workload_entries:
+        entries_by_namespace[we.meta.namespace].append(we)
+    return ServiceIndex(
+        services, by_host, immutables.Map(endpoints), pods, build_endpoint_sources(slices, legacy),
+        dict(entries_by_namespace),
+    )
 
 
 def _kubernetes_endpoints(
@@ -161,8 +174,7 @@ def update_service_index(
     # Pods feed the services whose slices refer to them, before and after the change.
     names |= sources.services_using(p for pair in pod_changes for p in pair if p is not None)
     pods = previous.pods.updated(pod_changes) if pod_changes else previous.pods
-    workload_entries: list[WorkloadEntry] = snapshot.of_kind(WorkloadEntry.KIND)
-    endpoints = dict(previous.endpoints)
+    endpoints = previous.endpoints.mutate()
     hosts: set[str] = set()
     for namespace, name in sorted(names):
         svc = snapshot.get_typed(Service.KIND, namespace, name)
@@ -172,11 +184,14 @@ def update_service_index(
         if (namespace, name) not in legacy:
             legacy[(namespace, name)] = snapshot.get_typed(Endpoints.KIND, namespace, name)
         by_port = _kubernetes_endpoints(svc, ms, list(sources.slices.get((namespace, name), ())),
-                                        legacy[(namespace, name)], pods, workload_entries)
+                                        legacy[(namespace, name)], pods,
+                                        previous.workload_entries.get(namespace, []))
         for number, eps in by_port.items():
             if endpoints.get((ms.hostname, number)) != eps:
                 endpoints[(ms.hostname, number)] = eps
                 hosts.add(ms.hostname)
-    index = ServiceIndex(previous.services, previous.by_host, endpoints, pods, sources)
+    index = ServiceIndex(
+        previous.services, previous.by_host, endpoints.finish(), pods, sources, previous.workload_entries
+    )
     return IndexUpdate(index, frozenset(hosts))
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import immutables
+
 from controlplane.model.canonical import WORKLOAD_NAME_LABEL, pod_workload_name
 from controlplane.model.hosts import normalize_host, service_fqdn
 from controlplane.model.kubernetes import (
@@ -158,46 +160,51 @@ def workload_endpoint(
 
 
 class PodIndex:
-    """Pods by (namespace, name) and by IP, for endpoint labels and locality."""
+    """Pods by (namespace, name) and by IP, for endpoint labels and locality. The maps are
+    persistent (``immutables.Map``): ``updated`` shares all but the entries a change touches."""
 
     def __init__(self, pods: Iterable[Pod]) -> None:
-        self.by_name: dict[tuple[str, str], Pod] = {}
-        self.by_ip: dict[str, Pod] = {}
-        # Every pod holding an IP: the first by (namespace, name) is the one by_ip names.
-        self._holders: dict[str, frozenset[tuple[str, str]]] = {}
+        by_name: dict[tuple[str, str], Pod] = {}
+        by_ip: dict[str, Pod] = {}
+        holders: dict[str, frozenset[tuple[str, str]]] = {}
         for pod in pods:
             key = (pod.meta.namespace, pod.meta.name)
-            self.by_name[key] = pod
+            by_name[key] = pod
             for ip in pod.ips:
-                self.by_ip.setdefault(ip, pod)
-                self._holders[ip] = self._holders.get(ip, frozenset()) | {key}
+                by_ip.setdefault(ip, pod)
+                holders[ip] = holders.get(ip, frozenset()) | {key}
+        self.by_name: immutables.Map[tuple[str, str], Pod] = immutables.Map(by_name)
+        self.by_ip: immutables.Map[str, Pod] = immutables.Map(by_ip)
+        # Every pod holding an IP: the first by (namespace, name) is the one by_ip names.
+        self._holders: immutables.Map[str, frozenset[tuple[str, str]]] = immutables.Map(holders)
 
     def updated(self, changes: Iterable[tuple[Pod | None, Pod | None]]) -> PodIndex:
         """This index after Pods changed, given as (old, new): the same as one built from all
-        Pods anew, for the cost of the change (and of copying the maps)."""
-        index = PodIndex(())
-        index.by_name, index.by_ip, index._holders = dict(self.by_name), dict(self.by_ip), dict(self._holders)
+        Pods anew, for the cost of the change."""
+        by_name, by_ip, holders = self.by_name.mutate(), self.by_ip.mutate(), self._holders.mutate()
         touched: set[str] = set()
         for old, new in changes:
             if old is not None:
                 key = (old.meta.namespace, old.meta.name)
-                index.by_name.pop(key, None)
+                by_name.pop(key, None)
                 for ip in old.ips:
-                    index._holders[ip] = index._holders.get(ip, frozenset()) - {key}
+                    holders[ip] = holders.get(ip, frozenset()) - {key}
                     touched.add(ip)
             if new is not None:
                 key = (new.meta.namespace, new.meta.name)
-                index.by_name[key] = new
+                by_name[key] = new
                 for ip in new.ips:
-                    index._holders[ip] = index._holders.get(ip, frozenset()) | {key}
+                    holders[ip] = holders.get(ip, frozenset()) | {key}
                     touched.add(ip)
         for ip in touched:
-            holders = index._holders.get(ip)
-            if holders:
-                index.by_ip[ip] = index.by_name[min(holders)]
+            held = holders.get(ip)
+            if held:
+                by_ip[ip] = by_name[min(held)]
             else:
-                index._holders.pop(ip, None)
-                index.by_ip.pop(ip, None)
+                holders.pop(ip, None)
+                by_ip.pop(ip, None)
+        index = PodIndex(())
+        index.by_name, index.by_ip, index._holders = by_name.finish(), by_ip.finish(), holders.finish()
         return index
 
     def find(self, namespace: str, target_ref: ObjectReference | None, ip: str) -> Pod | None:

@@ -1,0 +1,243 @@
+"""Full pushes reuse translation units across snapshots (translate/units.py) and the bytes of
+the messages they reuse: after every kind of routing change, each group holds exactly what a
+fresh control plane translates from the same snapshot, every type and resource, byte for byte."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+from envoy.config.core.v3 import base_pb2
+from google.protobuf import struct_pb2
+
+from controlplane import translate
+from controlplane.auth import ProvenIdentity
+from controlplane.server.push import Pusher
+from controlplane.sources.memory import MemorySource
+from controlplane.store import ChangeSet, Snapshot, Store
+from controlplane.translate import CLUSTER_TYPE, ROUTE_TYPE, MeshConfig
+from controlplane.xds import SnapshotCache
+from controlplane.xds.resources import name_of
+
+
+def cluster_ip(name: str) -> str:
+    """One per name (checked for the names below), the same whatever the ports."""
+    digest = zlib.crc32(name.encode())
+    return f"10.96.{digest % 250}.{digest // 250 % 250}"
+
+
+def service(name: str, ns: str = "default", ports: tuple[int, ...] = (9080,)) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+        "spec": {"selector": {"app": name}, "clusterIP": cluster_ip(name),
+                 "ports": [{"name": f"http-{p}", "port": p} for p in ports]},
+    }
+
+
+def pod(name: str, app: str, ip: str, version: str = "v1", ns: str = "default") -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns,
+                     "labels": {"app": app, "version": version, "security.istio.io/tlsMode": "istio"}},
+        "spec": {"serviceAccountName": app},
+        "status": {"podIP": ip, "phase": "Running"},
+    }
+
+
+def endpoint_slice(svc: str, *members: tuple[str, str], ns: str = "default", ports: tuple[int, ...] = (9080,)) -> dict:
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": f"{svc}-1", "namespace": ns, "labels": {"kubernetes.io/service-name": svc}},
+        "addressType": "IPv4", "ports": [{"name": f"http-{p}", "port": p} for p in ports],
+        "endpoints": [{"addresses": [ip], "targetRef": {"kind": "Pod", "name": name, "namespace": ns}}
+                      for name, ip in members],
+    }
+
+
+def rule(host: str, *subsets: str, ns: str = "default", **policy: object) -> dict:
+    spec: dict = {"host": host, "subsets": [{"name": s, "labels": {"version": s}} for s in subsets]}
+    if policy:
+        spec["trafficPolicy"] = policy
+    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": host, "namespace": ns}, "spec": spec}
+
+
+def weighted(host: str, v1: int, ns: str = "default", **extra: object) -> dict:
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": host, "namespace": ns},
+        "spec": {"hosts": [host], "http": [
+            {"route": [{"destination": {"host": host, "subset": "v1"}, "weight": v1},
+                       {"destination": {"host": host, "subset": "v2"}, "weight": 100 - v1}], **extra},
+        ]},
+    }
+
+
+def node(pod_name: str, ns: str, app: str, ip: str) -> base_pb2.Node:
+    metadata = struct_pb2.Struct()
+    metadata.update({"NAMESPACE": ns, "SERVICE_ACCOUNT": app, "LABELS": {"app": app, "version": "v1"},
+                     "INSTANCE_IPS": ip, "WORKLOAD_NAME": app})
+    return base_pb2.Node(id=f"sidecar~{ip}~{pod_name}.{ns}~{ns}.svc.cluster.local", metadata=metadata)
+
+
+# (node, proven identity): one with a certificate, so auto mTLS and PeerAuthentication matter
+PROXIES = (
+    (node("productpage-0", "default", "productpage", "10.0.9.1"),
+     ProvenIdentity("cluster.local", "default", "productpage")),
+    (node("reviews-0", "default", "reviews", "10.0.9.2"), None),
+    (node("client-0", "other", "client", "10.0.9.3"), None),
+    (node("tester-0", "default", "tester", "10.0.9.4"), None),
+)
+
+INITIAL = (
+    service("reviews"), service("ratings"), service("details"), service("client", "other"),
+    pod("reviews-1", "reviews", "10.0.0.1"), pod("reviews-2", "reviews", "10.0.0.2", "v2"),
+    pod("ratings-1", "ratings", "10.0.1.1"), pod("details-1", "details", "10.0.2.1"),
+    pod("client-1", "client", "10.0.3.1", ns="other"),
+    endpoint_slice("reviews", ("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2")),
+    endpoint_slice("ratings", ("ratings-1", "10.0.1.1")),
+    endpoint_slice("details", ("details-1", "10.0.2.1")),
+    endpoint_slice("client", ("client-1", "10.0.3.1"), ns="other"),
+    rule("reviews", "v1", "v2"), weighted("reviews", 90),
+)
+
+SIDECAR = {
+    "apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+    "metadata": {"name": "default", "namespace": "other"},
+    "spec": {"egress": [{"hosts": ["./*", "default/reviews.default.svc.cluster.local"]}]},
+}
+SERVICE_ENTRY = {
+    "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+    "metadata": {"name": "payments", "namespace": "default"},
+    "spec": {"hosts": ["payments.example.com"], "location": "MESH_EXTERNAL", "resolution": "DNS",
+             "ports": [{"number": 443, "name": "tls", "protocol": "TLS"}],
+             "endpoints": [{"address": "payments.example.com"}]},
+}
+RATINGS_BY_SOURCE = {  # routes that differ by the caller's labels, to a service by name alone
+    "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+    "metadata": {"name": "ratings", "namespace": "default"},
+    "spec": {"hosts": ["ratings"], "http": [
+        {"match": [{"sourceLabels": {"app": "reviews"}}], "route": [{"destination": {"host": "details"}}],
+         "mirror": {"host": "reviews", "subset": "v2"}},
+        {"route": [{"destination": {"host": "ratings"}}]},
+    ]},
+}
+STRICT_OFF = {
+    "apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+    "metadata": {"name": "default", "namespace": "default"}, "spec": {"mtls": {"mode": "DISABLE"}},
+}
+
+Step = Callable[[MemorySource], ChangeSet]
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("VirtualService weights", lambda s: s.apply(weighted("reviews", 37))),
+    ("VirtualService added, by source labels", lambda s: s.apply(RATINGS_BY_SOURCE)),
+    ("DestinationRule subset added", lambda s: s.apply(rule("reviews", "v1", "v2", "v3"))),
+    ("DestinationRule hash policy (routes to it change)", lambda s: s.apply(
+        rule("reviews", "v1", "v2", "v3", loadBalancer={"consistentHash": {"httpHeaderName": "x-user"}}))),
+    ("routed-to service changes its port", lambda s: s.apply(service("details", ports=(9081,)))),
+    ("new Service with its DestinationRule", lambda s: s.apply(
+        service("payments-api"), pod("payments-api-1", "payments-api", "10.0.4.1"),
+        endpoint_slice("payments-api", ("payments-api-1", "10.0.4.1")), rule("payments-api", "v1"))),
+    ("endpoint added (an endpoint push between routing pushes)", lambda s: s.apply(
+        pod("reviews-3", "reviews", "10.0.0.3", "v2"),
+        endpoint_slice("reviews", ("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2"), ("reviews-3", "10.0.0.3")))),
+    ("VirtualService and endpoints in one change (a rewritten file)", lambda s: s.apply(
+        weighted("reviews", 20), pod("reviews-4", "reviews", "10.0.0.4"),
+        endpoint_slice("reviews", ("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2"), ("reviews-3", "10.0.0.3"),
+                       ("reviews-4", "10.0.0.4")))),
+    ("VirtualService removed", lambda s: s.delete(weighted("reviews", 37))),
+    ("Service deleted", lambda s: s.delete(service("ratings"))),
+    ("Sidecar narrows one namespace", lambda s: s.apply(SIDECAR)),
+    ("ServiceEntry added", lambda s: s.apply(SERVICE_ENTRY)),
+    ("PeerAuthentication DISABLE", lambda s: s.apply(STRICT_OFF)),
+    ("DestinationRule removed", lambda s: s.delete(rule("reviews"))),
+    ("Sidecar removed", lambda s: s.delete(SIDECAR)),
+)
+
+
+def assert_same_as_fresh(pusher: Pusher, cache: SnapshotCache, snapshot: Snapshot, step: str) -> None:
+    """Each group's cache holds what translating its proxy alone, from a context of its own
+    (nothing shared with other proxies or earlier snapshots), gives."""
+    for group, proxy in pusher.groups().items():
+        fresh = translate.translate(translate.push_context(snapshot, MeshConfig()), proxy)
+        assert set(cache.group_versions(group)) == set(fresh), step
+        for type_url, messages in fresh.items():
+            got = cache.resources(group, type_url).by_name
+            want = {name_of(m): m.SerializeToString(deterministic=True) for m in messages}
+            assert sorted(got) == sorted(want), f"{step}: {group} {type_url}: names differ"
+            for name, payload in want.items():
+                assert got[name].payload == payload, f"{step}: {group} {type_url} {name}"
+
+
+async def test_each_routing_change_leaves_every_group_as_a_fresh_translation_would() -> None:
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    source.apply(*INITIAL)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    groups = [pusher.group_of(proxy, identity) for proxy, identity in PROXIES]
+    assert len(set(groups)) == len(PROXIES)
+    await pusher.push(None)
+    assert_same_as_fresh(pusher, cache, store.snapshot, "initial")
+    for step, change in STEPS:
+        report = await pusher.push(change(source))
+        assert report is not None, step
+        assert_same_as_fresh(pusher, cache, store.snapshot, step)
+
+
+async def test_a_routing_change_reuses_the_units_and_bytes_it_cannot_affect() -> None:
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    source.apply(*INITIAL)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    group = pusher.group_of(*PROXIES[0])
+    await pusher.push(None)
+    clusters = cache.resources(group, CLUSTER_TYPE).by_name
+    routes = cache.resources(group, ROUTE_TYPE).by_name
+
+    await pusher.push(source.apply(weighted("reviews", 37)))
+    after = cache.resources(group, CLUSTER_TYPE).by_name
+    assert after == clusters, "no cluster depends on a VirtualService"
+    route = cache.resources(group, ROUTE_TYPE).by_name["9080"]
+    assert route is not routes["9080"]
+    reviews = next(v for v in route.message().virtual_hosts if v.name.startswith("reviews."))
+    assert [c.weight.value for c in reviews.routes[0].route.weighted_clusters.clusters] == [37, 63]
+    units = pusher.context().units
+    misses = units.misses
+
+    # A new DestinationRule rebuilds the clusters (and routes) of its host alone.
+    await pusher.push(source.apply(rule("ratings", "v1")))
+    after = cache.resources(group, CLUSTER_TYPE).by_name
+    assert "outbound|9080|v1|ratings.default.svc.cluster.local" in after
+    for name, resource in after.items():
+        if "ratings" not in name and name in clusters:
+            assert resource is clusters[name], name
+    assert units.misses - misses <= 3, "ratings' clusters, assignments and virtual host"
+
+
+async def settle(pusher: Pusher) -> None:
+    """Full pushes until one audit (UnitCache.end_push) has swept the units."""
+    units = pusher.context().units
+    while not units.audit:
+        await pusher.push(None)
+    await pusher.push(None)
+
+
+async def test_units_of_removed_inputs_are_dropped() -> None:
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    source.apply(*INITIAL)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    for proxy, identity in PROXIES:
+        pusher.group_of(proxy, identity)
+    await pusher.push(None)
+    units = pusher.context().units
+    await settle(pusher)
+    baseline = len(units)
+    for i in range(30):  # services come and go, each version pushed
+        name = f"churn-{i}"
+        await pusher.push(source.apply(service(name), rule(name, "v1"), weighted(name, 50)))
+        await pusher.push(source.delete(service(name), rule(name), weighted(name, 50)))
+    assert pusher.context().units is units
+    assert len(units) > baseline, "the churned services' units were cached"
+    await settle(pusher)
+    assert len(units) <= baseline
