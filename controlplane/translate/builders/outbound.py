@@ -106,13 +106,16 @@ def _port_clusters(
     eps: tuple[MeshEndpoint, ...],
     auto_mtls: bool,
 ) -> tuple[cluster_pb2.Cluster, ...]:
-    """The clusters of one service port: the port's own, then one per subset."""
+    """The clusters of one service port: the port's own, then one per subset. Every one
+    accepts the identities of all the port's endpoints, as Istio's subset clusters do: so an
+    endpoint moving between subsets changes no cluster, only assignments."""
     out = []
+    service_accounts = _service_accounts(eps, mesh)
     for subset in (None, *(rule.subsets if rule is not None else ())):
-        selected = subset_endpoints(eps, subset)
         out.append(cb.outbound_cluster(
-            service, port, mesh, subset=subset, rule=rule, endpoints=list(selected),
-            service_accounts=_service_accounts(selected, mesh), auto_mtls=auto_mtls,
+            service, port, mesh, subset=subset, rule=rule,
+            endpoints=list(subset_endpoints(eps, subset)),
+            service_accounts=service_accounts, auto_mtls=auto_mtls,
         ))
     return tuple(out)
 
