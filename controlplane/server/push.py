@@ -81,6 +81,9 @@ class Pusher:
         self._groups: dict[str, Proxy] = {}
         self._groups_lock = threading.Lock()
         self._job = asyncio.Lock()
+        # Groups whose streams asked for a first translation since the last such job took
+        # them (ordered: first asked, first translated).
+        self._first_needed: dict[str, None] = {}
         self._context: PushContext | None = None
         self._context_snapshot: Snapshot | None = None
         self._context_version = -1
@@ -122,15 +125,22 @@ class Pusher:
     # --- pushes -------------------------------------------------------------------------------
 
     async def translate_group(self, group: str) -> None:
-        """A stream joined a group with nothing translated yet."""
+        """A stream joined a group with nothing translated yet. One job translates every
+        group asked for while the job before it ran, so the new groups of streams that join
+        at once (a cold start) do not each wait behind a job of their own."""
+        self._first_needed[group] = None
         async with self._job:
-            proxy = self.groups().get(group)
-            if proxy is None or self._cache.has_group(group):
+            if group not in self._first_needed:
+                return  # an earlier job took it
+            needed, self._first_needed = self._first_needed, {}
+            groups = self.groups()
+            waiting = {g: groups[g] for g in needed if g in groups and not self._cache.has_group(g)}
+            if not waiting:
                 return
 
             def first() -> None:
                 ctx = self.context()
-                self._full({group: proxy}, ctx)
+                self._full(waiting, ctx)
                 self._report_problems(ctx, complete=False)
 
             await asyncio.to_thread(first)
@@ -265,9 +275,9 @@ class Pusher:
             for port in service.ports if service is not None else ():
                 key = (host, port.number)
                 if key in ctx.endpoints:
-                    identities = _identities_of(ctx.endpoints[key])
-                    if self._identities.get(key) != identities:
-                        self._identities[key] = identities
+                    now = _identities_of(ctx.endpoints[key])
+                    if self._identities.get(key) != now:
+                        self._identities[key] = now
                         changed = True
         return changed
 

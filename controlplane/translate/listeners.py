@@ -158,7 +158,7 @@ def _shared_route_config(
     key = (scope.key, scope.egress.index(egress), name, labels)
     cached = ctx.memo.route_configs.get(key)
     if cached is None:
-        cached = ctx.memo.route_configs[key] = outbound_route_config(name, port, egress, inputs)
+        cached = ctx.memo.route_configs[key] = outbound_route_config(name, port, egress, inputs, slot=key)
     return cached
 
 

@@ -1,8 +1,14 @@
-"""Outbound RouteConfigurations: one per port, a virtual host per service, VS routes."""
+"""Outbound RouteConfigurations: one per port, a virtual host per service, VS routes.
+
+Across snapshots (translate/units.py): each virtual host is a unit; a port's configuration
+keeps its virtual hosts and, while none changed, itself (the same message, serialized once).
+After a VirtualService change only the virtual hosts of the hosts it routes are looked up again.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
 from functools import partial
 
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -16,6 +22,7 @@ from controlplane.model.virtual_service import (
     HTTPDirectResponse,
     HTTPRedirect,
     HTTPRoute,
+    VirtualService,
 )
 from controlplane.translate import destination_policy as dp
 from controlplane.translate import http_features as hf
@@ -227,34 +234,120 @@ def catch_all_virtual_host(policy: str) -> rc.VirtualHost:
 
 
 def outbound_route_config(
-    name: str, port: int, egress: EgressScope, inputs: RouteInputs
+    name: str, port: int, egress: EgressScope, inputs: RouteInputs, slot: Hashable | None = None
 ) -> route_pb2.RouteConfiguration:
-    """The RouteConfiguration for HTTP traffic to ``port`` (named ``name``, e.g. ``9080``)."""
-    rcfg = route_pb2.RouteConfiguration(name=name)
+    """The RouteConfiguration for HTTP traffic to ``port`` (named ``name``, e.g. ``9080``).
+
+    Its virtual hosts are units (one per service); the configuration made of them is kept in
+    ``slot`` while they are the very same ones (a change elsewhere then costs no copy of a
+    thousand virtual hosts, and the xDS side finds the same message, serialized before)."""
+    vhosts = _virtual_hosts(port, egress, inputs, slot)
+    policy = inputs.outbound_policy
+    if slot is None:
+        return _route_config(name, vhosts, policy)
+    # By ``==`` (UnitCache.latest): the tuple compares the same objects by identity, in C;
+    # and holding them keeps the comparison sound (no id is ever reused meanwhile).
+    return inputs.ctx.units.latest(
+        ("route_config", slot), (name, policy, vhosts), partial(_route_config, name, vhosts, policy)
+    )
+
+
+def _route_config(name: str, vhosts: tuple[rc.VirtualHost, ...], policy: str) -> route_pb2.RouteConfiguration:
+    rcfg = route_pb2.RouteConfiguration(name=name, virtual_hosts=vhosts)
     rcfg.validate_clusters.value = False
-    used: set[str] = set()
+    rcfg.virtual_hosts.append(catch_all_virtual_host(policy))
+    return rcfg
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldHosts:
+    """A route configuration's virtual hosts and what decided them, kept for the next
+    snapshot: while the rest is the same, only the hosts whose VirtualService changed are
+    looked up again."""
+
+    base: tuple[object, ...]  # epoch, services, proxy, gateway, port
+    routing: dict[str, VirtualService]  # exact host -> the VirtualService routing it
+    wildcards: tuple[tuple[str, VirtualService], ...]
+    services: tuple[tuple[MeshService, tuple[str, ...]], ...]  # per virtual host: its domains
+    index: dict[str, int]  # hostname -> its virtual host
+    vhosts: tuple[rc.VirtualHost, ...]
+
+
+def _virtual_hosts(
+    port: int, egress: EgressScope, inputs: RouteInputs, slot: Hashable | None
+) -> tuple[rc.VirtualHost, ...]:
+    """The virtual host units of ``egress``'s HTTP services on ``port``, in service order; a
+    domain goes to the first service that claims it."""
     ns, units = inputs.proxy.namespace, inputs.ctx.units
+    epoch = _routing_epoch(inputs.ctx)
+    base = (epoch, egress.services, ns, inputs.proxy.labels, inputs.gateway, port)
+    routing = {host: e.vs for host, e in egress.vs_exact.items()}
+    wildcards = tuple((pattern, e.vs) for pattern, e in egress.vs_wildcard)
+    held = units.held(("virtual_hosts", slot)) if slot is not None else None
+    if isinstance(held, _HeldHosts) and held.base == base and held.wildcards == wildcards:
+        changed = {h for h in routing.keys() | held.routing.keys() if routing.get(h) is not held.routing.get(h)}
+        vhosts = list(held.vhosts)
+        for host in changed:
+            i = held.index.get(host)
+            if i is not None:
+                kept_service, kept_domains = held.services[i]
+                vhosts[i] = _virtual_host_unit(kept_service, port, list(kept_domains), egress, inputs, epoch)
+        found = replace(held, routing=routing, vhosts=tuple(vhosts))
+        units.hold(("virtual_hosts", slot), found)
+        return found.vhosts
+    made: list[rc.VirtualHost] = []
+    services: list[tuple[MeshService, tuple[str, ...]]] = []
+    used: set[str] = set()
     for service in egress.services:
         sp = service.port(port)
         if sp is None or not is_http(sp.protocol):
             continue
         all_domains = units.get(
-            ("domains", service, port, service.namespace == ns),
+            ("domains", Ident(service), port, service.namespace == ns),
             partial(_domains, service, port, ns, inputs.ctx.mesh.domain_suffix),
         )
         domains = [d for d in all_domains if d not in used]
         if not domains:
             continue
         used.update(domains)
-        entry = egress.virtual_service_for(service.hostname)
-        if entry is None or not entry.vs.spec.http:
-            entry = None
-        key = ("virtual_host", tuple(domains), _routes_key(service, port, entry, inputs))
-        rcfg.virtual_hosts.append(
-            inputs.ctx.units.get(key, partial(_virtual_host, service, port, domains, entry, inputs))
-        )
-    rcfg.virtual_hosts.append(catch_all_virtual_host(inputs.outbound_policy))
-    return rcfg
+        services.append((service, tuple(domains)))
+        made.append(_virtual_host_unit(service, port, domains, egress, inputs, epoch))
+    if slot is not None:
+        index = {service.hostname: i for i, (service, _) in enumerate(services)}
+        units.hold(("virtual_hosts", slot), _HeldHosts(base, routing, wildcards, tuple(services), index, tuple(made)))
+    return tuple(made)
+
+
+def _virtual_host_unit(
+    service: MeshService, port: int, domains: list[str], egress: EgressScope, inputs: RouteInputs, epoch: Ident
+) -> rc.VirtualHost:
+    entry = egress.virtual_service_for(service.hostname)
+    if entry is None or not entry.vs.spec.http:
+        entry = None
+    # While the services and DestinationRules stay (``epoch``), a virtual host is known by
+    # its service, VirtualService and proxy alone: a routing change then looks up the full
+    # key (_keyed_virtual_host) of the hosts its VirtualService routes alone.
+    quick = (
+        "virtual_host_in", epoch, Ident(service), port, tuple(domains),
+        ident(entry.vs) if entry is not None else None, entry.namespace if entry is not None else None,
+        inputs.proxy.namespace, inputs.proxy.labels, inputs.gateway,
+    )
+    return inputs.ctx.units.get(quick, partial(_keyed_virtual_host, service, port, domains, entry, inputs))
+
+
+def _routing_epoch(ctx: PushContext) -> Ident:
+    """A token that stays the same object while the services and DestinationRules do (the
+    same objects: the store keeps unchanged ones): what ``_routes_key`` reads besides the
+    VirtualService and the proxy."""
+    rules = tuple(Ident(e.rule) for entries in ctx.routing.destination_rules.values() for e in entries)
+    return Ident(ctx.units.get(("routing_epoch", Ident(ctx.services), rules), object))
+
+
+def _keyed_virtual_host(
+    service: MeshService, port: int, domains: list[str], entry: VirtualServiceEntry | None, inputs: RouteInputs
+) -> rc.VirtualHost:
+    key = ("virtual_host", tuple(domains), _routes_key(service, port, entry, inputs))
+    return inputs.ctx.units.get(key, partial(_virtual_host, service, port, domains, entry, inputs))
 
 
 def _virtual_host(

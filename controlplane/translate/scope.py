@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 from controlplane.model.base import ResourceKey
 from controlplane.model.common import Port
@@ -28,6 +29,7 @@ from controlplane.translate.index.context import (
 )
 from controlplane.translate.index.registry import MeshService
 from controlplane.translate.proxy import Proxy
+from controlplane.translate.units import Ident
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,23 +114,27 @@ def _ns_ok(pattern_ns: str, ns: str) -> bool:
 
 
 def _egress_scope(ctx: PushContext, proxy_ns: str, listener: IstioEgressListener | None) -> EgressScope:
-    host_patterns = [_parse_egress_host(h, proxy_ns) for h in (listener.hosts if listener else ("*/*",))]
-    host_patterns = [(ns, h) for ns, h in host_patterns if ns != "~"]
+    parsed = (_parse_egress_host(h, proxy_ns) for h in (listener.hosts if listener else ("*/*",)))
+    host_patterns = tuple((ns, h) for ns, h in parsed if ns != "~")
     vses = tuple(
         e for e in ctx.virtual_services
         if MESH_GATEWAY in e.gateways
         and exported_to(e.export_to, e.namespace, proxy_ns)
         and any(_ns_ok(ns, e.namespace) and any(hosts_overlap(h, vh) for vh in e.hosts) for ns, h in host_patterns)
     )
-    wanted: dict[str, MeshService] = {}
-    for s in ctx.services:
-        if not exported_to(s.export_to, s.namespace, proxy_ns):
-            continue
-        if any(_ns_ok(ns, s.namespace) and host_matches(h, s.hostname) for ns, h in host_patterns):
-            wanted[s.hostname] = s
+    # Units (translate/units.py): the services part outlives a routing change, which leaves
+    # the services (the very same tuple) as they were; a copy, as the routed-to join below.
+    wanted = dict(ctx.units.get(
+        ("scope_services", Ident(ctx.services), proxy_ns, host_patterns),
+        partial(_visible_services, ctx.services, proxy_ns, host_patterns),
+    ))
     # Services a visible VirtualService routes to come along, so no route lacks its cluster.
     for e in vses:
-        for host in _destination_hosts(e, ctx.mesh.domain_suffix):
+        hosts = ctx.units.get(
+            ("scope_destination_hosts", Ident(e.vs), e.namespace),
+            partial(_destination_hosts, e, ctx.mesh.domain_suffix),
+        )
+        for host in hosts:
             target = ctx.service_by_host.get(host)
             if target is None or host in wanted:
                 continue
@@ -157,7 +163,20 @@ def _egress_scope(ctx: PushContext, proxy_ns: str, listener: IstioEgressListener
     )
 
 
-def _destination_hosts(entry: VirtualServiceEntry, domain_suffix: str) -> set[str]:
+def _visible_services(
+    services: tuple[MeshService, ...], proxy_ns: str, host_patterns: tuple[tuple[str, str], ...]
+) -> dict[str, MeshService]:
+    """The services exported to ``proxy_ns`` that the egress hosts name, by hostname."""
+    wanted: dict[str, MeshService] = {}
+    for s in services:
+        if not exported_to(s.export_to, s.namespace, proxy_ns):
+            continue
+        if any(_ns_ok(ns, s.namespace) and host_matches(h, s.hostname) for ns, h in host_patterns):
+            wanted[s.hostname] = s
+    return wanted
+
+
+def _destination_hosts(entry: VirtualServiceEntry, domain_suffix: str) -> frozenset[str]:
     ns = entry.namespace
     spec = entry.vs.spec
     out: set[str] = set()
@@ -173,7 +192,7 @@ def _destination_hosts(entry: VirtualServiceEntry, domain_suffix: str) -> set[st
             resolve_short_name(rd.destination.host, ns, domain_suffix)
             for rd in route.route if rd.destination is not None
         )
-    return out
+    return frozenset(out)
 
 
 def sidecar_scope(ctx: PushContext, proxy: Proxy) -> SidecarScope:

@@ -14,7 +14,10 @@ to one context lineage, hence to one mesh config (keys leave it out).
 
 A scope's whole output (every outbound cluster of a sidecar scope, say) is also kept, one per
 slot, while the inputs of all its units are the same (``latest``): a change elsewhere (a
-VirtualService's weights) then costs nothing for it, not even a lookup per unit.
+VirtualService's weights) then costs nothing for it, not even a lookup per unit. Where the
+caller can tell which units a change touched (a route configuration's virtual hosts, by their
+VirtualServices), it keeps its last result in a slot (``hold``/``held``) and looks those alone
+up again.
 
 Bounded: two generations of units. Every AUDIT_EVERY-th push is an audit: it takes no
 ``latest`` shortcut, so every unit still in use is looked up, then ``end_push`` sweeps: what
@@ -104,6 +107,16 @@ class UnitCache:
         value = build()
         self._latest[slot] = (inputs, value)
         return value
+
+    def held(self, slot: Hashable) -> object | None:
+        """What ``hold`` last kept in ``slot``, whatever it was made from (the caller compares);
+        None on an audit, which takes no shortcut."""
+        found = self._latest.get(slot)
+        return None if found is None or self.audit else found[1]
+
+    def hold(self, slot: Hashable, value: object) -> None:
+        """Keep ``value`` in ``slot`` (dropped with the slots of ``latest``)."""
+        self._latest[slot] = (None, value)
 
     def end_push(self) -> None:
         """After a push that translated every group: an audit sweeps (units it did not use

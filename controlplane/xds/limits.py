@@ -154,16 +154,21 @@ class NewStreamRate:
 
 class PushSlot:
     """One of the throttle's slots, held while a stream builds a response and until gRPC
-    took it; given back after ``timeout`` anyway (``on_timeout`` is told). Releasing twice
-    is harmless."""
+    took it; given back ``timeout`` after the handover began anyway (``on_timeout`` is
+    told). Releasing twice is harmless."""
 
     def __init__(self, semaphore: asyncio.Semaphore | None, timeout: float = 0.0,
                  on_timeout: Callable[[], None] = lambda: None) -> None:
         self._semaphore = semaphore
+        self._timeout = timeout
         self._on_timeout = on_timeout
         self._timer: asyncio.TimerHandle | None = None
-        if semaphore is not None and timeout > 0:
-            self._timer = asyncio.get_running_loop().call_later(timeout, self._expire)
+
+    def handing_over(self) -> None:
+        """A response is built and handed to gRPC: the timeout starts. (Not at once: most
+        wake-ups build nothing, and a timer each is what they would cost.)"""
+        if self._semaphore is not None and self._timeout > 0 and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._timeout, self._expire)
 
     def _expire(self) -> None:
         self._timer = None

@@ -255,8 +255,9 @@ class TypeResources:
     by_name: Mapping[str, PreparedResource] = field(default_factory=dict)
     serial: int = field(default_factory=lambda: next(_serials), compare=False)
     steps: tuple[tuple[int, frozenset[str]], ...] = field(default=(), compare=False)
-    # The set's totals when ``updated`` derived them from the set before.
+    # The set's totals (and name -> version map) when ``updated`` derived them from the set before.
     known_totals: SetTotals | None = field(default=None, compare=False, repr=False)
+    known_versions: dict[str, str] | None = field(default=None, compare=False, repr=False)
 
     def changed_since(self, serial: int) -> frozenset[str] | None:
         """Names replaced since the set ``serial`` (same names in both); None if that set is
@@ -333,6 +334,8 @@ class TypeResources:
     def versions(self) -> dict[str, str]:
         """Name -> version, built once per set and shared by every stream that compares what
         it sent with this set (set operations in C instead of a loop per stream); never mutated."""
+        if self.known_versions is not None:
+            return self.known_versions
         return {name: r.version for name, r in self.by_name.items()}
 
     @staticmethod
@@ -368,10 +371,17 @@ class TypeResources:
         # Persistent (built once per lineage of updated sets): no copy of the whole set.
         by_name = NameOrderedMap.of(self.by_name).replaced(replacing.values())
         totals = SetTotals(digest % _DIGEST_MODULUS, size)
+        # The map streams compare with, when they used the set before: a copy in C, not a
+        # loop over the set (what an endpoint change costs each group).
+        versions = vars(self).get("versions")
+        if versions is not None:
+            versions = {**versions, **{name: r.version for name, r in replacing.items()}}
         if added:  # names new to the set: no step a stream could follow
-            return TypeResources(self.type_url, by_name, known_totals=totals)
+            return TypeResources(self.type_url, by_name, known_totals=totals,
+                                 known_versions=versions)
         steps = (*self.steps[-(STEPS_KEPT - 1):], (self.serial, frozenset(replacing)))
-        return TypeResources(self.type_url, by_name, steps=steps, known_totals=totals)
+        return TypeResources(self.type_url, by_name, steps=steps, known_totals=totals,
+                             known_versions=versions)
 
 
 def merge_layers(layers: Iterable[TypeResources | None], type_url: str) -> TypeResources:

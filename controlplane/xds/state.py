@@ -163,31 +163,37 @@ class TypeState:
         first = not self.requested
         if not (first or subscribe or unsubscribe):
             return  # an ACK: nothing changes
-        sent = dict(initial_versions or {}) if first else dict(self.sent)
+        sent = dict(initial_versions or {}) if first else self.sent
         if first:
             self.resumed = bool(initial_versions)
             if self.type_url in types.FULL_STATE_TYPES and not subscribe:
                 self.wildcard = True  # legacy wildcard: first request names nothing
-        names = set(self.names)
-        for name in subscribe:
-            if name == types.WILDCARD:
-                self.wildcard = True
-                continue
-            self.ever_named = True
-            names.add(name)
-            self.check_missing.add(name)
-            if not (first and name in (initial_versions or {})):
-                # Always send what is subscribed, unless the client says it has this version.
-                sent.pop(name, None)
-        for name in unsubscribe:
-            if name == types.WILDCARD:
-                # The client forgets what only the wildcard brought it.
-                self.wildcard = False
-                sent = _only(sent, names)
-                continue
-            names.discard(name)
-            self.check_missing.discard(name)
+        # Set operations, in C: a first EDS request names every EDS cluster (~1,400).
+        subscribed = set(subscribe)
+        if types.WILDCARD in subscribed:
+            self.wildcard = True
+            subscribed.discard(types.WILDCARD)
+        self.ever_named = self.ever_named or bool(subscribed)
+        names = self.names | subscribed
+        self.check_missing |= subscribed
+        # Always send what is subscribed (what the first request says the client has is
+        # kept): dropped from a copy of ``sent`` at the end, as it may be shared.
+        forget = set() if first else subscribed
+        unsubscribed = set(unsubscribe)
+        if types.WILDCARD in unsubscribed:
+            unsubscribed.discard(types.WILDCARD)
+            names -= unsubscribed
+            # The client forgets what only the wildcard brought it.
+            self.wildcard = False
+            sent = _only(sent, names)
+        else:
+            names -= unsubscribed
             if not self.wildcard:
+                forget = forget | unsubscribed
+        self.check_missing -= unsubscribed
+        if not sent.keys().isdisjoint(forget):
+            sent = dict(sent)
+            for name in forget:
                 sent.pop(name, None)
         self.names = share(names)
         self.sent = sent

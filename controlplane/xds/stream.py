@@ -20,6 +20,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.xds import types
 from controlplane.xds.auth import CallInfo, Identity
+from controlplane.xds.describe import describe_request, describe_response
 from controlplane.xds.limits import InvalidArgument, Refused, ResourceExhausted, clip, over
 from controlplane.xds.resources import (
     PreparedResource,
@@ -136,10 +137,11 @@ class Stream:
                                 "stream %d response: %d bytes %s",
                                 self.stream_id,
                                 len(response),
-                                _describe_response(self.kind, response),
+                                describe_response(self.kind == DELTA, response),
                             )
                         if self.slow:
                             slot.release()  # a proxy that once did not read holds no slot
+                        slot.handing_over()
                         yield response  # resumes once gRPC took it: one in flight per stream
                         response = None  # not held while idle (see XdsServer._serve)
                     finally:
@@ -190,7 +192,9 @@ class Stream:
     def _state(self, type_url: str) -> TypeState:
         state = self.types.get(type_url)
         if state is None:
-            state = self.types[type_url] = TypeState(type_url)
+            self.types[type_url] = state = TypeState(type_url)
+            # In ADS order, which _next_response follows at each wake-up.
+            self.types = dict(sorted(self.types.items(), key=lambda kv: types.order_index(kv[0])))
         return state
 
     def _apply(self, request, *, checked: bool = False) -> None:
@@ -199,7 +203,7 @@ class Stream:
             self._check(request)
         type_url = request.type_url or self.service_type
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("stream %d request: %s", self.stream_id, _describe(request))
+            log.debug("stream %d request: %s", self.stream_id, describe_request(request))
         if not type_url or (self.service_type and type_url != self.service_type):
             if not self._unexpected_types_logged:  # once per stream: a client cannot flood
                 self._unexpected_types_logged = True
@@ -355,8 +359,7 @@ class Stream:
         """The next response due, honouring ADS order; None when nothing is due now."""
         # Types that still wait for an ACK, or EDS that owes endpoints to re-created clusters.
         busy = {t for t, s in self.types.items() if s.pending or s.owed}
-        ordered = sorted(self.types.values(), key=lambda s: types.order_index(s.type_url))
-        for state in ordered:
+        for state in self.types.values():  # in ADS order (see _state)
             if self.service_type is None and busy & types.held_back_by(state.type_url):
                 continue
             response = self._build(state)
@@ -429,11 +432,16 @@ class Stream:
             return None  # the group has no snapshot yet
         # Nothing is due again until a view or the state changes: a wake-up (an ACK, another
         # type's push) costs no planning, and a view updated from the one nothing was due
-        # against costs a look at the names that changed. Not for CDS: whether a removed
-        # cluster may go depends on other types' progress. EDS stand-ins depend on the
-        # clusters held.
+        # against costs a look at the names that changed. CDS: whether a removed cluster may
+        # go depends on other types' progress; SotW plans it at each wake-up (cheaply), delta
+        # skips a view the client holds all of (see _build_delta). EDS stand-ins depend on
+        # the clusters held.
         if state.type_url == types.CLUSTER:
-            return self._build_sotw(state, view) if self.kind == SOTW else self._build_delta(state, view)
+            if self.kind == SOTW:
+                return self._build_sotw(state, view)
+            if state.synced is not None and state.synced[0] is view:
+                return None
+            return self._build_delta(state, view)
         clusters = self._view(types.CLUSTER) if state.type_url == types.ENDPOINT else None
         synced = state.synced
         if synced is not None and synced[1] is clusters and state.version_sent is not None:
@@ -503,7 +511,7 @@ class Stream:
             return False
         if self.kind == SOTW:
             return self._plan_sotw(state, view)[3]
-        _, to_send, removed = self._plan_delta(state, view)
+        _, to_send, removed, _ = self._plan_delta(state, view)
         return bool(to_send or removed or state.check_missing)
 
     def _plan_sotw(
@@ -608,15 +616,17 @@ class Stream:
 
     def _plan_delta(
         self, state: TypeState, view: TypeResources
-    ) -> tuple[AbstractSet[str], list[PreparedResource], list[str]]:
+    ) -> tuple[AbstractSet[str], list[PreparedResource], list[str], bool]:
         """What a delta response would carry now: the names selected, resources to send,
-        removals."""
+        removals, and whether the client then holds exactly the view (all of it, nothing
+        else: no removal held back for listeners and routes, no stand-in)."""
         found, stand_ins = self._selection(state, view)
         selected_names = found | stand_ins.keys() if stand_ins else found
         to_send = self._changed(state, view, found, stand_ins, skip_rejected=False)
         removed = state.sent.keys() - selected_names
+        whole = not stand_ins and len(found) == len(view.by_name)
         if removed and self._keeps_removed_clusters(state):
-            removed = set()
+            removed, whole = set(), False
         elif removed and state.type_url == types.ENDPOINT:
             removed -= self._kept_endpoint_names()
         missing = state.check_missing - selected_names
@@ -624,18 +634,23 @@ class Stream:
             # What the client holds stays until it unsubscribes (see types.KEPT_WHILE_SUBSCRIBED).
             removed -= state.names
             missing -= state.sent.keys()
-        return selected_names, to_send, sorted(removed | missing)
+            whole = False
+        return selected_names, to_send, sorted(removed | missing), whole
 
     def _build_delta(self, state: TypeState, view: TypeResources) -> bytes | None:
-        selected_names, to_send, removed = self._plan_delta(state, view)
+        selected_names, to_send, removed, whole = self._plan_delta(state, view)
         state.check_missing.clear()
+        if state.type_url == types.CLUSTER:  # (other types: see _build)
+            # Nothing is due again against this view once the client holds all of it; a
+            # removal held back (or a named subset) is planned again at each wake-up.
+            state.synced = (view, None, True) if whole else None
         if not to_send and not removed:
             if state.version_sent is None and state.resumed:
                 # Reconnect (e.g. after a control-plane restart): the client already holds
                 # exactly this, at these content-derived versions; it is in sync.
                 state.version_sent = state.version_acked = view.version
             return None
-        return self._send_delta(state, view, to_send, removed, selected_names)
+        return self._send_delta(state, view, to_send, removed, selected_names, exact=whole)
 
     def _send_delta(
         self,
@@ -647,7 +662,7 @@ class Stream:
         *,
         exact: bool = False,
     ) -> bytes:
-        if exact:  # see _build_step
+        if exact:  # the client then holds all of the view: its maps, shared (see _plan_delta)
             state.sent = view.versions
         else:
             sent = dict(state.sent)  # never changed in place: it may be shared
@@ -657,8 +672,10 @@ class Stream:
                 sent.pop(name, None)
             state.sent = sent
             state.share_sent(view.versions)
-        current = to_send
-        if state.type_url == types.CLUSTER:
+        current, whole = to_send, None
+        if state.type_url == types.CLUSTER and exact:
+            state.resources, whole = view.by_name, view
+        elif state.type_url == types.CLUSTER:
             resources = dict(state.resources)
             for r in to_send:
                 resources[r.name] = r
@@ -668,7 +685,7 @@ class Stream:
             current = [view.by_name[n] for n in sorted(selected_names)]
         version = view.version
         nonce = self._stamp(state, version)
-        self._after_send(state, current, to_send)
+        self._after_send(state, current, to_send, whole)
         header = discovery_pb2.DeltaDiscoveryResponse(
             system_version_info=version,
             type_url=state.type_url,
@@ -760,31 +777,3 @@ class Stream:
             },
         }
 
-
-def _describe(request) -> str:
-    if isinstance(request, discovery_pb2.DiscoveryRequest):
-        return (
-            f"{types.short_name(request.type_url)} names={list(request.resource_names)} "
-            f"nonce={request.response_nonce!r} version={request.version_info!r}"
-            + (
-                f" error={request.error_detail.message!r}"
-                if request.HasField("error_detail")
-                else ""
-            )
-        )
-    return (
-        f"{types.short_name(request.type_url)} +{list(request.resource_names_subscribe)} "
-        f"-{list(request.resource_names_unsubscribe)} nonce={request.response_nonce!r}"
-        + (f" error={request.error_detail.message!r}" if request.HasField("error_detail") else "")
-    )
-
-
-def _describe_response(kind: str, raw: bytes) -> str:
-    if kind == SOTW:
-        r = discovery_pb2.DiscoveryResponse.FromString(raw)
-        return f"{types.short_name(r.type_url)} nonce={r.nonce} version={r.version_info} n={len(r.resources)}"
-    d = discovery_pb2.DeltaDiscoveryResponse.FromString(raw)
-    return (
-        f"{types.short_name(d.type_url)} nonce={d.nonce} +{[x.name for x in d.resources]} "
-        f"-{list(d.removed_resources)}"
-    )

@@ -79,7 +79,8 @@ WILDCARD = "*"
 
 
 def short_name(type_url: str) -> str:
-    return SHORT_NAMES.get(type_url, type_url.rsplit(".", 1)[-1])
+    name = SHORT_NAMES.get(type_url)  # (no split per call: counters ask at each ACK)
+    return name if name is not None else type_url.rsplit(".", 1)[-1]
 
 
 def order_index(type_url: str) -> int:

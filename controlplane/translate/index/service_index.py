@@ -46,16 +46,25 @@ class ServiceIndex:
     sources: EndpointSources = field(default_factory=EndpointSources)
     # by namespace: an endpoint change reads those of its services' namespaces alone
     workload_entries: Mapping[str, list[WorkloadEntry]] = field(default_factory=dict)
+    # (namespace, a selector's first label, its value) -> the services of that selector
+    # (_selector_index): a lookup costs the candidates, not every service
+    by_selector: Mapping[tuple[str, str, str], tuple[MeshService, ...]] = field(default_factory=dict)
 
     def service_endpoints(self, host: str, port: int) -> tuple[MeshEndpoint, ...]:
         return self.endpoints.get((host, port), ())
 
     def selecting(self, namespace: str, labels: Mapping[str, str]) -> list[MeshService]:
-        """Services (and ServiceEntries) in ``namespace`` whose selector matches ``labels``."""
-        return [
-            s for s in self.services
-            if s.namespace == namespace and service_selects(s.selector, labels)
+        """Services (and ServiceEntries) in ``namespace`` whose selector matches ``labels``,
+        sorted by hostname. A service is indexed by one label of its selector, which
+        ``labels`` must hold for it to match: the candidates are found by ``labels``' own."""
+        found = [
+            s
+            for key, value in labels.items()
+            for s in self.by_selector.get((namespace, key, value), ())
+            if service_selects(s.selector, labels)
         ]
+        found.sort(key=lambda s: s.hostname)
+        return found
 
     def named_container_port(self, namespace: str, pod_name: str, port_name: str) -> int | None:
         """A named targetPort resolved on a Pod (as kubelet would)."""
@@ -112,8 +121,19 @@ def build_service_index(snapshot: Snapshot, mesh: MeshConfig) -> ServiceIndex:
         entries_by_namespace[we.meta.namespace].append(we)
     return ServiceIndex(
         services, by_host, immutables.Map(endpoints), pods, build_endpoint_sources(slices, legacy),
-        dict(entries_by_namespace),
+        dict(entries_by_namespace), _selector_index(services),
     )
+
+
+def _selector_index(services: Iterable[MeshService]) -> dict[tuple[str, str, str], tuple[MeshService, ...]]:
+    """(namespace, label, value) -> the services whose selector's first label (they are
+    sorted) is that one, in the order given; those without a selector select nothing."""
+    index: dict[tuple[str, str, str], list[MeshService]] = defaultdict(list)
+    for service in services:
+        if service.selector:
+            key, value = service.selector[0]
+            index[(service.namespace, key, value)].append(service)
+    return {k: tuple(v) for k, v in index.items()}
 
 
 def _kubernetes_endpoints(
@@ -191,7 +211,8 @@ def update_service_index(
                 endpoints[(ms.hostname, number)] = eps
                 hosts.add(ms.hostname)
     index = ServiceIndex(
-        previous.services, previous.by_host, endpoints.finish(), pods, sources, previous.workload_entries
+        previous.services, previous.by_host, endpoints.finish(), pods, sources, previous.workload_entries,
+        previous.by_selector,
     )
     return IndexUpdate(index, frozenset(hosts))
 

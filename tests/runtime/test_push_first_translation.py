@@ -1,0 +1,67 @@
+"""The first translation of new groups: the streams of several groups that join at once are
+served by one job, which translates each group asked for once and no other group."""
+
+from __future__ import annotations
+
+import asyncio
+
+from controlplane.server.push import Pusher
+from controlplane.sources.memory import MemorySource
+from controlplane.store import Store
+from controlplane.translate import CLUSTER_TYPE, MeshConfig
+from controlplane.xds import SnapshotCache
+from tests.harness.xds_double import node
+
+SERVICE = {
+    "apiVersion": "v1", "kind": "Service",
+    "metadata": {"name": "reviews", "namespace": "default"},
+    "spec": {"selector": {"app": "reviews"}, "ports": [{"name": "http", "port": 9080}]},
+}
+
+
+def sidecar(namespace: str) -> str:
+    return f"sidecar~10.0.0.9~app-0.{namespace}~{namespace}.svc.cluster.local"
+
+
+async def test_groups_that_join_at_once_are_translated_in_one_job(monkeypatch) -> None:
+    store, cache = Store(), SnapshotCache()
+    MemorySource(store).apply(SERVICE)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    jobs: list[list[str]] = []  # the groups of each translation job, by namespace
+    full = pusher._full
+
+    def recording(groups, ctx):
+        jobs.append([proxy.namespace for proxy in groups.values()])
+        return full(groups, ctx)
+
+    monkeypatch.setattr(pusher, "_full", recording)
+    first = pusher.group_of(node(sidecar("one")), None)
+    running = asyncio.create_task(pusher.translate_group(first))
+    await asyncio.sleep(0)  # its job runs (in a thread)
+
+    # Meanwhile two groups join (and a second stream of one of them): the next job takes
+    # both, in the order asked; the group translated before is not translated again.
+    second = pusher.group_of(node(sidecar("two")), None)
+    third = pusher.group_of(node(sidecar("three")), None)
+    await asyncio.gather(
+        running,
+        pusher.translate_group(second), pusher.translate_group(third), pusher.translate_group(second),
+    )
+    assert jobs == [["one"], ["two", "three"]]
+    assert cache.has_group(second) and cache.has_group(third)
+    assert "outbound|9080||reviews.default.svc.cluster.local" in cache.resources(third, CLUSTER_TYPE).by_name
+
+    await pusher.translate_group(third)  # a late stream of a translated group: nothing to do
+    assert len(jobs) == 2
+
+
+async def test_a_group_left_before_its_job_is_not_translated() -> None:
+    store, cache = Store(), SnapshotCache()
+    MemorySource(store).apply(SERVICE)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    gone = pusher.group_of(node(sidecar("gone")), None)
+    staying = pusher.group_of(node(sidecar("staying")), None)
+    job = asyncio.gather(pusher.translate_group(gone), pusher.translate_group(staying))
+    pusher.forget(gone)  # its last stream closed before the job started
+    await job
+    assert cache.has_group(staying) and not cache.has_group(gone)
