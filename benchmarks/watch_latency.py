@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--files", type=int, default=1000)
     args = parser.parse_args()
-    print(f"| watcher | files | changes | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|")
+    print("| watcher | files | changes | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|")
     for polling in (False, True):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "config"

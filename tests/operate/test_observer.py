@@ -12,9 +12,9 @@ from prometheus_client import generate_latest
 
 from controlplane import xds
 from controlplane.cli.proxy_status import render_table
+from controlplane.model.base import ResourceKey
 from controlplane.server.config_dump import config_dump_dict
 from controlplane.server.metrics import Metrics
-from controlplane.model.base import ResourceKey
 from controlplane.server.monitoring import matches_proxy, proxy_name, sync_state
 from controlplane.server.observer import Observer
 from controlplane.translate.secrets import workload_secrets
