@@ -27,7 +27,6 @@ from google.protobuf.message import Message
 from controlplane import translate
 from controlplane.store import ChangeSet, Snapshot
 from controlplane.translate import ENDPOINT_TYPE, GroupKey, MeshConfig, Proxy, PushContext
-from controlplane.translate.index.context import Memo
 from controlplane.translate.index.envoy_filters import EnvoyFilterProblem
 from controlplane.translate.index.registry import MeshEndpoint
 from controlplane.translate.index.service_index import ENDPOINT_SOURCE_KINDS
@@ -224,12 +223,9 @@ class Pusher:
             endpoints_only = False
         if endpoints_only:
             return self._endpoints(groups, ctx, hosts), True, version
-        ctx.envoy_filters.forget_found()  # the full push below finds them again
-        if ctx.units.audit:  # it looks every unit up: none may come from this snapshot's memo
-            ctx.memo = Memo()
+        ctx.begin_full_push()
         failed = self._full(groups, ctx)
-        # every group was translated: the caches may drop what none of them used
-        ctx.units.end_push()
+        ctx.end_full_push()  # every group was translated: the caches may drop what none used
         self._serialized.end_push()
         self._report_problems(ctx, complete=True)
         return failed, False, version

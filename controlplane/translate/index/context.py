@@ -142,6 +142,19 @@ class PushContext:
     memo: Memo = field(default_factory=Memo)
     units: UnitCache = field(default_factory=UnitCache)  # kept by update_push_context*
 
+    # --- full pushes --------------------------------------------------------------------------
+    def begin_full_push(self) -> None:
+        """Before every group is translated again: EnvoyFilter patches are found afresh, and
+        an audit push (translate/units.py) looks every unit up, so none may come from this
+        snapshot's memo."""
+        self.envoy_filters.forget_found()
+        if self.units.audit:
+            self.memo = Memo()
+
+    def end_full_push(self) -> None:
+        """Every group was translated: the unit cache may drop what none of them used."""
+        self.units.end_push()
+
     # --- services ---------------------------------------------------------------------------
     @property
     def services(self) -> tuple[MeshService, ...]:
