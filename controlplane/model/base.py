@@ -90,7 +90,10 @@ class ObjectMeta:
     namespace: str = ""
     labels: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
     annotations: dict[str, str] = field(default_factory=dict, hash=False, compare=True)
-    resource_version: str = ""
+    # Not compared: a write that changes nothing the model reads (the status subresource, our
+    # own status writes among them) still moves resourceVersion, and must not count as a change
+    # and cost a push.
+    resource_version: str = field(default="", compare=False)
     origin: Origin = field(default_factory=Origin, compare=False)
     # metadata.creationTimestamp (aware, UTC) when the input has one: Istio orders Gateways
     # (and routes) by it. None where absent, so objects read without one stay equal.

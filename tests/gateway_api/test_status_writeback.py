@@ -10,7 +10,7 @@ import pytest
 
 from controlplane.cluster.gateway_status import GatewayStatusWriter
 from controlplane.sources.kubernetes import DEFAULT_KINDS, KubernetesSource
-from controlplane.store import Store
+from controlplane.store import ChangeSet, Store
 from controlplane.translate.gateway_api import convert, inputs_from_snapshot
 from tests.gateway_api.support import GATEWAY_API, api_double
 from tests.kube_double.server import KubeApiDouble
@@ -58,6 +58,8 @@ def test_status_is_written_when_it_changes_and_only_by_the_leader(kube: KubeApiD
         assert not [r for r in kube.requests if r.query.get("method") == "PATCH"]  # not leading: nothing
 
         leading["now"] = True
+        changes: list[ChangeSet] = []
+        store.subscribe(changes.append)
         writer.write_changed()
         patches = [r for r in kube.requests if r.query.get("method") == "PATCH"]
         assert {r.path for r in patches} == {f"{CLASSES}/istio/status", f"{API}/namespaces/infra/gateways/web/status",
@@ -89,6 +91,16 @@ def test_status_is_written_when_it_changes_and_only_by_the_leader(kube: KubeApiD
         assert conditions["ResolvedRefs"]["status"] == "True"
         assert conditions["Accepted"]["lastTransitionTime"] == accepted_at
         assert _status(kube, ROUTES, "r")["parents"][1] == theirs
+
+        # Our writes come back through the watch with new resourceVersions, and change nothing
+        # the model reads: no change, so no push. Watches deliver in order, so once a later
+        # object of each kind is seen, the writes before it were too.
+        kube.upsert(ROUTES, {"metadata": {"name": "later", "namespace": "apps"}, "spec": {
+            "parentRefs": [{"name": "web", "namespace": "infra"}]}})
+        kube.upsert(GATEWAYS, {"metadata": {"name": "later", "namespace": "infra"}, "spec": {
+            "gatewayClassName": "istio", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}})
+        wait_for(lambda: sum(k.name == "later" for k in store.snapshot) == 2, what="the later objects")
+        assert {key.name for cs in changes for key in cs.changes} == {"later", "app"}  # and the Service added
 
 
 @pytest.mark.slow

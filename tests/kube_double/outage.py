@@ -56,7 +56,8 @@ def held(store: Store, kinds: Iterable[str]) -> dict[ResourceKey, Resource]:
 
 
 def differences(store: Store, kube: KubeApiDouble, paths: Mapping[str, str]) -> list[str]:
-    """Empty when the store holds exactly what the API serves (resourceVersion included)."""
+    """Empty when the store holds exactly what the API serves (resourceVersion aside: the model
+    does not compare it)."""
     want, have = served(kube, paths), held(store, paths.values())
     out = [f"missing {k}" for k in sorted(want.keys() - have.keys())]
     out += [f"not deleted {k}" for k in sorted(have.keys() - want.keys())]

@@ -243,6 +243,19 @@ def test_metadata_is_checked() -> None:
     assert parse(doc).meta.resource_version == "42"
 
 
+def test_a_write_that_moves_only_resource_version_and_status_is_no_change() -> None:
+    """A status write (ours among them) comes back through the watch with a new resourceVersion;
+    it must compare equal, or every status write would cost a push."""
+    before = {**istio("VirtualService", VS_SPEC),
+              "metadata": {"name": "a", "resourceVersion": "42"}}
+    after = {**before, "metadata": {"name": "a", "resourceVersion": "43"},
+             "status": {"conditions": [{"type": "Reconciled", "status": "True"}]}}
+    assert parse(after) == parse(before)
+    assert parse(after).meta.resource_version == "43"
+    changed = {**after, "spec": {**VS_SPEC, "hosts": ["other"]}}
+    assert parse(changed) != parse(before)
+
+
 def test_error_carries_key_and_origin() -> None:
     doc = istio(
         "VirtualService",
