@@ -14,7 +14,7 @@ from controlplane.store import ChangeSet, Store
 from controlplane.translate.gateway_api import convert, inputs_from_snapshot
 from tests.gateway_api.support import GATEWAY_API, api_double
 from tests.kube_double.server import KubeApiDouble
-from tests.kube_double.test_kubernetes_source import FAST, api_client_for
+from tests.kube_double.support import FAST, api_client_for
 from tests.sources.helpers import wait_for
 
 API = "/apis/gateway.networking.k8s.io/v1"

@@ -23,7 +23,7 @@ from controlplane.store import ChangeSet, Store
 from tests.kube_double.conftest import SERVICES, SLICES, VIRTUAL_SERVICES
 from tests.kube_double.outage import OUTAGE_SECONDS, differences, outage
 from tests.kube_double.server import KubeApiDouble
-from tests.kube_double.test_kubernetes_source import api_client_for, service
+from tests.kube_double.support import api_client_for, service
 from tests.sources.helpers import wait_for
 
 pytestmark = pytest.mark.slow

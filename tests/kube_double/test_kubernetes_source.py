@@ -6,37 +6,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kubernetes import client
 
 from controlplane.model.base import ResourceKey
 from controlplane.sources.kubernetes import DEFAULT_KINDS, KubernetesSource, api_client_from_config
-from controlplane.sources.reflector import ReflectorOptions
 from controlplane.store import ChangeSet, Store
 from tests.kube_double.conftest import ENDPOINTS, SERVICES, SLICES, VIRTUAL_SERVICES
 from tests.kube_double.server import KubeApiDouble
+from tests.kube_double.support import FAST, api_client_for, service
 from tests.sources.helpers import wait_for
 
-FAST = ReflectorOptions(
-    watch_timeout_seconds=60, backoff_initial=0.05, backoff_max=0.2, missing_recheck_seconds=0.3
-)
 KINDS = tuple(
     k for k in DEFAULT_KINDS if k.name in ("Service", "EndpointSlice", "VirtualService", "Gateway")
 )
-
-
-def service(name: str, port: int = 80, namespace: str = "default") -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-        "spec": {
-            "selector": {"app": name},
-            "ports": [{"name": "http", "port": port, "targetPort": port + 1, "protocol": "TCP"}],
-            "clusterIP": "10.0.0.1",
-            "type": "ClusterIP",
-        },
-    }
 
 
 def svc_key(name: str) -> ResourceKey:
@@ -50,12 +33,6 @@ def port_of(store: Store, name: str) -> int | None:
 
 def names(store: Store, kind: str = "Service") -> list[str]:
     return sorted(k.name for k in store.snapshot if k.kind == kind)
-
-
-def api_client_for(double: KubeApiDouble) -> client.ApiClient:
-    configuration = client.Configuration()
-    configuration.host = double.url
-    return client.ApiClient(configuration)
 
 
 @pytest.fixture

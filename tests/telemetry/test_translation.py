@@ -353,7 +353,7 @@ def test_envoy_accepts_every_variant() -> None:
 
 @pytest.mark.envoy
 def test_envoy_accepts_the_telemetry_golden_cases() -> None:
-    from tests.translate.test_golden import CASES, run_case
+    from tests.translate.support import CASES, run_case
 
     names = [n for n in CASES if n.startswith("telemetry_")]
     assert len(names) >= 10

@@ -25,6 +25,8 @@ from controlplane.translate import (
     Locality,
     MeshConfig,
     Proxy,
+    push_context,
+    translate,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -320,3 +322,16 @@ def localized_bootstrap(output: dict[str, list[Any]]) -> dict[str, Any]:
                 "private_key": {"filename": str(certs / "key.pem")}}})
     boot["static_resources"]["secrets"] = secrets
     return boot
+
+
+# The golden cases: tests/golden/<case>/{input,proxy}.yaml (see test_golden.py).
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "input.yaml").is_file())
+
+
+def run_case(name: str) -> dict:
+    case = GOLDEN / name
+    spec = yaml.safe_load((case / "proxy.yaml").read_text()) or {}
+    mesh = mesh_from(spec)
+    ctx = push_context(snapshot_of(load_documents((case / "input.yaml").read_text())), mesh)
+    return translate(ctx, proxy_from(spec))

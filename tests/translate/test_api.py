@@ -6,6 +6,7 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from google.protobuf import struct_pb2
 
+from controlplane.model.mesh import MeshConfig
 from controlplane.translate import (
     ENDPOINT_TYPE,
     Proxy,
@@ -15,10 +16,8 @@ from controlplane.translate import (
     push_context,
     translate,
 )
-from controlplane.model.mesh import MeshConfig
 from controlplane.translate.proxy import NodeParseError
-from tests.translate.support import load_documents, snapshot_of
-from tests.translate.test_golden import GOLDEN
+from tests.translate.support import GOLDEN, load_documents, snapshot_of
 
 
 def node(node_id: str, **meta: object) -> base_pb2.Node:

@@ -18,8 +18,7 @@ from controlplane.translate import (
     push_context,
     translate,
 )
-from tests.translate.support import load_documents, snapshot_of
-from tests.translate.test_golden import GOLDEN
+from tests.translate.support import GOLDEN, load_documents, snapshot_of
 
 
 def _ctx():

@@ -13,12 +13,17 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.rbac.v3 import rbac_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
-from controlplane.translate import LISTENER_TYPE, MeshConfig, Proxy, push_context, translate
-from controlplane.translate import filters
+from controlplane.translate import (
+    LISTENER_TYPE,
+    MeshConfig,
+    Proxy,
+    filters,
+    push_context,
+    translate,
+)
 from controlplane.translate.filters.base import FilterSite, HttpFilter, NetworkFilter
 from controlplane.translate.pb import any_of
-from tests.translate.support import load_documents, snapshot_of
-from tests.translate.test_golden import GOLDEN
+from tests.translate.support import GOLDEN, load_documents, snapshot_of
 
 
 def _hcm_filters(listeners) -> list[list[str]]:

@@ -7,34 +7,18 @@ loaded into a real Envoy (``envoy --mode validate``), which must accept all of i
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
-from controlplane.translate import push_context, translate
 from tests.translate.support import (
+    CASES,
+    GOLDEN,
     OPTIONAL_OUTPUT_FILES,
     OUTPUT_FILES,
     dump_yaml,
-    load_documents,
-    mesh_from,
-    proxy_from,
-    snapshot_of,
+    run_case,
     to_dicts,
     validate_many,
 )
-
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "input.yaml").is_file())
-
-
-def run_case(name: str) -> dict:
-    case = GOLDEN / name
-    spec = yaml.safe_load((case / "proxy.yaml").read_text()) or {}
-    mesh = mesh_from(spec)
-    ctx = push_context(snapshot_of(load_documents((case / "input.yaml").read_text())), mesh)
-    return translate(ctx, proxy_from(spec))
 
 
 def test_enough_cases() -> None:

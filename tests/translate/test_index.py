@@ -5,8 +5,7 @@ from __future__ import annotations
 from controlplane.model.parse import parse
 from controlplane.store import Snapshot
 from controlplane.translate import MeshConfig, Proxy, push_context, translate, update_push_context
-from tests.translate.support import load_documents, snapshot_of
-from tests.translate.test_golden import GOLDEN
+from tests.translate.support import GOLDEN, load_documents, snapshot_of
 
 
 def _serialized(out: dict) -> dict:

@@ -243,7 +243,7 @@ def test_distribute_from_another_locality_changes_nothing() -> None:
 
 def test_distribute_weights_apply_without_outlier_detection() -> None:
     """Istio applies ``distribute`` whatever the outlier detection; only failover needs it."""
-    from tests.translate.test_golden import GOLDEN
+    from tests.translate.support import GOLDEN
 
     text = (GOLDEN / "locality_distribute" / "input.yaml").read_text()
     text = text.replace("    outlierDetection:\n      consecutive5xxErrors: 5\n", "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controlplane.translate.walk import Request, WalkError, walk
-from tests.translate.test_golden import run_case
+from tests.translate.support import run_case
 
 REVIEWS = "reviews.default.svc.cluster.local"
 
