@@ -30,12 +30,12 @@ import pytest
 
 from controlplane.ca import load_ca_folder
 from tests.harness.control_plane import ServedControlPlane, served_control_plane
+from tests.harness.echo import EchoServer
 from tests.harness.envoy import EnvoyProcess
 from tests.harness.ext_authz import DENIED_BODY, RESULT_HEADER, GrpcAuthorizer, HttpAuthorizer
 from tests.harness.ports import free_address, free_port
 from tests.harness.wait import wait_for
 from tests.mtls.mesh import NAMESPACE, PORT, dump, pod, sidecar, tls_context
-from tests.mtls.test_authz import EchoServer
 from tests.translate.fast_upstream import FastUpstream
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]

@@ -10,38 +10,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 
 from controlplane.ca import load_or_init_ca
 from controlplane.capture.spec import spec_from_args
 from controlplane.inject import InjectorSettings
 from controlplane.inject import webhook as webhook_module
 from controlplane.inject.webhook import WebhookServer, server_tls
-from tests.inject.admission import Refused, admit, call
+from tests.inject.admission import FAIL, IGNORE, Refused, admit, call, pod
 
 NAMESPACES = {
     "mesh": {"istio-injection": "enabled"},
     "plain": {},
     "off": {"istio-injection": "disabled"},
 }
-
-
-def pod(name: str = "reviews-v1-abc", *, annotations: dict[str, str] | None = None,
-        labels: dict[str, str] | None = None, host_network: bool = False) -> client.V1Pod:
-    return client.V1Pod(
-        metadata=client.V1ObjectMeta(
-            name=name, namespace="mesh", labels={"app": "reviews", "version": "v1", "pod-template-hash": "7d9f", **(labels or {})},
-            annotations=annotations,
-            owner_references=[client.V1OwnerReference(
-                api_version="apps/v1", kind="ReplicaSet", name="reviews-v1-7d9f", uid="u1", controller=True)],
-        ),
-        spec=client.V1PodSpec(
-            host_network=host_network or None,
-            service_account_name="bookinfo-reviews",
-            containers=[client.V1Container(name="reviews", image="reviews:v1",
-                                           ports=[client.V1ContainerPort(container_port=9080, name="http")])],
-        ),
-    )
 
 
 @pytest.fixture
@@ -55,14 +36,6 @@ async def webhook(tmp_path: Path) -> AsyncIterator[tuple[str, str, WebhookServer
         yield f"https://127.0.0.1:{port}/inject", ca.bundle.pem, server
     finally:
         await server.stop()
-
-
-IGNORE = client.V1MutatingWebhook(name="sidecar-injector.istio.io", failure_policy="Ignore",
-                                  admission_review_versions=["v1"], side_effects="None",
-                                  client_config=client.AdmissionregistrationV1WebhookClientConfig())
-FAIL = client.V1MutatingWebhook(name="sidecar-injector.istio.io", failure_policy="Fail",
-                                admission_review_versions=["v1"], side_effects="None",
-                                client_config=client.AdmissionregistrationV1WebhookClientConfig())
 
 
 def _container(pod_dict: dict, name: str) -> dict:

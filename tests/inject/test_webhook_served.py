@@ -10,8 +10,7 @@ from pathlib import Path
 from controlplane.ca import load_ca_folder
 from tests.harness.control_plane import served_control_plane
 from tests.harness.ports import free_port
-from tests.inject.admission import admit
-from tests.inject.test_webhook import FAIL, pod
+from tests.inject.admission import FAIL, admit, pod
 
 NAMESPACES = """\
 apiVersion: v1
