@@ -8,7 +8,14 @@ grouped by ``node.cluster`` (``<workload>.<namespace>``), so each gets its group
     python -m benchmarks.floor_server --port 0      # prints {"ev": "listening", "port": N}
 
 A batch is a list of updates ``{"group", "type_url", "set": {name: (version, bytes)},
-"remove": [names]}``; after applying one the server prints ``{"ev": "applied", "seq": n}``.
+"remove": [names]}``; after applying one the server prints ``{"ev": "applied", "seq": n,
+"streams": [open streams per serving process]}``. At the end of its input it prints
+``{"ev": "served", "accepted": [streams accepted per serving process]}`` and exits.
+
+``--workers N`` serves from N processes on one port (SO_REUSEPORT: the kernel spreads the
+connections over them): this process and N - 1 children, each fed every batch as it arrives,
+the serialized resources shared in the sense that no process translates anything. The
+coordinator's interface is the same; ``applied`` comes once every process applied the batch.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import json
 import pickle
 import struct
 import sys
+from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,6 +213,7 @@ class FloorServer:
     def __init__(self) -> None:
         self.resources = Resources()
         self.streams: set[Stream] = set()
+        self.accepted = 0  # streams ever opened
         # Joined SotW responses by (group, type, version, names): built once, shared.
         self.responses: dict[tuple[Any, ...], bytes] = {}
 
@@ -224,6 +233,7 @@ class FloorServer:
         async def serve(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext):
             stream = Stream(self, delta)
             self.streams.add(stream)
+            self.accepted += 1
 
             async def read() -> None:
                 try:
@@ -271,32 +281,111 @@ def encode_batch(batch: list[dict[str, Any]]) -> bytes:
     return struct.pack(">Q", len(data)) + data
 
 
-async def main(host: str, port: int) -> None:
+class Workers:
+    """The N - 1 child processes serving beside this one on the same port, fed every batch."""
+
+    def __init__(self, processes: list[asyncio.subprocess.Process]) -> None:
+        self.processes = processes
+        self.applied = [0] * len(processes)
+        self.streams: list[list[int]] = [[0] for _ in processes]
+        self.accepted: list[list[int]] = [[] for _ in processes]
+        self._changed = asyncio.Condition()
+        self._readers = [asyncio.create_task(self._read(i)) for i in range(len(processes))]
+
+    @classmethod
+    async def start(cls, host: str, port: int, count: int) -> Workers:
+        processes = []
+        for _ in range(count):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "benchmarks.floor_server", "--host", host, "--port",
+                str(port), stdin=PIPE, stdout=PIPE)
+            processes.append(process)
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            bound = json.loads(line)["port"] if line else 0
+            if bound != port:  # a failed bind answers 0
+                raise RuntimeError(f"a floor worker could not bind {host}:{port} (got {bound})")
+        return cls(processes)
+
+    async def _read(self, index: int) -> None:
+        stdout = self.processes[index].stdout
+        assert stdout is not None
+        while line := await stdout.readline():
+            event = json.loads(line)
+            async with self._changed:
+                if event["ev"] == "applied":
+                    self.applied[index], self.streams[index] = event["seq"], event["streams"]
+                elif event["ev"] == "served":
+                    self.accepted[index] = event["accepted"]
+                self._changed.notify_all()
+
+    async def forward(self, data: bytes) -> None:
+        for process in self.processes:
+            assert process.stdin is not None
+            process.stdin.write(data)
+        for process in self.processes:
+            assert process.stdin is not None
+            await process.stdin.drain()
+
+    async def until_applied(self, seq: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: min(self.applied, default=seq) >= seq)
+
+    async def stop(self) -> None:
+        """End their input; they print what they served and exit."""
+        for process in self.processes:
+            assert process.stdin is not None
+            process.stdin.close()
+        for process in self.processes:
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        await asyncio.gather(*self._readers)
+
+
+async def main(host: str, port: int, workers: int = 1) -> None:
     floor = FloorServer()
-    server = grpc.aio.server(options=[("grpc.max_send_message_length", -1)])
+    # SO_REUSEPORT is gRPC's default on Linux; said explicitly, as the workers depend on it.
+    server = grpc.aio.server(options=[("grpc.max_send_message_length", -1), ("grpc.so_reuseport", 1)])
     server.add_generic_rpc_handlers((floor.generic_handler(),))
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
+    children = await Workers.start(host, bound, workers - 1)
     print(json.dumps({"ev": "listening", "port": bound}), flush=True)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**31)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
     seq = 0
-    while True:
-        try:
-            header = await reader.readexactly(8)
-        except asyncio.IncompleteReadError:
-            break
-        (size,) = struct.unpack(">Q", header)
-        floor.apply(pickle.loads(await reader.readexactly(size)))
-        seq += 1
-        print(json.dumps({"ev": "applied", "seq": seq}), flush=True)
+    try:
+        while True:
+            try:
+                header = await reader.readexactly(8)
+            except asyncio.IncompleteReadError:
+                break
+            (size,) = struct.unpack(">Q", header)
+            data = await reader.readexactly(size)
+            await children.forward(header + data)  # they apply it while this process does
+            floor.apply(pickle.loads(data))
+            seq += 1
+            await children.until_applied(seq)
+            streams = [len(floor.streams), *(n for s in children.streams for n in s)]
+            print(json.dumps({"ev": "applied", "seq": seq, "streams": streams}), flush=True)
+    finally:
+        await children.stop()
     await server.stop(0.5)
+    accepted = [floor.accepted, *(n for a in children.accepted for n in a)]
+    print(json.dumps({"ev": "served", "accepted": accepted}), flush=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="serving processes on the one port (SO_REUSEPORT)")
     args = parser.parse_args()
-    asyncio.run(main(args.host, args.port))
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    asyncio.run(main(args.host, args.port, args.workers))

@@ -105,11 +105,18 @@ class Target:
 
 
 class FloorTarget(Target):
-    name = "floor"
+    """The floor server; with ``workers`` > 1, that many serving processes on one port
+    (target ``floor-<N>proc``; CPU and peak RSS are summed over them)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self.name = "floor" if workers == 1 else f"floor-{workers}proc"
+        self._accepted: list[int] | None = None
 
     async def start(self, state: mesh.MeshState, expected: exp.Expected) -> None:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "benchmarks.floor_server", "--port", "0",
+            "--workers", str(self.workers),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,
         )
         event = await self._event("listening", 30)
@@ -143,6 +150,22 @@ class FloorTarget(Target):
 
     async def apply_endpoints(self, state, index, prepared) -> float:
         return await self._send(prepared)
+
+    def notes(self) -> dict[str, Any]:
+        if self.workers == 1 or self._accepted is None:
+            return {}
+        return {"workers": self.workers, "streams_accepted_per_worker": self._accepted}
+
+    async def stop(self) -> None:
+        """End the server's input: it prints the streams each process accepted, then exits."""
+        proc = self.process
+        if proc is not None and proc.returncode is None and proc.stdin is not None:
+            proc.stdin.close()
+            try:
+                self._accepted = (await self._event("served", 15))["accepted"]
+            except (TimeoutError, RuntimeError, ValueError):
+                pass  # stopped all the same below
+        await super().stop()
 
 
 class ControlPlaneTarget(Target):
