@@ -33,6 +33,9 @@ class ServerTLSSettings:
     ca_crl: str = ""
     credential_name: str = ""
     credential_names: tuple[str, ...] = ()
+    # MUTUAL / OPTIONAL_MUTUAL: the Secret (or, with ``configmap://``, the ConfigMap) whose
+    # ``ca.crt`` verifies clients, instead of the CA of ``credentialName``.
+    ca_cert_credential_name: str = ""
     tls_certificates: tuple[TLSCertificate, ...] = ()
     subject_alt_names: tuple[str, ...] = ()
     verify_certificate_spki: tuple[str, ...] = ()
@@ -40,6 +43,8 @@ class ServerTLSSettings:
     min_protocol_version: TLSProtocol = "TLS_AUTO"
     max_protocol_version: TLSProtocol = "TLS_AUTO"
     cipher_suites: tuple[str, ...] = ()
+    # Accept a client whose certificate does not verify (Gateway API AllowInsecureFallback).
+    insecure_skip_verify: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

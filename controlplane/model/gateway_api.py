@@ -129,13 +129,58 @@ class GatewayAddress:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectReference:
+    """A reference to any object (``caCertificateRefs``: a ConfigMap or Secret)."""
+
+    group: str
+    kind: str
+    name: str
+    namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendTLSValidation:
+    """How a Gateway checks its clients' certificates (GEP-91)."""
+
+    ca_certificate_refs: tuple[ObjectReference, ...] = ()
+    mode: str = "AllowValidOnly"  # AllowValidOnly, AllowInsecureFallback
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendTLSConfig:
+    validation: FrontendTLSValidation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendTLSPort:
+    port: int
+    tls: FrontendTLSConfig
+
+
+@dataclass(frozen=True, slots=True)
+class FrontendTLS:
+    default: FrontendTLSConfig = field(default_factory=FrontendTLSConfig)
+    per_port: tuple[FrontendTLSPort, ...] = ()
+
+    def for_port(self, port: int) -> FrontendTLSConfig:
+        """The port's own settings, else the default (per-port ones replace the default)."""
+        return next((p.tls for p in self.per_port if p.port == port), self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTLS:
+    frontend: FrontendTLS | None = None
+    backend: object = None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewaySpec:
     gateway_class_name: str
     listeners: tuple[Listener, ...] = ()
     addresses: tuple[GatewayAddress, ...] = ()
     infrastructure: object = None
     allowed_listeners: object = None
-    tls: object = None
+    tls: GatewayTLS | None = None
     backend_tls: object = jfield("backendTLS", default=None)
 
 

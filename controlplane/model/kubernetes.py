@@ -7,6 +7,8 @@ status conditions); classes marked ``LENIENT`` ignore those instead of refusing 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -287,6 +289,30 @@ class Secret(Resource):
 
     def __repr__(self) -> str:  # key material never reaches logs
         return f"Secret({self.meta.namespace}/{self.meta.name}, type={self.type}, keys={sorted(self.data)})"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigMap(Resource):
+    """Read for the CA certificates a Gateway API Gateway names (``spec.tls.frontend``:
+    ``ca.crt``); ``binaryData`` values stay base64 text, as the API serves them."""
+
+    KIND: ClassVar[str] = "ConfigMap"
+    meta: ObjectMeta
+    data: Mapping[str, str] = field(default=EMPTY)
+    binary_data: Mapping[str, str] = field(default=EMPTY)
+    immutable: bool = False
+
+    @property
+    def ca_certificate(self) -> bytes | None:
+        """``ca.crt`` from ``data``, else from ``binaryData`` (Istio's ExtractRoot)."""
+        text = self.data.get("ca.crt")
+        if text:
+            return text.encode()
+        encoded = self.binary_data.get("ca.crt")
+        try:
+            return base64.b64decode(encoded, validate=True) if encoded else None
+        except (binascii.Error, ValueError):
+            return None
 
 
 @dataclass(frozen=True, slots=True)

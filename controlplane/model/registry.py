@@ -112,6 +112,7 @@ KINDS: tuple[KindInfo, ...] = (
         name_check=check_dns1123_label,
     ),
     KindInfo("", "Secret", ("v1",), kubernetes.Secret, None, has_spec=False),
+    KindInfo("", "ConfigMap", ("v1",), kubernetes.ConfigMap, None, has_spec=False),
     KindInfo("", "ServiceAccount", ("v1",), kubernetes.ServiceAccount, None, has_spec=False),
     # Istio networking
     KindInfo(

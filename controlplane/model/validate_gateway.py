@@ -186,6 +186,9 @@ def validate_server_tls(tls: ServerTLSSettings, path: str, errors: list[FieldErr
             f"{path}.credentialNames",
             "only one of credentialName and credentialNames may be set",
         )
+    if tls.ca_cert_credential_name and tls.mode not in ("MUTUAL", "OPTIONAL_MUTUAL"):
+        warning(errors, f"{path}.caCertCredentialName",
+                f"only MUTUAL and OPTIONAL_MUTUAL verify client certificates: ignored in {tls.mode}")
     has_credential = bool(tls.credential_name or tls.credential_names or tls.tls_certificates)
     if tls.mode in ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL") and has_credential:
         return  # certificates are fetched from the credential

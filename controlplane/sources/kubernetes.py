@@ -59,6 +59,9 @@ DEFAULT_KINDS: tuple[WatchedKind, ...] = (
     ),
     WatchedKind("Pod", (ApiResource("Pod", "v1", "pods"),)),
     WatchedKind("Secret", (ApiResource("Secret", "v1", "secrets"),)),
+    # The CAs a Gateway API Gateway's frontend validation names. Optional like the Gateway API
+    # itself: an API server (or test double) not serving ConfigMaps leaves a warning, no more.
+    WatchedKind("ConfigMap", (ApiResource("ConfigMap", "v1", "configmaps"),), optional=True),
     _istio("VirtualService", "virtualservices", "networking.istio.io", _NETWORKING),
     _istio("DestinationRule", "destinationrules", "networking.istio.io", _NETWORKING),
     _istio("Gateway", "gateways", "networking.istio.io", _NETWORKING),

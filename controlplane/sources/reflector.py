@@ -74,6 +74,7 @@ _TYPED_LISTS: dict[tuple[str, str], tuple[type, str]] = {
     ("v1", "pods"): (client.CoreV1Api, "list_pod_for_all_namespaces"),
     ("v1", "namespaces"): (client.CoreV1Api, "list_namespace"),
     ("v1", "secrets"): (client.CoreV1Api, "list_secret_for_all_namespaces"),
+    ("v1", "configmaps"): (client.CoreV1Api, "list_config_map_for_all_namespaces"),
     ("v1", "endpoints"): (client.CoreV1Api, "list_endpoints_for_all_namespaces"),
     ("discovery.k8s.io/v1", "endpointslices"): (
         client.DiscoveryV1Api,

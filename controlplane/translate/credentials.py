@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from controlplane.model.destination_rule import ClientTLSSettings
-from controlplane.model.kubernetes import Secret
+from controlplane.model.kubernetes import ConfigMap, Secret
 from controlplane.translate.secrets import (
     DEFAULT_CERTIFICATE_SECRET,
     ROOT_CA_SECRET,
@@ -58,12 +58,13 @@ class CredentialProblem:
 
     resource: str
     namespace: str
-    secret: str  # the Secret's name
+    secret: str  # the Secret's (or ConfigMap's) name
     field: str  # e.g. "data[tls.key]"; "" for the Secret as a whole
     message: str
+    kind: str = "Secret"  # or ConfigMap: a Gateway API caCertificateRef
 
     def __str__(self) -> str:
-        where = f"Secret {self.namespace}/{self.secret}" + (f" {self.field}" if self.field else "")
+        where = f"{self.kind} {self.namespace}/{self.secret}" + (f" {self.field}" if self.field else "")
         return f"credentialName {self.resource!r}: {where}: {self.message}"
 
 
@@ -93,6 +94,21 @@ def resolve(lookup: Lookup, namespace: str, resource: str) -> secret_pb2.Secret 
     if secret is None:
         return CredentialProblem(resource, namespace, resource, "", "not found")
     return _key_pair_secret(resource, secret)
+
+
+def config_map_ca(resource: str, namespace: str, name: str, config_map: ConfigMap | None) -> secret_pb2.Secret | CredentialProblem:
+    """SDS secret ``resource`` (``configmap://<ns>/<name>-cacert``): the ``ca.crt`` of ConfigMap
+    ``namespace/name`` as a validation context, or why not."""
+    if config_map is None:
+        return CredentialProblem(resource, namespace, name, "", "not found", kind="ConfigMap")
+    ca = config_map.ca_certificate
+    if not ca:
+        return CredentialProblem(resource, namespace, name, "data[ca.crt]", "missing or empty", kind="ConfigMap")
+    try:
+        x509.load_pem_x509_certificates(ca)
+    except ValueError:
+        return CredentialProblem(resource, namespace, name, "data[ca.crt]", "is not a PEM certificate", kind="ConfigMap")
+    return validation_context_secret(ca, name=resource)
 
 
 def _problem(resource: str, secret: Secret, field: str, message: str) -> CredentialProblem:

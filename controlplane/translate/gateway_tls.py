@@ -7,7 +7,9 @@ OPTIONAL_MUTUAL; the certificate from
 
 - ``credentialName`` (or ``credentialNames``): SDS ``kubernetes://<name>``, and for MUTUAL and
   OPTIONAL_MUTUAL the CA from ``kubernetes://<name>-cacert`` (the Secret ``<name>-cacert``, else
-  the ``ca.crt``/``cacert`` key of ``<name>``), read from the router's own namespace;
+  the ``ca.crt``/``cacert`` key of ``<name>``), read from the router's own namespace; or the CA
+  of ``caCertCredentialName`` (a Secret, or ``configmap://<ns>/<name>-cacert`` from the Gateway
+  API's frontend validation), where ``insecureSkipVerify`` accepts clients it does not verify;
 - ISTIO_MUTUAL: the router's own SVID (``default``) and the mesh roots (``ROOTCA``);
 - else files (``serverCertificate``, ``privateKey``, ``caCertificates``) read by Envoy itself;
 
@@ -53,6 +55,15 @@ def _credentials(tls: ServerTLSSettings) -> tuple[str, ...]:
     return tuple(tls.credential_names) or ((tls.credential_name,) if tls.credential_name else ())
 
 
+def _ca_resource(tls: ServerTLSSettings, names: tuple[str, ...]) -> str:
+    """The SDS name of the CA that verifies clients: ``caCertCredentialName`` (as a CA: with
+    the ``-cacert`` suffix Istio's SDS reads as "the CA of"), else the first credential's CA."""
+    ca = tls.ca_cert_credential_name
+    if not ca:
+        return credential_resource(names[0] + CA_SUFFIX)
+    return credential_resource(ca if ca.endswith(CA_SUFFIX) else ca + CA_SUFFIX)
+
+
 def server_credential_names(tls: ServerTLSSettings | None) -> tuple[str, ...]:
     """The SDS names (``kubernetes://...``) a server's TLS makes the router ask for."""
     if tls is None or tls.mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL"):
@@ -60,16 +71,15 @@ def server_credential_names(tls: ServerTLSSettings | None) -> tuple[str, ...]:
     names = _credentials(tls)
     out = [credential_resource(n) for n in names]
     if names and tls.mode in VERIFYING_MODES:
-        out.append(credential_resource(names[0] + CA_SUFFIX))
+        out.append(_ca_resource(tls, names))
     return tuple(out)
 
 
 def downstream_tls_context(tls: ServerTLSSettings, *, trust_domain: str, mesh_alpn: bool = False) -> tls_pb2.DownstreamTlsContext:
     """The context that ends TLS for a server (not for PASSTHROUGH ones). ``mesh_alpn``: a TCP
     server ending ISTIO_MUTUAL, which mesh clients reach with Istio's ALPN."""
-    ctx = tls_pb2.DownstreamTlsContext(
-        require_client_certificate=wrappers_pb2.BoolValue(value=tls.mode in ("MUTUAL", "ISTIO_MUTUAL"))
-    )
+    required = tls.mode == "ISTIO_MUTUAL" or (tls.mode == "MUTUAL" and not tls.insecure_skip_verify)
+    ctx = tls_pb2.DownstreamTlsContext(require_client_certificate=wrappers_pb2.BoolValue(value=required))
     common = ctx.common_tls_context
     common.alpn_protocols.extend(ISTIO_ALPN if mesh_alpn and tls.mode == "ISTIO_MUTUAL" else HTTP_ALPN)
     checks = common_pb2.CertificateValidationContext(
@@ -90,9 +100,9 @@ def downstream_tls_context(tls: ServerTLSSettings, *, trust_domain: str, mesh_al
             common.tls_certificate_sds_secret_configs.append(sds_config(credential_resource(name)))
         if tls.mode in VERIFYING_MODES:
             combined = common.combined_validation_context
-            combined.validation_context_sds_secret_config.CopyFrom(
-                sds_config(credential_resource(names[0] + CA_SUFFIX))
-            )
+            combined.validation_context_sds_secret_config.CopyFrom(sds_config(_ca_resource(tls, names)))
+            if tls.insecure_skip_verify:
+                checks.trust_chain_verification = common_pb2.CertificateValidationContext.ACCEPT_UNTRUSTED
             combined.default_validation_context.CopyFrom(checks)
         elif tls.subject_alt_names:
             common.validation_context.CopyFrom(checks)

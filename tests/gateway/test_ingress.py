@@ -18,6 +18,7 @@ bootstrapped by `controlplane bootstrap --kind router` (namespace istio-system, 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ssl
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ GATEWAY_NS = "istio-system"
 LABELS = {"istio": "ingressgateway"}
 WEB, MTLS, TLS_PASS = "bookinfo.example.com", "mtls.example.com", "passthrough.example.com"
 OPTIONAL = "optional.example.com"
+PARTNERS = "partners.example.com"  # MUTUAL with its CA from caCertCredentialName
 
 
 def _secure_gateway() -> list[dict[str, Any]]:
@@ -72,12 +74,14 @@ def _secure_gateway() -> list[dict[str, Any]]:
             server(HTTPS, "HTTPS", WEB, "https-web", mode="SIMPLE", credentialName="web-cert"),
             server(HTTPS, "HTTPS", MTLS, "https-mtls", mode="MUTUAL", credentialName="mtls-cert"),
             server(HTTPS, "HTTPS", OPTIONAL, "https-optional", mode="OPTIONAL_MUTUAL", credentialName="optional-cert"),
+            server(HTTPS, "HTTPS", PARTNERS, "https-partners", mode="MUTUAL", credentialName="partners-cert",
+                   caCertCredentialName="partner-ca"),
             server(PASSTHROUGH, "TLS", TLS_PASS, "tls-pass", mode="PASSTHROUGH"),
             server(REDIRECT, "HTTP", WEB, "http-redirect", httpsRedirect=True),
             server(HOSTS, "HTTP", "known.example.com", "http-known"),
             server(MESH, "HTTPS", "*", "https-mesh", mode="ISTIO_MUTUAL"),
         ]),
-        istio("VirtualService", "secure", hosts=[WEB, MTLS, OPTIONAL, "known.example.com"], gateways=["secure"],
+        istio("VirtualService", "secure", hosts=[WEB, MTLS, OPTIONAL, PARTNERS, "known.example.com"], gateways=["secure"],
               http=[{"route": [{"destination": {"host": "productpage", "port": {"number": 9080}}}]}]),
         # a later Gateway claiming the same port and host: dropped (the first by name wins)
         istio("Gateway", "zz-late", selector=LABELS, servers=[
@@ -94,6 +98,7 @@ def ingress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     config = workdir / "config"
     config.mkdir()
     web_ca, client_ca, backend_ca = LocalCA("web-ca"), LocalCA("client-ca"), LocalCA("backend-ca")
+    partner_ca = LocalCA("partner-ca")
     address = free_address("127.0.42", PORTS)
     with contextlib.ExitStack() as stack:
         app = stack.enter_context(HttpUpstream("productpage"))
@@ -114,6 +119,8 @@ def ingress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             tls_secret("web-cert", GATEWAY_NS, web_ca.issue(WEB, dns=(WEB,))),
             tls_secret("mtls-cert", GATEWAY_NS, web_ca.issue(MTLS, dns=(MTLS,)), ca=client_ca.pem),
             tls_secret("optional-cert", GATEWAY_NS, web_ca.issue(OPTIONAL, dns=(OPTIONAL,)), ca=client_ca.pem),
+            tls_secret("partners-cert", GATEWAY_NS, web_ca.issue(PARTNERS, dns=(PARTNERS,))),
+            doc("Secret", "v1", "partner-ca", GATEWAY_NS, data={"ca.crt": base64.b64encode(partner_ca.pem).decode()}),
         ]))
         cp = stack.enter_context(served_control_plane(workdir, config))
         gateway = stack.enter_context(gateway_envoy(
@@ -122,7 +129,8 @@ def ingress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         ))
         gateway.wait_ready()
         yield {"cp": cp, "gateway": gateway, "address": address, "config": config, "workdir": workdir,
-               "web_ca": web_ca, "client_ca": client_ca, "backend_ca": backend_ca, "app": app}
+               "web_ca": web_ca, "client_ca": client_ca, "backend_ca": backend_ca, "partner_ca": partner_ca,
+               "app": app}
 
 
 def _no_rejections(envoy: Any) -> None:
@@ -186,6 +194,21 @@ def test_mutual_needs_a_client_certificate_from_the_cacert(ingress: dict[str, An
     assert refused(lambda: https_get(address, HTTPS, MTLS, tls_client(ingress["web_ca"].pem)))
     stranger = tls_client(ingress["web_ca"].pem, LocalCA("other-ca").issue("intruder", server=False))
     assert refused(lambda: https_get(address, HTTPS, MTLS, stranger))
+
+
+def test_mutual_checks_clients_against_the_ca_cert_credential(ingress: dict[str, Any]) -> None:
+    """caCertCredentialName names the CA apart from the server's certificate (which has none)."""
+    address, web_ca = ingress["address"], ingress["web_ca"].pem
+    partner = tls_client(web_ca, ingress["partner_ca"].issue("partner-one", server=False))
+    status, cert, _ = wait_for(
+        lambda: not refused(lambda: https_get(address, HTTPS, PARTNERS, partner))
+        and https_get(address, HTTPS, PARTNERS, partner),
+        message="MUTUAL with a certificate from the caCertCredentialName CA",
+    )
+    assert status == 200 and common_name(cert) == PARTNERS
+    assert refused(lambda: https_get(address, HTTPS, PARTNERS, tls_client(web_ca)))
+    other = tls_client(web_ca, ingress["client_ca"].issue("client-three", server=False))
+    assert refused(lambda: https_get(address, HTTPS, PARTNERS, other))
 
 
 def test_optional_mutual_takes_a_client_without_a_certificate_but_checks_one_given(ingress: dict[str, Any]) -> None:

@@ -6,7 +6,9 @@ bootstrapped with the label Istio gives the deployment it creates for the Gatewa
 /productpage reaches the app, a path the HTTPRoute does not list gets 404, a route added to
 the folder is served without a restart, and every config is ACKed. A second Gateway, deployed by
 hand (``addresses`` names a Service whose pods are the same router), terminates HTTPS with the
-certificate of its ``certificateRefs`` Secret (served over SDS as kubernetes-gateway://...).
+certificate of its ``certificateRefs`` Secret (served over SDS as kubernetes-gateway://...); on a
+second port its frontend validation (``spec.tls.frontend``) checks clients against the CA of a
+ConfigMap (served as configmap://...).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tests.gateway.support import (
     gateway_envoy,
     get,
     https_get,
+    refused,
     service,
     tls_client,
     tls_secret,
@@ -42,19 +45,28 @@ SAMPLE = (Path(__file__).resolve().parents[3] / "shared" / "conformance" / "isti
           / "gateway-api" / "bookinfo-gateway.yaml")
 LABELS = {"gateway.networking.k8s.io/gateway-name": "bookinfo-gateway"}
 HTTPS, SECURE_HOST = 8443, "secure.example.com"
+VERIFIED = 8444  # the port whose listener checks client certificates
 
 
-def _secure_gateway(ca: LocalCA) -> list[dict[str, Any]]:
+def _secure_gateway(ca: LocalCA, client_ca: LocalCA) -> list[dict[str, Any]]:
     """A hand-deployed Gateway: its Hostname address names a Service selecting the router."""
     api = "gateway.networking.k8s.io/v1"
     return [
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "edge", "namespace": "default"},
-         "spec": {"selector": LABELS, "ports": [{"name": "https", "port": HTTPS}]}},
+         "spec": {"selector": LABELS, "ports": [{"name": "https", "port": HTTPS},
+                                                {"name": "https-verified", "port": VERIFIED}]}},
         tls_secret("secure-cert", "default", ca.issue(SECURE_HOST, dns=(SECURE_HOST,))),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "client-ca", "namespace": "default"},
+         "data": {"ca.crt": client_ca.pem.decode()}},
         {"apiVersion": api, "kind": "Gateway", "metadata": {"name": "secure", "namespace": "default"},
          "spec": {"gatewayClassName": "istio", "addresses": [{"type": "Hostname", "value": "edge"}],
+                  # only the VERIFIED port asks for client certificates
+                  "tls": {"frontend": {"default": {}, "perPort": [{"port": VERIFIED, "tls": {"validation": {
+                      "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "client-ca"}]}}}]}},
                   "listeners": [{"name": "https", "port": HTTPS, "protocol": "HTTPS", "hostname": SECURE_HOST,
-                                 "tls": {"certificateRefs": [{"name": "secure-cert"}]}}]}},
+                                 "tls": {"certificateRefs": [{"name": "secure-cert"}]}},
+                                {"name": "https-verified", "port": VERIFIED, "protocol": "HTTPS",
+                                 "hostname": SECURE_HOST, "tls": {"certificateRefs": [{"name": "secure-cert"}]}}]}},
         {"apiVersion": api, "kind": "HTTPRoute", "metadata": {"name": "secure", "namespace": "default"},
          "spec": {"parentRefs": [{"name": "secure"}],
                   "rules": [{"backendRefs": [{"name": "productpage", "port": 9080}]}]}},
@@ -79,13 +91,13 @@ def bookinfo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     config = workdir / "config"
     config.mkdir()
     docs, port = _sample()
-    address = free_address("127.0.43", (port, HTTPS))
-    ca = LocalCA("gateway-api-ca")
+    address = free_address("127.0.43", (port, HTTPS, VERIFIED))
+    ca, client_ca = LocalCA("gateway-api-ca"), LocalCA("gateway-api-clients")
     with contextlib.ExitStack() as stack:
         app = stack.enter_context(HttpUpstream("productpage"))
         reviews = stack.enter_context(HttpUpstream("reviews"))
         (config / "bookinfo-gateway.yaml").write_text(dump(docs))
-        (config / "secure.yaml").write_text(dump(_secure_gateway(ca)))
+        (config / "secure.yaml").write_text(dump(_secure_gateway(ca, client_ca)))
         (config / "apps.yaml").write_text(dump(
             service("productpage", 9080, "127.0.0.1", app.port) + service("reviews", 9080, "127.0.0.1", reviews.port)
         ))
@@ -95,7 +107,8 @@ def bookinfo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             labels=LABELS, service_account="bookinfo-gateway-istio",
         ))
         gateway.wait_ready()
-        yield {"address": address, "port": port, "config": config, "gateway": gateway, "ca": ca}
+        yield {"address": address, "port": port, "config": config, "gateway": gateway, "ca": ca,
+               "client_ca": client_ca}
 
 
 def test_productpage_through_the_gateway_api_sample(bookinfo: dict[str, Any]) -> None:
@@ -135,9 +148,23 @@ def test_https_with_the_certificate_of_the_certificate_ref(bookinfo: dict[str, A
     assert common_name(cert) == SECURE_HOST
 
 
-def _https(bookinfo: dict[str, Any]) -> tuple[int, Any, bytes] | None:
+def test_frontend_validation_checks_clients_against_the_config_map_ca(bookinfo: dict[str, Any]) -> None:
+    verified = tls_client(bookinfo["ca"].pem, bookinfo["client_ca"].issue("client-one", server=False))
+    _, cert, _ = wait_for(
+        lambda: (r := _https(bookinfo, VERIFIED, verified)) is not None and r[0] == 200 and r,
+        message="HTTPS with a client certificate from the ConfigMap's CA",
+    )
+    assert common_name(cert) == SECURE_HOST
+    assert refused(lambda: https_get(bookinfo["address"], VERIFIED, SECURE_HOST, tls_client(bookinfo["ca"].pem)))
+    stranger = tls_client(bookinfo["ca"].pem, LocalCA("stranger").issue("intruder", server=False))
+    assert refused(lambda: https_get(bookinfo["address"], VERIFIED, SECURE_HOST, stranger))
+    # the other port's listener, not under a per-port validation, still takes anyone
+    assert https_get(bookinfo["address"], HTTPS, SECURE_HOST, tls_client(bookinfo["ca"].pem))[0] == 200
+
+
+def _https(bookinfo: dict[str, Any], port: int = HTTPS, client: Any = None) -> tuple[int, Any, bytes] | None:
     try:
-        return https_get(bookinfo["address"], HTTPS, SECURE_HOST, tls_client(bookinfo["ca"].pem), "/anything")
+        return https_get(bookinfo["address"], port, SECURE_HOST, client or tls_client(bookinfo["ca"].pem), "/anything")
     except OSError:  # not listening yet, or the certificate not there yet
         return None
 

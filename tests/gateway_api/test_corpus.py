@@ -16,17 +16,11 @@ from tests.gateway_api.corpus import CASES, CaseResult, run_case
 
 _LISTENER_SET = "ListenerSet (gateway.networking.k8s.io, experimental) is not supported: skipped as an unsupported kind"
 _AMBIENT = "ambient mode (waypoints, istio.io/mesh-controller and east-west HBONE gateways) is not supported"
-_FRONTEND_TLS = ("frontend mTLS (Gateway spec.tls.frontend: a CA from a ConfigMap or Secret, Istio's "
-                 "caCertCredentialName) is not supported: listeners stay SIMPLE and report no CA errors")
 KNOWN = {
     "backend-tls-client-cert": "Gateway spec.tls.backend.clientCertificateRef (InvalidClientCertificateRef) is not supported",
     "east-west-ambient": _AMBIENT,
     "foreign-waypoint": _AMBIENT,
     "waypoint": _AMBIENT,
-    "frontend-tls-invalid": _FRONTEND_TLS,
-    "frontend-tls-refgrant": _FRONTEND_TLS,
-    "tls": _FRONTEND_TLS + " (4 of 13 listeners)",
-    "reference-policy-tls": _FRONTEND_TLS,
     "gateway-invalid-parameters-ref": "spec.infrastructure.parametersRef (a ConfigMap: InvalidParameters) is not checked",
     "http": "InferencePool backends (inference.networking.k8s.io) are not supported: InvalidKind instead",
     "reference-policy-inferencepool": "InferencePool backends (inference.networking.k8s.io) are not supported",
@@ -34,7 +28,7 @@ KNOWN = {
     "invalid": (
         "9 HTTPRoutes are named with capitals (invalid-backendRef-kind, ...): Kubernetes refuses such names "
         "(metadata.name must be a DNS-1123 subdomain) and so does the model, so they and their status are "
-        "missing; also frontend mTLS (4 Gateways) as in " + _FRONTEND_TLS
+        "missing (and the routes they would attach to the Gateway's listener)"
     ),
     "status": "status written by other controllers (parents of other Gateways, extra conditions) is not merged in",
     **{name: _LISTENER_SET for name in CASES

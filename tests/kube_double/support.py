@@ -5,20 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes import client
-
 from controlplane.sources.reflector import ReflectorOptions
-from tests.kube_double.server import KubeApiDouble
+from tests.harness.kube import api_client_for
+
+__all__ = ["FAST", "api_client_for", "service"]
 
 FAST = ReflectorOptions(
     watch_timeout_seconds=60, backoff_initial=0.05, backoff_max=0.2, missing_recheck_seconds=0.3
 )
-
-
-def api_client_for(double: KubeApiDouble) -> client.ApiClient:
-    configuration = client.Configuration()
-    configuration.host = double.url
-    return client.ApiClient(configuration)
 
 
 def service(name: str, port: int = 80, namespace: str = "default") -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
+from controlplane.translate.gateway_api.tls import CONFIG_MAP_PREFIX
 from controlplane.translate.gateway_tls import GATEWAY_SDS_PREFIX
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.proxy import Proxy
@@ -29,12 +30,21 @@ def proxy_credentials(ctx: PushContext, proxy: Proxy, names: tuple[str, ...]) ->
 def gateway_credentials(ctx: PushContext, proxy: Proxy, resources: tuple[str, ...]) -> dict[str, secret_pb2.Secret]:
     """The SDS secrets of Gateway ``credentialName`` (``kubernetes://<name>``): Istio's rule for
     gateways is the same, the Secret must be in the router's own namespace (for the Gateway
-    API's ``kubernetes-gateway://<ns>/<name>``, or one a ReferenceGrant opens to it)."""
+    API's ``kubernetes-gateway://<ns>/<name>`` and ``configmap://<ns>/<name>-cacert``, or one a
+    ReferenceGrant opens to it)."""
     if not proxy.has_certificate:
         return {}
     out: dict[str, secret_pb2.Secret] = {}
     for resource in resources:
         namespace, name = proxy.namespace, resource.removeprefix(GATEWAY_SDS_PREFIX)
+        if resource.startswith(CONFIG_MAP_PREFIX):
+            # configmap://<ns>/<name>-cacert: a Gateway API frontend validation's CA
+            config_map = ctx.routing.gateway_api.gateway_config_map(resource, proxy.namespace)
+            if config_map is not None:
+                ca = ctx.credentials.resolve_config_map(*config_map, resource)
+                if isinstance(ca, secret_pb2.Secret):
+                    out[resource] = ca
+            continue
         if name == resource:
             # kubernetes-gateway://<ns>/<name>: a Gateway API certificateRef, another namespace's
             # only where a ReferenceGrant allows it

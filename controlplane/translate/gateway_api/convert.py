@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from controlplane.model.gateway import Gateway
 from controlplane.model.gateway_api import GRPCRoute, HTTPRoute, TCPRoute, TLSRoute
 from controlplane.model.virtual_service import VirtualService
+from controlplane.translate.credentials import CA_SUFFIX
 from controlplane.translate.gateway_api.gateways import convert_gateways
 from controlplane.translate.gateway_api.http import RouteContext
 from controlplane.translate.gateway_api.inputs import ConversionInputs
@@ -19,7 +20,7 @@ from controlplane.translate.gateway_api.routes import (
     merge_http,
 )
 from controlplane.translate.gateway_api.status import ObjectStatus
-from controlplane.translate.gateway_api.tls import CREDENTIAL_PREFIX
+from controlplane.translate.gateway_api.tls import CONFIG_MAP_PREFIX, CREDENTIAL_PREFIX
 
 # The order Istio lists statuses in (then namespace, name).
 _KIND_ORDER = {"GatewayClass": 0, "Gateway": 1, "HTTPRoute": 2, "GRPCRoute": 3, "TLSRoute": 4, "TCPRoute": 5}
@@ -38,10 +39,21 @@ class ConvertedConfig:
         """The Secret (namespace, name) of a ``kubernetes-gateway://<ns>/<name>`` credential a
         router of ``proxy_namespace`` may read: its own namespace's, or one a ReferenceGrant
         opens to Gateways there (Istio's SecretAllowed); None otherwise."""
-        namespace, slash, name = resource.removeprefix(CREDENTIAL_PREFIX).partition("/")
-        if not resource.startswith(CREDENTIAL_PREFIX) or not slash:
+        return self._readable(resource, CREDENTIAL_PREFIX, "Secret", proxy_namespace)
+
+    def gateway_config_map(self, resource: str, proxy_namespace: str) -> tuple[str, str] | None:
+        """The ConfigMap (namespace, name) of a ``configmap://<ns>/<name>-cacert`` CA (a
+        Gateway's frontend validation) a router of ``proxy_namespace`` may read; None otherwise."""
+        found = self._readable(resource, CONFIG_MAP_PREFIX, "ConfigMap", proxy_namespace)
+        return None if found is None else (found[0], found[1].removesuffix(CA_SUFFIX))
+
+    def _readable(self, resource: str, prefix: str, kind: str, proxy_namespace: str) -> tuple[str, str] | None:
+        namespace, slash, name = resource.removeprefix(prefix).partition("/")
+        if not resource.startswith(prefix) or not slash:
             return None
-        if namespace == proxy_namespace or self.grants.allows("Gateway", proxy_namespace, "Secret", namespace, name):
+        # A grant names the object, not the CA role its SDS name adds.
+        granted = name.removesuffix(CA_SUFFIX)
+        if namespace == proxy_namespace or self.grants.allows("Gateway", proxy_namespace, kind, namespace, granted):
             return namespace, name
         return None
 

@@ -308,6 +308,8 @@ def _build_listener(
     if tls_error is not None:
         resolved_error = tls_error
         programmed_error = ConfigError("Invalid", "Bad TLS configuration")
+        if tls_error.accepted_reason:
+            accepted_error = ConfigError(tls_error.accepted_reason, tls_error.message)
         ok = False
     protocol_error = _protocol_error(listener.protocol)
     if protocol_error is not None:

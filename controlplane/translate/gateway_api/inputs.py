@@ -2,8 +2,8 @@
 
 Besides the Gateway API kinds, Istio's conversion looks at Services and ServiceEntries (does
 a backend exist, which ports a gateway's Service has), Namespaces (``allowedRoutes``
-selectors) and Secrets (``certificateRefs``). Nothing else: the conversion is rebuilt when
-one of ``INPUT_KINDS`` changes, and only then.
+selectors), Secrets (``certificateRefs``) and ConfigMaps (``caCertificateRefs``). Nothing
+else: the conversion is rebuilt when one of ``INPUT_KINDS`` changes, and only then.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from controlplane.model.gateway_api import (
     TLSRoute,
 )
 from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX, normalize_host, service_fqdn
-from controlplane.model.kubernetes import Namespace, Secret, Service
+from controlplane.model.kubernetes import ConfigMap, Namespace, Secret, Service
 from controlplane.model.service_entry import ServiceEntry
 
-INPUT_KINDS = GATEWAY_API_KINDS | {Service.KIND, ServiceEntry.KIND, Namespace.KIND, Secret.KIND}
+INPUT_KINDS = GATEWAY_API_KINDS | {Service.KIND, ServiceEntry.KIND, Namespace.KIND, Secret.KIND, ConfigMap.KIND}
 
 
 class Snapshot(Protocol):
@@ -63,6 +63,7 @@ class ConversionInputs:
     service_entries: Mapping[tuple[str, str], ServiceEntry] = field(default_factory=dict)
     namespace_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     secrets: Mapping[tuple[str, str], Secret] = field(default_factory=dict)
+    config_maps: Mapping[tuple[str, str], ConfigMap] = field(default_factory=dict)
 
     def lookup_host(self, hostname: str, namespace: str) -> HostInfo | None:
         return self.hosts.get(normalize_host(hostname), {}).get(namespace)
@@ -110,4 +111,5 @@ def inputs_from_snapshot(snapshot: Snapshot, domain_suffix: str = DEFAULT_DOMAIN
         service_entries=entries,
         namespace_labels={n.meta.name: n.meta.labels for n in snapshot.of_kind(Namespace.KIND)},
         secrets={(s.meta.namespace, s.meta.name): s for s in snapshot.of_kind(Secret.KIND)},
+        config_maps={(c.meta.namespace, c.meta.name): c for c in snapshot.of_kind(ConfigMap.KIND)},
     )

@@ -15,6 +15,9 @@ CONTROLLER_NAME = "istio.io/gateway-controller"
 class ConfigError:
     reason: str
     message: str
+    # Set when the error also leaves the object not Accepted, with this reason (a listener whose
+    # client CA cannot be used is NoValidCACertificate as well as unresolved).
+    accepted_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

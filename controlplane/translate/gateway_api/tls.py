@@ -4,6 +4,14 @@ ISTIO_SIMPLE or ISTIO_MUTUAL through the ``gateway.istio.io/tls-terminate-mode``
 the certificateRefs as ``kubernetes-gateway://<ns>/<name>`` credentials, each a Secret that
 exists, holds a usable key pair and, in another namespace, is opened by a ReferenceGrant;
 Passthrough is PASSTHROUGH (AUTO_PASSTHROUGH when asked for, or on an east-west gateway's port).
+
+The Gateway's frontend validation (``spec.tls.frontend``, GEP-91: the port's own settings, else
+the default) makes a terminating listener MUTUAL (OPTIONAL_MUTUAL stays so) with the CA of its
+first ``caCertificateRef`` as ``caCertCredentialName``: ``configmap://<ns>/<name>-cacert`` or
+``kubernetes-gateway://<ns>/<name>-cacert``. A reference of another kind, in another namespace
+without a ReferenceGrant (checked first, so a missing object is not told apart from a
+forbidden one), missing, or without ``ca.crt`` leaves the listener not Accepted
+(NoValidCACertificate), as does a certificateRef another namespace did not grant.
 """
 
 from __future__ import annotations
@@ -11,8 +19,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from controlplane.model.gateway import ServerTLSMode, ServerTLSSettings
-from controlplane.model.gateway_api import GatewayTLSConfig, KubernetesGateway, Listener
-from controlplane.translate.credentials import CredentialProblem, Lookup, resolve
+from controlplane.model.gateway_api import (
+    FrontendTLSValidation,
+    GatewayTLSConfig,
+    KubernetesGateway,
+    Listener,
+    ObjectReference,
+)
+from controlplane.translate.credentials import CA_SUFFIX, CredentialProblem, Lookup, resolve
 from controlplane.translate.gateway_api.inputs import ConversionInputs
 from controlplane.translate.gateway_api.references import ReferenceGrants
 from controlplane.translate.gateway_api.status import ConfigError
@@ -28,6 +42,9 @@ VALID_CIPHER_SUITES = frozenset({
     "AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES128-SHA", "AES256-SHA", "DES-CBC3-SHA",
 })
 CREDENTIAL_PREFIX = "kubernetes-gateway://"
+CONFIG_MAP_PREFIX = "configmap://"
+# A listener's Accepted reason when its clients' CA cannot be used.
+NO_VALID_CA = "NoValidCACertificate"
 
 
 def _secret_lookup(inputs: ConversionInputs) -> Lookup:
@@ -86,6 +103,11 @@ def _server_tls(
         error = None
         if (ref.group or "") not in ("", "core") or (ref.kind or "Secret") != "Secret":
             error = ConfigError("InvalidCertificateRef", f"invalid certificate reference {described}, only secret is allowed")
+        elif not grants.allows("Gateway", namespace, "Secret", ref_ns, ref.name):
+            # Checked before existence, so a missing Secret is not told apart from a forbidden one.
+            error = ConfigError("RefNotPermitted",
+                                f"certificateRef {ref.name}/{ref_ns} not accessible to a Gateway in namespace "
+                                f'"{namespace}" (missing a ReferenceGrant?)', NO_VALID_CA)
         elif (ref_ns, ref.name) not in inputs.secrets:
             error = ConfigError("InvalidCertificateRef",
                                 f"invalid certificate reference {described}, secret {ref_ns}/{ref.name} not found")
@@ -93,16 +115,74 @@ def _server_tls(
             error = ConfigError("InvalidCertificateRef",
                                 f"invalid certificate reference {described}, the certificate is malformed: "
                                 f"{found.field or 'data'} {found.message}")
-        elif not grants.allows("Gateway", namespace, "Secret", ref_ns, ref.name):
-            error = ConfigError("RefNotPermitted",
-                                f"certificateRef {ref.name}/{ref_ns} not accessible to a Gateway in namespace "
-                                f'"{namespace}" (missing a ReferenceGrant?)')
         if error is not None:
-            problem = error if problem is None else ConfigError(problem.reason, f"{problem.message}; {error.message}")
+            problem = error if problem is None else ConfigError(
+                problem.reason, f"{problem.message}; {error.message}", problem.accepted_reason
+            )
             continue
         names.append(f"{CREDENTIAL_PREFIX}{ref_ns}/{ref.name}")
     if not names:
         return ServerTLSSettings(mode=mode), problem
-    if len(names) == 1:
-        return ServerTLSSettings(mode=mode, credential_name=names[0]), None
-    return ServerTLSSettings(mode=mode, credential_names=tuple(names)), None
+    credentials = {"credential_name": names[0]} if len(names) == 1 else {"credential_names": tuple(names)}
+    frontend = _frontend_validation(gw, listener)
+    if frontend is None:
+        return ServerTLSSettings(mode=mode, **credentials), None
+    ca, error = _client_ca(gw, frontend, inputs, grants)
+    if error is not None:
+        return ServerTLSSettings(mode=mode, **credentials), error
+    return ServerTLSSettings(
+        mode="OPTIONAL_MUTUAL" if mode == "OPTIONAL_MUTUAL" else "MUTUAL",
+        ca_cert_credential_name=ca,
+        insecure_skip_verify=frontend.mode == "AllowInsecureFallback",
+        **credentials,
+    ), None
+
+
+def _frontend_validation(gw: KubernetesGateway, listener: Listener) -> FrontendTLSValidation | None:
+    frontend = gw.spec.tls.frontend if gw.spec.tls is not None else None
+    validation = frontend.for_port(listener.port).validation if frontend is not None else None
+    return validation if validation is not None and validation.ca_certificate_refs else None
+
+
+def _client_ca(
+    gw: KubernetesGateway, validation: FrontendTLSValidation, inputs: ConversionInputs, grants: ReferenceGrants
+) -> tuple[str, ConfigError | None]:
+    """The SDS name of the first usable ``caCertificateRef``'s CA, or the first error."""
+    errors: list[ConfigError] = []
+    for ref in validation.ca_certificate_refs:
+        name, error = _ca_reference(gw, ref, inputs, grants)
+        if error is not None:
+            errors.append(error)
+        elif not errors:
+            return name, None
+    return "", errors[0]
+
+
+def _ca_reference(
+    gw: KubernetesGateway, ref: ObjectReference, inputs: ConversionInputs, grants: ReferenceGrants
+) -> tuple[str, ConfigError | None]:
+    namespace = ref.namespace or gw.meta.namespace
+    described = f"{ref.group}/{ref.kind}/{ref.name}.{ref.namespace or ''}"
+    if ref.group not in ("", "core") or ref.kind not in ("ConfigMap", "Secret"):
+        return "", ConfigError("InvalidCACertificateKind",
+                               f"invalid CA certificate reference {described}, only secret and configmap are allowed",
+                               NO_VALID_CA)
+    if not grants.allows("Gateway", gw.meta.namespace, ref.kind, namespace, ref.name):
+        return "", ConfigError("RefNotPermitted",
+                               f"caCertificateRef {namespace}/{ref.name} not accessible to a Gateway in namespace "
+                               f'"{gw.meta.namespace}" (missing a ReferenceGrant?)', NO_VALID_CA)
+    if ref.kind == "ConfigMap":
+        config_map = inputs.config_maps.get((namespace, ref.name))
+        found, ca = config_map is not None, config_map.ca_certificate if config_map is not None else None
+        prefix = CONFIG_MAP_PREFIX
+    else:
+        secret = inputs.secrets.get((namespace, ref.name))
+        found, ca = secret is not None, secret.ca_certificate if secret is not None else None
+        prefix = CREDENTIAL_PREFIX
+    if not found:
+        return "", ConfigError("InvalidCACertificateRef", f"invalid CA certificate reference {described}, "
+                               f"{ref.kind.lower()} {namespace}/{ref.name} not found", NO_VALID_CA)
+    if not ca:
+        return "", ConfigError("InvalidCACertificateRef", f"invalid CA certificate reference {described}, "
+                               f"{ref.kind.lower()} {namespace}/{ref.name} has no ca.crt", NO_VALID_CA)
+    return f"{prefix}{namespace}/{ref.name}{CA_SUFFIX}", None
