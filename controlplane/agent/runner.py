@@ -36,6 +36,7 @@ def bootstrap_params(s: AgentSettings, socket_path: str) -> BootstrapParams:
     """Envoy's bootstrap: xDS over the agent's socket, no credential, no TLS (the socket is
     local and 0600); Envoy keeps its 15090 stats, the agent serves 15021 and 15020."""
     return BootstrapParams(
+        kind=s.kind,
         ip=s.ip,
         pod=s.pod,
         namespace=s.namespace,

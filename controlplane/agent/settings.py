@@ -19,6 +19,7 @@ class AgentSettings:
     labels: Mapping[str, str] = field(default_factory=dict)
     workload_name: str = ""
     interception: str = "REDIRECT"  # REDIRECT: captured by iptables (virtualOutbound/Inbound)
+    kind: str = "sidecar"  # or "router": a gateway pod (Istio's gateway injection template)
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
     # The control plane: TLS with this root (None: the plaintext development port).
     xds_host: str = "127.0.0.1"

@@ -40,6 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--labels-file", type=Path, help="the downward API labels file (adds to --labels)")
     p.add_argument("--workload", default="")
     p.add_argument("--interception", choices=("REDIRECT", "NONE"), default="REDIRECT")
+    p.add_argument("--kind", choices=("sidecar", "router"), default="sidecar",
+                   help="router: a gateway (Istio's gateway injection template)")
     p.add_argument("--domain-suffix", default="cluster.local")
     p.add_argument("--xds-address", type=_address, default=("127.0.0.1", 15012), metavar="HOST:PORT")
     p.add_argument("--xds-server-name", default="istiod.istio-system.svc",
@@ -78,7 +80,7 @@ def settings_from(args: argparse.Namespace) -> AgentSettings:
     host, port = args.xds_address
     return AgentSettings(
         namespace=args.namespace, pod=args.pod, ip=args.ip, service_account=args.service_account,
-        labels=labels, workload_name=args.workload, interception=args.interception,
+        labels=labels, workload_name=args.workload, interception=args.interception, kind=args.kind,
         domain_suffix=args.domain_suffix, xds_host=host, xds_port=port,
         xds_server_name=args.xds_server_name,
         root_cert=None if args.plaintext else args.root_cert,

@@ -21,6 +21,7 @@ REROUTE_VIRTUAL_INTERFACES = "istio.io/reroute-virtual-interfaces"
 STATUS_PORT = "status.sidecar.istio.io/port"
 
 # The proxy.
+TEMPLATES = "inject.istio.io/templates"  # sidecar (the default) or gateway
 PROXY_CONFIG = "proxy.istio.io/config"
 NATIVE_SIDECAR = "sidecar.istio.io/nativeSidecar"
 PROXY_IMAGE = "sidecar.istio.io/proxyImage"

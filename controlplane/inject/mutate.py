@@ -14,6 +14,7 @@ from controlplane.inject.params import InjectorSettings, PodDecisions, decide, s
 from controlplane.inject.template import (
     INIT_NAME,
     PROXY_NAME,
+    gateway_pod_security,
     init_container,
     proxy_container,
     volumes,
@@ -40,6 +41,7 @@ def inject_template(
     where: str = "metadata",
 ) -> Injected:
     """Add the capture init step, the proxy and its volumes; set Istio's labels and annotations.
+    A gateway (``inject.istio.io/templates: gateway``) gets the proxy as a router and no capture.
     Raises InjectionError (nothing injected) for bad annotations."""
     meta = copy.deepcopy(dict(metadata))
     new_spec = _without_previous_injection(copy.deepcopy(dict(spec)), meta)
@@ -59,7 +61,7 @@ def inject_template(
     added_containers: list[str] = []
     init = [c for c in init if c.get("name") not in (INIT_NAME, PROXY_NAME)]
     front: list[dict[str, Any]] = []
-    if d.interception_mode != "NONE":
+    if d.interception_mode != "NONE" and not d.gateway:
         front.append(_merge(init_container(d, settings), overrides.get(INIT_NAME) or {}))
         added_init.append(INIT_NAME)
     if d.native_sidecar:
@@ -71,6 +73,8 @@ def inject_template(
     if front or init:
         new_spec["initContainers"] = front + init
     new_spec["containers"] = containers
+    if d.gateway:
+        new_spec["securityContext"] = gateway_pod_security(new_spec.get("securityContext") or {})
     own_volumes = list(new_spec.get("volumes") or ())
     ours = [v for v in volumes(settings) if v["name"] not in _names(own_volumes)]
     new_spec["volumes"] = own_volumes + ours
@@ -134,7 +138,7 @@ def json_patch(
             if old.get(key) != value:
                 op = "replace" if key in old else "add"
                 ops.append({"op": op, "path": f"{prefix}/metadata/{field_name}/{_escape(key)}", "value": value})
-    for field_name in ("initContainers", "containers", "volumes"):
+    for field_name in ("initContainers", "containers", "volumes", "securityContext"):
         if field_name not in after.spec:
             continue
         new = after.spec[field_name]

@@ -67,6 +67,8 @@ class PodDecisions:
     labels: Mapping[str, str]  # labels to set
     annotations: Mapping[str, str]  # annotations to set
     prometheus_annotations: Mapping[str, str]  # the app's own scrape settings, for the agent
+    # Istio's ``gateway`` template: the pod is a gateway (Envoy as a router), nothing captured.
+    gateway: bool = False
 
 
 def _annotation(annotations: Mapping[str, str], key: str, default: str) -> str:
@@ -207,10 +209,12 @@ def decide(
         raise InjectionError(
             f"{where}.annotations[{a.INTERCEPTION_MODE}]: {mode!r} is not one of {', '.join(INTERCEPTION_MODES)}"
         )
+    gateway = _gateway_template(annotations, where)
     capture = capture_spec(annotations, settings, mode, where, proxy_uid(spec))
     native = settings.native_sidecars
     if a.NATIVE_SIDECAR in annotations:
         native = annotations[a.NATIVE_SIDECAR].lower() == "true"
+    native = native and not gateway  # a gateway's proxy is its main container
     containers = [str(c.get("name", "")) for c in spec.get("containers") or ()]
     new_annotations: dict[str, str] = {a.REVISION: settings.revision}
     if containers and containers[0] != "istio-proxy" and a.DEFAULT_CONTAINER not in annotations:
@@ -220,7 +224,7 @@ def decide(
     scrape, app_scrape = _prometheus(annotations, settings)
     new_annotations.update(scrape)
     new_labels = {
-        a.TLS_MODE: "istio",
+        **({} if gateway else {a.TLS_MODE: "istio"}),  # a gateway is not reached by mesh mTLS
         a.CANONICAL_NAME: canonical_name(labels, workload.name),
         a.CANONICAL_REVISION: canonical_revision(labels),
     }
@@ -233,7 +237,18 @@ def decide(
         labels=new_labels,
         annotations=new_annotations,
         prometheus_annotations=app_scrape,
+        gateway=gateway,
     )
+
+
+def _gateway_template(annotations: Mapping[str, str], where: str) -> bool:
+    """``inject.istio.io/templates``: Istio's ``gateway`` template, else the sidecar one (the
+    others Istio ships, grpc-agent and spire, and custom ones are not implemented: such a pod
+    gets the sidecar, as before)."""
+    names = {n.strip() for n in annotations.get(a.TEMPLATES, "").split(",") if n.strip()}
+    if {"gateway", "sidecar"} <= names:
+        raise InjectionError(f"{where}.annotations[{a.TEMPLATES}]: sidecar and gateway cannot be combined")
+    return "gateway" in names
 
 
 def status_annotation(init_containers: list[str], containers: list[str], volumes: list[str], revision: str) -> str:

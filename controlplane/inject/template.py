@@ -17,6 +17,7 @@ PROXY_UID = 1337
 TOKEN_DIR = "/var/run/secrets/tokens"
 CA_DIR = "/var/run/secrets/istio"
 PODINFO_DIR = "/etc/istio/pod"
+UNPRIVILEGED_PORTS = "net.ipv4.ip_unprivileged_port_start"
 
 
 def _field(path: str) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def proxy_container(
             "--service-account", "$(SERVICE_ACCOUNT)", "--xds-address", settings.xds_address,
             "--token-file", f"{TOKEN_DIR}/istio-token", "--root-cert", f"{CA_DIR}/root-cert.pem",
             "--labels-file", f"{PODINFO_DIR}/labels", "--interception", d.interception_mode,
-            "--domain-suffix", settings.cluster_domain,
+            "--domain-suffix", settings.cluster_domain, "--kind", "router" if d.gateway else "sidecar",
             *_app_metrics_args(d.prometheus_annotations),
         ],
         "env": env,
@@ -135,6 +136,13 @@ def _proxy_security(mode: str) -> dict[str, Any]:
         "runAsNonRoot": not tproxy,
         "runAsUser": 0 if tproxy else PROXY_UID,
     }
+
+
+def gateway_pod_security(security: Mapping[str, Any]) -> dict[str, Any]:
+    """A gateway's pod lets the proxy (not root) bind ports below 1024, as Istio's gateway
+    template does; the pod's own sysctls stay."""
+    sysctls = [s for s in security.get("sysctls") or () if s.get("name") != UNPRIVILEGED_PORTS]
+    return {**security, "sysctls": [{"name": UNPRIVILEGED_PORTS, "value": "0"}, *sysctls]}
 
 
 def volumes(settings: InjectorSettings) -> list[dict[str, Any]]:

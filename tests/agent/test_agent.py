@@ -171,3 +171,52 @@ def test_envoy_stops_when_the_agent_is_killed(setup) -> None:
             agent.process.wait()
             wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
                                      for p in envoy_pids), deadline=15, message="Envoy gone with its agent")
+
+
+def test_a_gateway_pod_runs_envoy_as_a_router(tmp_path: Path) -> None:
+    """The injected gateway's agent (``--kind router``, as Istio's gateway template runs
+    ``proxy router``): its Envoy is a router, and the Gateway selecting its labels routes a
+    request through it to the app."""
+    from controlplane.inject import InjectorSettings, inject_documents
+    from tests.gateway.support import get as gateway_get
+    from tests.harness.upstream import HttpUpstream
+
+    injected = inject_documents([{
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ingress", "namespace": NS},
+        "spec": {"selector": {"matchLabels": {"istio": "ingress"}}, "template": {
+            "metadata": {"labels": {"istio": "ingress"}, "annotations": {"inject.istio.io/templates": "gateway"}},
+            "spec": {"containers": [{"name": "istio-proxy", "image": "auto"}]}}},
+    }], InjectorSettings())[0]["spec"]["template"]["spec"]
+    assert "initContainers" not in injected  # nothing captured
+    args = injected["containers"][0]["args"]
+    kind = args[args.index("--kind") + 1]
+    assert kind == "router"
+
+    config = tmp_path / "config"
+    config.mkdir()
+    address = free_address("127.0.93", (8080,))
+    with HttpUpstream("app") as app:
+        (config / "gateway.yaml").write_text(yaml.safe_dump_all([
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": NS},
+             "spec": {"selector": {"app": "app"}, "ports": [{"name": "http", "port": 9080}]}},
+            {"apiVersion": "networking.istio.io/v1", "kind": "WorkloadEntry", "metadata": {"name": "app", "namespace": NS},
+             "spec": {"address": "127.0.0.1", "labels": {"app": "app"}, "ports": {"http": app.port}}},
+            {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "ingress", "namespace": NS},
+             "spec": {"selector": {"istio": "ingress"},
+                      "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}},
+            {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "app", "namespace": NS},
+             "spec": {"hosts": ["*"], "gateways": ["ingress"],
+                      "http": [{"route": [{"destination": {"host": "app", "port": {"number": 9080}}}]}]}},
+        ], sort_keys=False))
+        with served_control_plane(tmp_path, config) as cp, running_agent(
+            tmp_path / "agent", pod="ingress-0", namespace=NS, service_account="ingress", ip=address,
+            labels="istio=ingress", xds_port=cp.xds_tls_port, root_cert=cp.ca_dir / "root-cert.pem",
+            credential=["--ca-dir", str(cp.ca_dir)], extra=("--kind", kind),
+        ) as agent:
+            node = next(c for c in agent.config_dump()["configs"] if "BootstrapConfigDump" in c["@type"])
+            assert node["bootstrap"]["node"]["id"].startswith("router~")
+            _, headers, _ = wait_for(
+                lambda: (r := gateway_get(address, 8080, "app.example.com", "/"))[0] == 200 and r,
+                message="a request through the gateway pod's router",
+            )
+            assert headers["x-upstream"] == "app"

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from controlplane.ca import load_or_init_ca
 from controlplane.capture.spec import spec_from_args
@@ -63,6 +64,23 @@ async def test_pod_in_labelled_namespace_is_injected(webhook) -> None:
     assert capture.exclude_inbound_ports == ("15090", "15021", "9443", "15020")
     assert capture.proxy_uid == "1337"
     assert stored["spec"]["containers"][0]["name"] == "reviews"  # the app is untouched
+
+
+async def test_a_gateway_pod_gets_the_gateway_template(webhook) -> None:
+    """Istio's gateway chart: the pod declares istio-proxy alone and asks for the gateway template."""
+    url, root, _ = webhook
+    gateway = pod("ingress-abc", annotations={"inject.istio.io/templates": "gateway"})
+    gateway.spec.containers = [client.V1Container(name="istio-proxy", image="auto")]
+    gateway.spec.security_context = client.V1PodSecurityContext(
+        sysctls=[client.V1Sysctl(name="net.core.somaxconn", value="1024")])
+    stored = await _admit(url, gateway, "mesh", root, FAIL)
+    assert "initContainers" not in stored["spec"]  # nothing captured
+    assert "security.istio.io/tlsMode" not in stored["metadata"]["labels"]
+    (proxy,) = stored["spec"]["containers"]
+    args = proxy["args"]
+    assert args[args.index("--kind") + 1] == "router" and proxy["image"] != "auto"
+    assert stored["spec"]["securityContext"]["sysctls"] == [
+        {"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}, {"name": "net.core.somaxconn", "value": "1024"}]
 
 
 async def test_pods_not_selected_pass_unchanged(webhook) -> None:
