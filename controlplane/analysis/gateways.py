@@ -24,6 +24,7 @@ from controlplane.model.gateway import Gateway
 from controlplane.model.labels import selector_matches
 from controlplane.sources.diagnostics import WARNING, Diagnostic
 from controlplane.sources.parsing import Parsed
+from controlplane.translate.credentials import CA_SUFFIX
 from controlplane.translate.index.gateways import GatewayIndex, build_gateway_index
 
 
@@ -54,16 +55,23 @@ class GatewayChecks:
                 tls = server.tls
                 if tls is None or tls.mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL"):
                     continue
-                names = [(f"spec.servers[{index}].tls.credentialName", tls.credential_name)] if tls.credential_name else []
-                names += [(f"spec.servers[{index}].tls.credentialNames[{i}]", n) for i, n in enumerate(tls.credential_names)]
-                for path, name in names:
+                # (field, the Secret named, the Secrets that would do)
+                names = [(f"spec.servers[{index}].tls.credentialName", tls.credential_name, (tls.credential_name,))
+                         ] if tls.credential_name else []
+                names += [(f"spec.servers[{index}].tls.credentialNames[{i}]", n, (n,))
+                          for i, n in enumerate(tls.credential_names)]
+                ca = tls.ca_cert_credential_name.removesuffix(CA_SUFFIX)
+                if ca and "://" not in ca and tls.mode in ("MUTUAL", "OPTIONAL_MUTUAL"):
+                    # the CA comes from Secret <name>-cacert, else from <name>'s ca.crt
+                    names.append((f"spec.servers[{index}].tls.caCertCredentialName", ca, (ca + CA_SUFFIX, ca)))
+                for path, name, usable in names:
                     if namespaces:
-                        missing = [ns for ns in namespaces if (ns, name) not in self.secrets]
+                        missing = [ns for ns in namespaces if not any((ns, u) in self.secrets for u in usable)]
                         if missing:
                             yield _warn(parsed, path, f'Secret "{name}" not found in namespace {", ".join(missing)} '
                                                       "of the gateway workloads (a gateway reads only its own "
                                                       "namespace's Secrets)")
-                    elif not any(n == name for _, n in self.secrets):
+                    elif not any(n in usable for _, n in self.secrets):
                         yield _warn(parsed, path, f'Secret "{name}" not found (it must be in the namespace of the '
                                                   "gateway workloads)")
 

@@ -71,5 +71,22 @@ def test_secret_in_the_gateway_namespace_is_enough(tmp_path: Path) -> None:
                            "metadata: {name: shop-cert, namespace: istio-system}")
     assert not any("credentialName" in m for m in _messages(tmp_path, fixed))
     # without the gateway's workloads in the input, a Secret of that name anywhere will do
-    no_pod = CONFIG.replace("kind: Pod", "kind: ConfigMap")
+    no_pod = CONFIG.replace("kind: Pod", "kind: LimitRange")
     assert not any("credentialName" in m for m in _messages(tmp_path, no_pod))
+
+
+def test_a_ca_cert_credential_needs_its_secret_in_the_gateway_namespace(tmp_path: Path) -> None:
+    mutual = CONFIG.replace("tls: {mode: SIMPLE, credentialName: shop-cert}",
+                            "tls: {mode: MUTUAL, credentialName: shop-cert, caCertCredentialName: partners}", 1)
+    mutual = mutual.replace("metadata: {name: shop-cert, namespace: default}",
+                            "metadata: {name: shop-cert, namespace: istio-system}")
+    found = [m for m in _messages(tmp_path, mutual) if "caCertCredentialName" in m]
+    assert found == ['a spec.servers[0].tls.caCertCredentialName: Secret "partners" not found in namespace '
+                     "istio-system of the gateway workloads (a gateway reads only its own namespace's Secrets)"]
+    with_ca = mutual + """---
+apiVersion: v1
+kind: Secret
+metadata: {name: partners-cacert, namespace: istio-system}
+data: {ca.crt: eA==}
+"""
+    assert not any("caCertCredentialName" in m for m in _messages(tmp_path, with_ca))
