@@ -30,6 +30,7 @@ GROUP = "gateway.networking.k8s.io"
 RESOURCES = {
     "GatewayClass": ("v1", "gatewayclasses"),
     "Gateway": ("v1", "gateways"),
+    "ListenerSet": ("v1", "listenersets"),
     "HTTPRoute": ("v1", "httproutes"),
     "GRPCRoute": ("v1", "grpcroutes"),
     "TLSRoute": ("v1alpha2", "tlsroutes"),

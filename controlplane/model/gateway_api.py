@@ -1,5 +1,5 @@
-"""The Kubernetes Gateway API (gateway.networking.k8s.io): GatewayClass, Gateway, HTTPRoute,
-GRPCRoute, TLSRoute, TCPRoute and ReferenceGrant, as typed frozen models.
+"""The Kubernetes Gateway API (gateway.networking.k8s.io): GatewayClass, Gateway, ListenerSet,
+HTTPRoute, GRPCRoute, TLSRoute, TCPRoute and ReferenceGrant, as typed frozen models.
 
 The Gateway API ``Gateway`` is stored as ``KubernetesGateway`` (Istio's internal name for it),
 since ``Gateway`` is the Istio kind. Enumerations the API server would check (protocols, match
@@ -174,12 +174,25 @@ class GatewayTLS:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerNamespaces:
+    from_: str = jfield("from", default="None")  # None, Same, All, Selector
+    selector: KubeLabelSelector | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedListeners:
+    """Which namespaces' ListenerSets may attach to the Gateway (none by default)."""
+
+    namespaces: ListenerNamespaces | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewaySpec:
     gateway_class_name: str
     listeners: tuple[Listener, ...] = ()
     addresses: tuple[GatewayAddress, ...] = ()
     infrastructure: object = None
-    allowed_listeners: object = None
+    allowed_listeners: AllowedListeners | None = None
     tls: GatewayTLS | None = None
     backend_tls: object = jfield("backendTLS", default=None)
 
@@ -191,6 +204,49 @@ class KubernetesGateway(Resource):
     KIND: ClassVar[str] = "KubernetesGateway"
     meta: ObjectMeta
     spec: GatewaySpec
+
+
+# --- ListenerSet -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSetParentReference:
+    name: str
+    group: str | None = None  # None: gateway.networking.k8s.io
+    kind: str | None = None  # None: Gateway
+    namespace: str | None = None  # None: the ListenerSet's namespace
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerEntry:
+    """A ListenerSet's listener: a Gateway listener whose port may be left out (then the
+    protocol's: 80 for HTTP, 443 for HTTPS and TLS)."""
+
+    name: str
+    protocol: str
+    port: int = 0
+    hostname: str | None = None
+    tls: GatewayTLSConfig | None = None
+    allowed_routes: AllowedRoutes | None = None
+
+    def as_listener(self) -> Listener:
+        port = self.port or (80 if self.protocol == "HTTP" else 443 if self.protocol in ("HTTPS", "TLS") else 0)
+        return Listener(self.name, port, self.protocol, self.hostname, self.tls, self.allowed_routes)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSetSpec:
+    parent_ref: ListenerSetParentReference
+    listeners: tuple[ListenerEntry, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSet(Resource):
+    """Listeners added to a Gateway from another object (and namespace) than the Gateway's."""
+
+    KIND: ClassVar[str] = "ListenerSet"
+    meta: ObjectMeta
+    spec: ListenerSetSpec
 
 
 # --- HTTPRoute -------------------------------------------------------------------------------
@@ -469,6 +525,6 @@ class ReferenceGrant(Resource):
 
 ROUTE_KINDS = (HTTPRoute.KIND, GRPCRoute.KIND, TLSRoute.KIND, TCPRoute.KIND)
 GATEWAY_API_KINDS = frozenset(
-    {GatewayClass.KIND, KubernetesGateway.KIND, ReferenceGrant.KIND, *ROUTE_KINDS}
+    {GatewayClass.KIND, KubernetesGateway.KIND, ListenerSet.KIND, ReferenceGrant.KIND, *ROUTE_KINDS}
 )
 AnyRoute = HTTPRoute | GRPCRoute | TLSRoute | TCPRoute

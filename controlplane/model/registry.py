@@ -199,6 +199,9 @@ KINDS: tuple[KindInfo, ...] = (
         document_kind="Gateway",
     ),
     KindInfo(
+        _GW, "ListenerSet", ("v1",), gateway_api.ListenerSet, validate_gateway_api.validate_listener_set
+    ),
+    KindInfo(
         _GW, "HTTPRoute", _GW_V1, gateway_api.HTTPRoute, validate_gateway_api.validate_http_route
     ),
     KindInfo(

@@ -25,6 +25,9 @@ from controlplane.model.gateway_api import (
     HTTPRouteRule,
     HTTPRouteSpec,
     KubernetesGateway,
+    Listener,
+    ListenerEntry,
+    ListenerSet,
     ParentReference,
     ReferenceGrant,
     TCPRoute,
@@ -81,17 +84,28 @@ def validate_kubernetes_gateway(resource: Resource, errors: list[FieldError]) ->
     for index, address in enumerate(spec.addresses):
         if not address.value:
             error(errors, f"spec.addresses[{index}].value", "Required value")
-    if _too_many(spec.listeners, MAX_LISTENERS, "spec.listeners", errors):
+    _validate_listeners(spec.listeners, errors)
+
+
+def validate_listener_set(resource: Resource, errors: list[FieldError]) -> None:
+    assert isinstance(resource, ListenerSet)
+    if not resource.spec.parent_ref.name:
+        error(errors, "spec.parentRef.name", "Required value")
+    _validate_listeners(resource.spec.listeners, errors)
+
+
+def _validate_listeners(listeners: tuple[Listener, ...] | tuple[ListenerEntry, ...], errors: list[FieldError]) -> None:
+    if _too_many(listeners, MAX_LISTENERS, "spec.listeners", errors):
         return
     names: set[str] = set()
-    for index, listener in enumerate(spec.listeners):
+    for index, listener in enumerate(listeners):
         path = f"spec.listeners[{index}]"
         if not listener.name:
             error(errors, f"{path}.name", "Required value")
         elif listener.name in names:
             error(errors, f"{path}.name", f"Duplicate value: {listener.name!r} (listener names must be unique)")
         names.add(listener.name)
-        _check_port(listener.port, f"{path}.port", errors)
+        _check_port(listener.port or None, f"{path}.port", errors)
         if not listener.protocol:
             error(errors, f"{path}.protocol", "Required value")
         if listener.hostname is not None:

@@ -81,6 +81,7 @@ DEFAULT_KINDS: tuple[WatchedKind, ...] = (
         tuple(ApiResource("Gateway", f"{_GATEWAY_API}/{v}", "gateways") for v in ("v1", "v1beta1")),
         optional=True,
     ),
+    _istio("ListenerSet", "listenersets", _GATEWAY_API, ("v1",)),
     _istio("HTTPRoute", "httproutes", _GATEWAY_API, ("v1", "v1beta1")),
     _istio("GRPCRoute", "grpcroutes", _GATEWAY_API, ("v1",)),
     _istio("TLSRoute", "tlsroutes", _GATEWAY_API, ("v1", "v1alpha3", "v1alpha2")),

@@ -30,8 +30,8 @@ from controlplane.translate.gateway_api import ConvertedConfig, convert, inputs_
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "istio" / "gateway-api"
 DOMAIN_SUFFIX = "domain.suffix"
-# The kinds whose status is compared (others, e.g. BackendTLSPolicy or ListenerSet, are not supported).
-STATUS_KINDS = frozenset({"GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute"})
+# The kinds whose status is compared (others, e.g. BackendTLSPolicy, are not supported).
+STATUS_KINDS = frozenset({"GatewayClass", "Gateway", "ListenerSet", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute"})
 CASES = sorted(p.name.removesuffix(".yaml") for p in CORPUS.glob("*.yaml") if (CORPUS / f"{p.name}.golden").exists())
 
 # Services of Istio's test registry: (namespace, name); every one has ports 80, 34000, 34001.
@@ -173,6 +173,7 @@ def golden_statuses(name: str) -> dict[tuple[str, str, str], Any]:
                          for l in status.get("listeners") or ())),
             _sorted((_ref_key(p["parentRef"], ns), _conds(p.get("conditions")))
                     for p in status.get("parents") or ()),
+            status.get("attachedListenerSets", 0),
         )
     return out
 
@@ -187,6 +188,7 @@ def our_statuses(converted: ConvertedConfig) -> dict[tuple[str, str, str], Any]:
             _sorted((_ref_key(p.parent_ref, s.namespace), tuple(sorted((c.type, c.status, c.reason)
                                                                          for c in p.conditions)))
                     for p in s.parents),
+            s.attached_listener_sets,
         )
     return out
 

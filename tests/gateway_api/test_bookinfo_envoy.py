@@ -8,12 +8,14 @@ the folder is served without a restart, and every config is ACKed. A second Gate
 hand (``addresses`` names a Service whose pods are the same router), terminates HTTPS with the
 certificate of its ``certificateRefs`` Secret (served over SDS as kubernetes-gateway://...); on a
 second port its frontend validation (``spec.tls.frontend``) checks clients against the CA of a
-ConfigMap (served as configmap://...).
+ConfigMap (served as configmap://...). A ListenerSet in a team's namespace adds an HTTPS listener
+to that Gateway, with the team's own certificate and route.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +48,7 @@ SAMPLE = (Path(__file__).resolve().parents[3] / "shared" / "conformance" / "isti
 LABELS = {"gateway.networking.k8s.io/gateway-name": "bookinfo-gateway"}
 HTTPS, SECURE_HOST = 8443, "secure.example.com"
 VERIFIED = 8444  # the port whose listener checks client certificates
+TEAM, TEAM_HOST = 8445, "team.example.com"  # a ListenerSet's listener
 
 
 def _secure_gateway(ca: LocalCA, client_ca: LocalCA) -> list[dict[str, Any]]:
@@ -54,12 +57,14 @@ def _secure_gateway(ca: LocalCA, client_ca: LocalCA) -> list[dict[str, Any]]:
     return [
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "edge", "namespace": "default"},
          "spec": {"selector": LABELS, "ports": [{"name": "https", "port": HTTPS},
-                                                {"name": "https-verified", "port": VERIFIED}]}},
+                                                {"name": "https-verified", "port": VERIFIED},
+                                                {"name": "https-team", "port": TEAM}]}},
         tls_secret("secure-cert", "default", ca.issue(SECURE_HOST, dns=(SECURE_HOST,))),
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "client-ca", "namespace": "default"},
          "data": {"ca.crt": client_ca.pem.decode()}},
         {"apiVersion": api, "kind": "Gateway", "metadata": {"name": "secure", "namespace": "default"},
          "spec": {"gatewayClassName": "istio", "addresses": [{"type": "Hostname", "value": "edge"}],
+                  "allowedListeners": {"namespaces": {"from": "All"}},
                   # only the VERIFIED port asks for client certificates
                   "tls": {"frontend": {"default": {}, "perPort": [{"port": VERIFIED, "tls": {"validation": {
                       "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "client-ca"}]}}}]}},
@@ -70,6 +75,22 @@ def _secure_gateway(ca: LocalCA, client_ca: LocalCA) -> list[dict[str, Any]]:
         {"apiVersion": api, "kind": "HTTPRoute", "metadata": {"name": "secure", "namespace": "default"},
          "spec": {"parentRefs": [{"name": "secure"}],
                   "rules": [{"backendRefs": [{"name": "productpage", "port": 9080}]}]}},
+    ]
+
+
+def _team(ca: LocalCA) -> list[dict[str, Any]]:
+    """A team's ListenerSet on the hand-deployed Gateway: its listener, certificate and route
+    live in the team's namespace."""
+    api = "gateway.networking.k8s.io/v1"
+    return [
+        tls_secret("team-cert", "team", ca.issue(TEAM_HOST, dns=(TEAM_HOST,))),
+        {"apiVersion": api, "kind": "ListenerSet", "metadata": {"name": "team", "namespace": "team"},
+         "spec": {"parentRef": {"name": "secure", "namespace": "default"},
+                  "listeners": [{"name": "https", "port": TEAM, "protocol": "HTTPS", "hostname": TEAM_HOST,
+                                 "tls": {"certificateRefs": [{"name": "team-cert"}]}}]}},
+        {"apiVersion": api, "kind": "HTTPRoute", "metadata": {"name": "team", "namespace": "team"},
+         "spec": {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "ListenerSet", "name": "team"}],
+                  "rules": [{"backendRefs": [{"name": "team-app", "port": 9080}]}]}},
     ]
 
 
@@ -91,13 +112,15 @@ def bookinfo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     config = workdir / "config"
     config.mkdir()
     docs, port = _sample()
-    address = free_address("127.0.43", (port, HTTPS, VERIFIED))
+    address = free_address("127.0.43", (port, HTTPS, VERIFIED, TEAM))
     ca, client_ca = LocalCA("gateway-api-ca"), LocalCA("gateway-api-clients")
     with contextlib.ExitStack() as stack:
         app = stack.enter_context(HttpUpstream("productpage"))
         reviews = stack.enter_context(HttpUpstream("reviews"))
+        team = stack.enter_context(HttpUpstream("team-app"))
         (config / "bookinfo-gateway.yaml").write_text(dump(docs))
         (config / "secure.yaml").write_text(dump(_secure_gateway(ca, client_ca)))
+        (config / "team.yaml").write_text(dump(_team(ca) + service("team-app", 9080, "127.0.0.1", team.port, "team")))
         (config / "apps.yaml").write_text(dump(
             service("productpage", 9080, "127.0.0.1", app.port) + service("reviews", 9080, "127.0.0.1", reviews.port)
         ))
@@ -162,9 +185,19 @@ def test_frontend_validation_checks_clients_against_the_config_map_ca(bookinfo: 
     assert https_get(bookinfo["address"], HTTPS, SECURE_HOST, tls_client(bookinfo["ca"].pem))[0] == 200
 
 
-def _https(bookinfo: dict[str, Any], port: int = HTTPS, client: Any = None) -> tuple[int, Any, bytes] | None:
+def test_a_listener_set_adds_a_teams_listener_with_its_own_certificate(bookinfo: dict[str, Any]) -> None:
+    _, cert, body = wait_for(
+        lambda: (r := _https(bookinfo, TEAM, host=TEAM_HOST)) is not None and r[0] == 200 and r,
+        message="HTTPS through the ListenerSet's listener",
+    )
+    assert common_name(cert) == TEAM_HOST  # the team's Secret, from the team's namespace
+    assert json.loads(body)["name"] == "team-app"  # the team's route
+
+
+def _https(bookinfo: dict[str, Any], port: int = HTTPS, client: Any = None,
+           host: str = SECURE_HOST) -> tuple[int, Any, bytes] | None:
     try:
-        return https_get(bookinfo["address"], port, SECURE_HOST, client or tls_client(bookinfo["ca"].pem), "/anything")
+        return https_get(bookinfo["address"], port, host, client or tls_client(bookinfo["ca"].pem), "/anything")
     except OSError:  # not listening yet, or the certificate not there yet
         return None
 

@@ -111,7 +111,7 @@ def test_unknown_fields_are_errors_but_experimental_ones_are_kept() -> None:
     assert isinstance(parse(route_doc("TCPRoute", rules=[{"name": "x"}])), TCPRoute)
 
 
-@pytest.mark.parametrize("kind", ["ListenerSet", "BackendTLSPolicy", "XBackendTrafficPolicy"])
+@pytest.mark.parametrize("kind", ["BackendTLSPolicy", "XBackendTrafficPolicy"])
 def test_kinds_not_modelled_are_skipped(kind: str) -> None:
     assert not is_supported(f"{API}/v1", kind)
     with pytest.raises(UnsupportedKind):
@@ -126,11 +126,6 @@ metadata: {name: web, namespace: apps}
 spec:
   gatewayClassName: istio
   listeners: [{name: http, port: 80, protocol: HTTP}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: ListenerSet
-metadata: {name: extra, namespace: apps}
-spec: {parentRef: {name: web}, listeners: []}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: BackendTLSPolicy

@@ -119,7 +119,7 @@ def test_unknown_version_of_known_kind_is_an_error() -> None:
         ("apps/v1", "Deployment"),
         ("networking.istio.io/v1beta1", "ProxyConfig"),
         ("v1", "LimitRange"),
-        ("gateway.networking.k8s.io/v1", "ListenerSet"),
+        ("gateway.networking.k8s.io/v1", "XListenerSet"),
         ("gateway.networking.k8s.io/v1", "BackendTLSPolicy"),
     ],
 )

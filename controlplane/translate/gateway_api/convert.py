@@ -3,15 +3,17 @@ the status Istio would write on every Gateway API object (Istio's convertResourc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from controlplane.model.gateway import Gateway
 from controlplane.model.gateway_api import GRPCRoute, HTTPRoute, TCPRoute, TLSRoute
 from controlplane.model.virtual_service import VirtualService
 from controlplane.translate.credentials import CA_SUFFIX
-from controlplane.translate.gateway_api.gateways import convert_gateways
+from controlplane.translate.gateway_api.gateways import convert_gateways, finish_gateways
 from controlplane.translate.gateway_api.http import RouteContext
 from controlplane.translate.gateway_api.inputs import ConversionInputs
+from controlplane.translate.gateway_api.listener_sets import convert_listener_sets
 from controlplane.translate.gateway_api.references import ReferenceGrants, build_reference_grants
 from controlplane.translate.gateway_api.routes import (
     RouteConversion,
@@ -23,7 +25,8 @@ from controlplane.translate.gateway_api.status import ObjectStatus
 from controlplane.translate.gateway_api.tls import CONFIG_MAP_PREFIX, CREDENTIAL_PREFIX
 
 # The order Istio lists statuses in (then namespace, name).
-_KIND_ORDER = {"GatewayClass": 0, "Gateway": 1, "HTTPRoute": 2, "GRPCRoute": 3, "TLSRoute": 4, "TCPRoute": 5}
+_KIND_ORDER = {"GatewayClass": 0, "Gateway": 1, "ListenerSet": 2, "HTTPRoute": 3, "GRPCRoute": 4, "TLSRoute": 5,
+               "TCPRoute": 6}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +37,15 @@ class ConvertedConfig:
     virtual_services: tuple[VirtualService, ...] = ()
     statuses: tuple[ObjectStatus, ...] = ()
     grants: ReferenceGrants = field(default_factory=ReferenceGrants)
+    # gateway namespace -> SDS names its attached ListenerSets' listeners use (already checked
+    # against the ListenerSet's namespace and grants)
+    listener_set_credentials: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def gateway_secret(self, resource: str, proxy_namespace: str) -> tuple[str, str] | None:
         """The Secret (namespace, name) of a ``kubernetes-gateway://<ns>/<name>`` credential a
-        router of ``proxy_namespace`` may read: its own namespace's, or one a ReferenceGrant
-        opens to Gateways there (Istio's SecretAllowed); None otherwise."""
+        router of ``proxy_namespace`` may read: its own namespace's, one a ReferenceGrant
+        opens to Gateways there (Istio's SecretAllowed), or one a ListenerSet attached to a
+        Gateway there uses; None otherwise."""
         return self._readable(resource, CREDENTIAL_PREFIX, "Secret", proxy_namespace)
 
     def gateway_config_map(self, resource: str, proxy_namespace: str) -> tuple[str, str] | None:
@@ -53,7 +60,8 @@ class ConvertedConfig:
             return None
         # A grant names the object, not the CA role its SDS name adds.
         granted = name.removesuffix(CA_SUFFIX)
-        if namespace == proxy_namespace or self.grants.allows("Gateway", proxy_namespace, kind, namespace, granted):
+        if (namespace == proxy_namespace or self.grants.allows("Gateway", proxy_namespace, kind, namespace, granted)
+                or resource in self.listener_set_credentials.get(proxy_namespace, ())):
             return namespace, name
         return None
 
@@ -71,6 +79,8 @@ def convert(inputs: ConversionInputs) -> ConvertedConfig:
         return EMPTY
     grants = build_reference_grants(inputs.grants)
     gateways = convert_gateways(inputs, grants)
+    convert_listener_sets(inputs, grants, gateways)
+    finish_gateways(gateways, inputs)
     ctx = RouteContext(inputs, grants)
     routes = RouteConversion()
     http_like: list[HTTPRoute | GRPCRoute] = [*inputs.http_routes, *inputs.grpc_routes]
@@ -81,9 +91,10 @@ def convert(inputs: ConversionInputs) -> ConvertedConfig:
     for l4 in l4_routes:
         convert_l4(l4, ctx, gateways.parents, routes)
     statuses = list(gateways.class_statuses)
-    for (ns, name), status in gateways.statuses.items():
+    for (_, ns, name), status in gateways.statuses.items():
         listeners = tuple(
-            replace(l, attached_routes=len(routes.attachments.get((ns, name, l.name), ()))) for l in status.listeners
+            replace(l, attached_routes=len(routes.attachments.get((status.kind, ns, name, l.name), ())))
+            for l in status.listeners
         )
         statuses.append(replace(status, listeners=listeners))
     statuses += routes.statuses
@@ -93,4 +104,5 @@ def convert(inputs: ConversionInputs) -> ConvertedConfig:
         virtual_services=tuple(sorted(routes.virtual_services, key=lambda v: (v.meta.namespace, v.meta.name))),
         statuses=tuple(statuses),
         grants=grants,
+        listener_set_credentials={ns: frozenset(names) for ns, names in gateways.listener_set_credentials.items()},
     )

@@ -20,6 +20,7 @@ from controlplane.model.gateway_api import (
     GRPCRoute,
     HTTPRoute,
     KubernetesGateway,
+    ListenerSet,
     ReferenceGrant,
     TCPRoute,
     TLSRoute,
@@ -51,6 +52,7 @@ class ConversionInputs:
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
     classes: tuple[GatewayClass, ...] = ()
     gateways: tuple[KubernetesGateway, ...] = ()
+    listener_sets: tuple[ListenerSet, ...] = ()
     http_routes: tuple[HTTPRoute, ...] = ()
     grpc_routes: tuple[GRPCRoute, ...] = ()
     tls_routes: tuple[TLSRoute, ...] = ()
@@ -70,7 +72,7 @@ class ConversionInputs:
 
     @property
     def empty(self) -> bool:
-        return not (self.gateways or self.http_routes or self.grpc_routes or self.tls_routes or self.tcp_routes)
+        return not (self.gateways or self.listener_sets or self.http_routes or self.grpc_routes or self.tls_routes or self.tcp_routes)
 
 
 def _sorted(items: list) -> tuple:  # type: ignore[type-arg]
@@ -101,6 +103,7 @@ def inputs_from_snapshot(snapshot: Snapshot, domain_suffix: str = DEFAULT_DOMAIN
         domain_suffix=domain_suffix,
         classes=_sorted(snapshot.of_kind(GatewayClass.KIND)),
         gateways=_sorted(snapshot.of_kind(KubernetesGateway.KIND)),
+        listener_sets=_sorted(snapshot.of_kind(ListenerSet.KIND)),
         http_routes=_sorted(snapshot.of_kind(HTTPRoute.KIND)),
         grpc_routes=_sorted(snapshot.of_kind(GRPCRoute.KIND)),
         tls_routes=_sorted(snapshot.of_kind(TLSRoute.KIND)),

@@ -1,7 +1,8 @@
 """Which parents a route binds to, and why not (Istio's extractParentReferenceInfo,
 referenceAllowed, hostnameAllowedByIsolation and createRouteStatus).
 
-A parentRef names a Gateway (optionally one listener by ``sectionName`` or ``port``), or a
+A parentRef names a Gateway or a ListenerSet (optionally one listener by ``sectionName`` or
+``port``), or a
 Service or ServiceEntry (GAMMA: the route applies to sidecars calling that service, Istio's
 ``mesh`` gateway). Each listener it could mean is checked on its own; the status reports one
 entry per parentRef, Accepted when any of its listeners took the route.
@@ -26,6 +27,8 @@ from controlplane.translate.gateway_api.status import (
 
 MESH = "mesh"
 _ISTIO_GROUP = "networking.istio.io"
+# The parents whose listeners routes attach to (the others are services: GAMMA).
+LISTENER_PARENTS = ("Gateway", "ListenerSet")
 MESH_PARENT = ParentInfo(
     internal_name=MESH,
     allowed_kinds=tuple((GROUP, k) for k in ("HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute")),
@@ -47,7 +50,7 @@ class RouteParent:
 
     ref: ParentReference
     parent: ParentInfo
-    kind: str  # "Gateway", "Service" or "ServiceEntry"
+    kind: str  # "Gateway", "ListenerSet", "Service" or "ServiceEntry"
     namespace: str  # of the parent object
     denied: ConfigError | None
     banned_hostnames: frozenset[str] = field(default_factory=frozenset)
@@ -75,8 +78,8 @@ class RouteParent:
 def parent_kind(ref: ParentReference) -> str | None:
     group = ref.group if ref.group is not None else GROUP
     kind = ref.kind if ref.kind is not None else "Gateway"
-    if (group, kind) == (GROUP, "Gateway"):
-        return "Gateway"
+    if group == GROUP and kind in LISTENER_PARENTS:
+        return kind
     if (group, kind) in (("", "Service"), ("core", "Service")):
         return "Service"
     if (group, kind) == (_ISTIO_GROUP, "ServiceEntry"):
@@ -85,7 +88,7 @@ def parent_kind(ref: ParentReference) -> str | None:
 
 
 def resolve_parents(
-    route: AnyRoute, hostnames: tuple[str, ...], parents: dict[tuple[str, str], list[ParentInfo]],
+    route: AnyRoute, hostnames: tuple[str, ...], parents: dict[tuple[str, str, str], list[ParentInfo]],
     inputs: ConversionInputs,
 ) -> list[RouteParent]:
     out = []
@@ -95,7 +98,7 @@ def resolve_parents(
         if kind is None:
             continue
         parent_ns = ref.namespace or namespace
-        candidates = [MESH_PARENT] if kind != "Gateway" else parents.get((parent_ns, ref.name), [])
+        candidates = parents.get((kind, parent_ns, ref.name), []) if kind in LISTENER_PARENTS else [MESH_PARENT]
         for info in candidates:
             banned = frozenset(
                 other.original_hostname for other in candidates

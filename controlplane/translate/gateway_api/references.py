@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from controlplane.model.gateway_api import GROUP, ReferenceGrant
 
-_FROM_KINDS = frozenset({"Gateway", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute"})
+_FROM_KINDS = frozenset({"Gateway", "ListenerSet", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute"})
 _TO_KINDS = frozenset({"Secret", "Service", "ConfigMap"})
 
 # (from kind, from namespace, to kind, to namespace) -> allowed names; None allows all

@@ -49,6 +49,7 @@ from controlplane.translate.gateway_api.http import (
     weight_of,
 )
 from controlplane.translate.gateway_api.parents import (
+    LISTENER_PARENTS,
     RouteParent,
     resolve_parents,
     route_parent_statuses,
@@ -64,7 +65,7 @@ class RouteConversion:
     virtual_services: list[VirtualService] = field(default_factory=list)
     statuses: list[ObjectStatus] = field(default_factory=list)
     # (gateway namespace, gateway name, listener) -> routes attached
-    attachments: dict[tuple[str, str, str], set[tuple[str, str, str]]] = field(default_factory=dict)
+    attachments: dict[tuple[str, str, str, str], set[tuple[str, str, str]]] = field(default_factory=dict)
     # HTTP/gRPC VirtualServices before merging: key -> [(route, gateway, routes, exportTo)]
     _http: dict[str, list[tuple[AnyRoute, str, tuple[IstioHTTPRoute, ...], tuple[str, ...]]]] = field(
         default_factory=dict
@@ -124,8 +125,8 @@ def _record(out: RouteConversion, route: AnyRoute, parents: list[RouteParent], g
                           parents=route_parent_statuses(parents, route.meta.namespace, gw.error, mesh.error))
     out.statuses.append(status)
     for p in parents:
-        if p.denied is None and p.kind == "Gateway":
-            key = (p.namespace, p.ref.name, p.parent.section_name)
+        if p.denied is None and p.kind in LISTENER_PARENTS:
+            key = (p.kind, p.namespace, p.ref.name, p.parent.section_name)
             out.attachments.setdefault(key, set()).add((route.KIND, route.meta.namespace, route.meta.name))
 
 
@@ -140,7 +141,7 @@ def _filtered(parents: list[RouteParent]) -> list[RouteParent]:
 
 
 def convert_http_like(
-    route: HTTPRoute | GRPCRoute, ctx: RouteContext, gateway_parents: dict[tuple[str, str], list[ParentInfo]],
+    route: HTTPRoute | GRPCRoute, ctx: RouteContext, gateway_parents: dict[tuple[str, str, str], list[ParentInfo]],
     out: RouteConversion,
 ) -> None:
     parents = resolve_parents(route, route.spec.hostnames, gateway_parents, ctx.inputs)
@@ -213,7 +214,7 @@ def _l4_destinations(
 
 
 def convert_l4(
-    route: TLSRoute | TCPRoute, ctx: RouteContext, gateway_parents: dict[tuple[str, str], list[ParentInfo]],
+    route: TLSRoute | TCPRoute, ctx: RouteContext, gateway_parents: dict[tuple[str, str, str], list[ParentInfo]],
     out: RouteConversion,
 ) -> None:
     tls = isinstance(route, TLSRoute)

@@ -84,8 +84,9 @@ class ObjectStatus:
     name: str
     conditions: tuple[Condition, ...] = ()
     addresses: tuple[tuple[str, str], ...] = ()  # (type, value), Gateways only
-    listeners: tuple[ListenerStatus, ...] = ()  # Gateways only
+    listeners: tuple[ListenerStatus, ...] = ()  # Gateways and ListenerSets
     parents: tuple[RouteParentStatus, ...] = ()  # routes only
+    attached_listener_sets: int = 0  # Gateways only
 
     @property
     def ref(self) -> str:
@@ -113,11 +114,14 @@ class ObjectStatus:
         """The ``status`` stanza as the Kubernetes API takes it (without lastTransitionTime,
         which the writer sets)."""
         out: dict[str, object] = {}
-        if self.kind in ("GatewayClass", "Gateway"):
+        if self.kind in _WITH_CONDITIONS:
             out["conditions"] = [_condition_dict(c) for c in self.conditions]
         if self.kind == "Gateway":
             if self.addresses:
                 out["addresses"] = [{"type": t, "value": v} for t, v in self.addresses]
+            if self.attached_listener_sets:
+                out["attachedListenerSets"] = self.attached_listener_sets
+        if self.kind in ("Gateway", "ListenerSet"):
             out["listeners"] = [
                 {
                     "name": l.name,
@@ -127,7 +131,7 @@ class ObjectStatus:
                 }
                 for l in self.listeners
             ]
-        if self.kind not in ("GatewayClass", "Gateway"):
+        if self.kind not in _WITH_CONDITIONS:
             out["parents"] = [
                 {
                     "parentRef": {k: v for k, v in (
@@ -142,6 +146,8 @@ class ObjectStatus:
         return out
 
 
+# Kinds whose status has conditions of their own (routes have them per parent).
+_WITH_CONDITIONS = ("GatewayClass", "Gateway", "ListenerSet")
 _NEGATIVE = frozenset({"Conflicted"})
 
 

@@ -52,7 +52,8 @@ def _secret_lookup(inputs: ConversionInputs) -> Lookup:
 
 
 def build_tls(
-    gw: KubernetesGateway, listener: Listener, inputs: ConversionInputs, grants: ReferenceGrants
+    gw: KubernetesGateway, listener: Listener, inputs: ConversionInputs, grants: ReferenceGrants,
+    owner_kind: str = "Gateway",
 ) -> tuple[ServerTLSSettings | None, ConfigError | None]:
     """Istio's buildTLS: Terminate -> SIMPLE (MUTUAL etc. through the
     ``gateway.istio.io/tls-terminate-mode`` option) with ``kubernetes-gateway://ns/name``
@@ -60,7 +61,7 @@ def build_tls(
     tls = listener.tls
     if tls is None:
         return None, None
-    settings, error = _server_tls(gw, listener, tls, inputs, grants)
+    settings, error = _server_tls(gw, listener, tls, inputs, grants, owner_kind)
     ciphers = tuple(c.strip() for c in tls.options.get(CIPHER_SUITES, "").split(",") if c.strip() in VALID_CIPHER_SUITES)
     return (replace(settings, cipher_suites=ciphers) if ciphers and settings is not None else settings), error
 
@@ -79,7 +80,7 @@ def _auto_passthrough(gw: KubernetesGateway, listener: Listener) -> bool:
 
 def _server_tls(
     gw: KubernetesGateway, listener: Listener, tls: GatewayTLSConfig, inputs: ConversionInputs,
-    grants: ReferenceGrants,
+    grants: ReferenceGrants, owner_kind: str,
 ) -> tuple[ServerTLSSettings, ConfigError | None]:
     namespace = gw.meta.namespace
     if tls.mode == "Passthrough":
@@ -103,7 +104,7 @@ def _server_tls(
         error = None
         if (ref.group or "") not in ("", "core") or (ref.kind or "Secret") != "Secret":
             error = ConfigError("InvalidCertificateRef", f"invalid certificate reference {described}, only secret is allowed")
-        elif not grants.allows("Gateway", namespace, "Secret", ref_ns, ref.name):
+        elif not grants.allows(owner_kind, namespace, "Secret", ref_ns, ref.name):
             # Checked before existence, so a missing Secret is not told apart from a forbidden one.
             error = ConfigError("RefNotPermitted",
                                 f"certificateRef {ref.name}/{ref_ns} not accessible to a Gateway in namespace "
@@ -127,7 +128,7 @@ def _server_tls(
     frontend = _frontend_validation(gw, listener)
     if frontend is None:
         return ServerTLSSettings(mode=mode, **credentials), None
-    ca, error = _client_ca(gw, frontend, inputs, grants)
+    ca, error = _client_ca(gw, frontend, inputs, grants, owner_kind)
     if error is not None:
         return ServerTLSSettings(mode=mode, **credentials), error
     return ServerTLSSettings(
@@ -145,12 +146,13 @@ def _frontend_validation(gw: KubernetesGateway, listener: Listener) -> FrontendT
 
 
 def _client_ca(
-    gw: KubernetesGateway, validation: FrontendTLSValidation, inputs: ConversionInputs, grants: ReferenceGrants
+    gw: KubernetesGateway, validation: FrontendTLSValidation, inputs: ConversionInputs, grants: ReferenceGrants,
+    owner_kind: str,
 ) -> tuple[str, ConfigError | None]:
     """The SDS name of the first usable ``caCertificateRef``'s CA, or the first error."""
     errors: list[ConfigError] = []
     for ref in validation.ca_certificate_refs:
-        name, error = _ca_reference(gw, ref, inputs, grants)
+        name, error = _ca_reference(gw, ref, inputs, grants, owner_kind)
         if error is not None:
             errors.append(error)
         elif not errors:
@@ -159,7 +161,7 @@ def _client_ca(
 
 
 def _ca_reference(
-    gw: KubernetesGateway, ref: ObjectReference, inputs: ConversionInputs, grants: ReferenceGrants
+    gw: KubernetesGateway, ref: ObjectReference, inputs: ConversionInputs, grants: ReferenceGrants, owner_kind: str
 ) -> tuple[str, ConfigError | None]:
     namespace = ref.namespace or gw.meta.namespace
     described = f"{ref.group}/{ref.kind}/{ref.name}.{ref.namespace or ''}"
@@ -167,7 +169,7 @@ def _ca_reference(
         return "", ConfigError("InvalidCACertificateKind",
                                f"invalid CA certificate reference {described}, only secret and configmap are allowed",
                                NO_VALID_CA)
-    if not grants.allows("Gateway", gw.meta.namespace, ref.kind, namespace, ref.name):
+    if not grants.allows(owner_kind, gw.meta.namespace, ref.kind, namespace, ref.name):
         return "", ConfigError("RefNotPermitted",
                                f"caCertificateRef {namespace}/{ref.name} not accessible to a Gateway in namespace "
                                f'"{gw.meta.namespace}" (missing a ReferenceGrant?)', NO_VALID_CA)
