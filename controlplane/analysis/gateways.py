@@ -56,8 +56,9 @@ class GatewayChecks:
                 if tls is None or tls.mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL"):
                     continue
                 # (field, the Secret named, the Secrets that would do)
-                names = [(f"spec.servers[{index}].tls.credentialName", tls.credential_name, (tls.credential_name,))
-                         ] if tls.credential_name else []
+                names: list[tuple[str, str, tuple[str, ...]]] = [
+                    (f"spec.servers[{index}].tls.credentialName", tls.credential_name, (tls.credential_name,))
+                ] if tls.credential_name else []
                 names += [(f"spec.servers[{index}].tls.credentialNames[{i}]", n, (n,))
                           for i, n in enumerate(tls.credential_names)]
                 ca = tls.ca_cert_credential_name.removesuffix(CA_SUFFIX)

@@ -7,7 +7,7 @@ a missing Service) are not errors here: Istio accepts such objects and says why 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from controlplane.model.base import FieldError, Resource
@@ -50,7 +50,7 @@ MAX_GRANT_ENTRIES = 16
 MAX_WEIGHT = 1_000_000
 
 
-def _too_many(items: tuple[object, ...], limit: int, path: str, errors: list[FieldError]) -> bool:
+def _too_many(items: Sequence[object], limit: int, path: str, errors: list[FieldError]) -> bool:
     if len(items) > limit:
         error(errors, path, f"Too many: {len(items)}: must have at most {limit} items")
         return True
@@ -94,7 +94,7 @@ def validate_listener_set(resource: Resource, errors: list[FieldError]) -> None:
     _validate_listeners(resource.spec.listeners, errors)
 
 
-def _validate_listeners(listeners: tuple[Listener, ...] | tuple[ListenerEntry, ...], errors: list[FieldError]) -> None:
+def _validate_listeners(listeners: Sequence[Listener | ListenerEntry], errors: list[FieldError]) -> None:
     if _too_many(listeners, MAX_LISTENERS, "spec.listeners", errors):
         return
     names: set[str] = set()
