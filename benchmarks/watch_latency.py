@@ -1,6 +1,7 @@
 """The folder source's watch latency on its own, apart from the push: from a file renamed
 into the watched folder (as the load benchmark changes the mesh) to the store's change
-callback (watch, read, parse and merge), for the inotify watcher and for polling.
+callback (watch, read, parse and merge), for each watcher: inotify (the default on Linux),
+watchfiles (elsewhere) and polling.
 
     .venv/bin/python -m benchmarks.watch_latency [--changes 50] [--files 1000]
 
@@ -18,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from controlplane.sources.folder import FolderSource
+from controlplane.sources.folder import FolderSource, Watcher
 from controlplane.store import Store
 
 
@@ -30,12 +31,19 @@ def service_yaml(name: str, port: int) -> str:
     )
 
 
-def measure(folder: Path, changes: int, polling: bool) -> list[float]:
+WATCHERS: dict[Watcher, str] = {
+    "inotify": "inotify (the default on Linux)",
+    "watchfiles": "watchfiles, 10 ms steps",
+    "polling": "polling (0.1 s)",
+}
+
+
+def measure(folder: Path, changes: int, watcher: Watcher) -> list[float]:
     """Milliseconds from each rename to the store's change callback."""
     store = Store()
     arrived = threading.Event()
     store.subscribe(lambda _changes: arrived.set())
-    source = FolderSource(store, folder, force_polling=polling, poll_interval=0.1)
+    source = FolderSource(store, folder, watcher=watcher, poll_interval=0.1)
     source.load()
     source.start()
     try:
@@ -62,15 +70,14 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     args = parser.parse_args()
     print("| watcher | files | changes | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|---|")
-    for polling in (False, True):
+    for watcher, name in WATCHERS.items():
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "config"
             folder.mkdir()
             for i in range(args.files):
                 (folder / f"svc-{i}.yaml").write_text(service_yaml(f"svc-{i}", 80))
-            ms = sorted(measure(folder, args.changes, polling))
+            ms = sorted(measure(folder, args.changes, watcher))
             p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-            name = "polling (0.1 s)" if polling else "watchfiles (inotify)"
             print(
                 f"| {name} | {args.files:,} | {len(ms)} | {statistics.median(ms):.1f} | "
                 f"{p99:.1f} | {ms[-1]:.1f} |"

@@ -9,6 +9,12 @@ debouncer has been idle for ``quiet`` needs only ``settle`` seconds of quiet (a 
 edge): an isolated endpoint change pays a few milliseconds, not the quiet period, yet the
 events Kubernetes sends for one change a few milliseconds apart (the new Pod, then the
 EndpointSlice naming it) still make one push; a stream of changes is coalesced as before.
+``settle`` may depend on the burst: a source that hands over each change whole (a folder's
+file, read at once) needs none. ``leading`` tells which bursts take the leading edge: the
+urgent ones by default; a caller may add changes of any kind from a source that hands each
+over whole (a folder's, whose watcher already gathers a storm of file events), while the
+per-object events of Kubernetes keep the quiet period (PILOT_DEBOUNCE_AFTER), which a
+``kubectl apply`` of several documents needs to make one push.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ class Debouncer(Generic[T]):
         quiet: float,
         max_delay: float,
         urgent: Callable[[T], bool] = lambda pending: False,
-        settle: float = 0.01,
+        settle: float | Callable[[T], float] = 0.01,
+        leading: Callable[[T], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -48,7 +55,8 @@ class Debouncer(Generic[T]):
         self._quiet = quiet
         self._max_delay = max_delay
         self._urgent = urgent
-        self._settle = min(settle, quiet)
+        self._leading = leading if leading is not None else urgent
+        self._settle: Callable[[T], float] = settle if callable(settle) else _fixed(settle)
         self._clock = clock
         self._sleep = sleep
         self._pending: T | None = None
@@ -91,8 +99,9 @@ class Debouncer(Generic[T]):
             while self._pending is not None:
                 now = self._clock()
                 urgent = self._urgent(self._pending)
-                isolated = urgent and self._first_at - self._last_flush_at >= self._quiet
-                quiet_at = self._last_at + (self._settle if isolated else self._quiet)
+                isolated = self._first_at - self._last_flush_at >= self._quiet and self._leading(self._pending)
+                settle = min(self._settle(self._pending), self._quiet) if isolated else self._quiet
+                quiet_at = self._last_at + settle
                 longest = self._quiet if urgent else self._max_delay
                 due = min(quiet_at, self._first_at + longest)
                 if now >= due:
@@ -108,3 +117,7 @@ class Debouncer(Generic[T]):
                 log.exception("push failed")
             finally:
                 self._last_flush_at = self._clock()
+
+
+def _fixed(seconds: float) -> Callable[[object], float]:
+    return lambda pending: seconds

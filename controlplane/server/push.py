@@ -29,7 +29,7 @@ from controlplane.store import ChangeSet, Snapshot
 from controlplane.translate import ENDPOINT_TYPE, GroupKey, MeshConfig, Proxy, PushContext
 from controlplane.translate.index.envoy_filters import EnvoyFilterProblem
 from controlplane.translate.index.registry import MeshEndpoint
-from controlplane.translate.index.service_index import ENDPOINT_SOURCE_KINDS
+from controlplane.translate.index.service_index import UPDATABLE_KINDS
 from controlplane.xds.resources import PreparedResource, prepare
 
 log = logging.getLogger("controlplane.push")
@@ -40,6 +40,9 @@ ENDPOINT_ONLY_KINDS = frozenset({"EndpointSlice", "Endpoints"})
 # proxy's own Pod, its inbound listeners (named target ports): endpoint-only unless it is
 # one of those. Identities they bring are checked apart (see Pusher._work).
 ENDPOINT_KINDS_UNLESS_OWN_POD = ENDPOINT_ONLY_KINDS | {"Pod"}
+# Pusher.warm's sidecar: no Kubernetes namespace has a dot in its name, so it sees the mesh
+# as a proxy of a namespace holding nothing does (no short names of its own).
+WARM_UP_NAMESPACE = "warm-up.controlplane"
 MAX_LOGGED_PROBLEMS = 20  # new problems of one kind logged per push; /debug/configz lists them all
 
 
@@ -57,7 +60,7 @@ class PushReport:
 
     groups: int
     endpoints_only: bool
-    seconds: float
+    seconds: float  # from the push's start to the end of its translation (its own work)
     snapshot_version: int
     failed_groups: int = 0
 
@@ -144,6 +147,28 @@ class Pusher:
 
             await asyncio.to_thread(first)
 
+    async def warm(self, has_certificate: bool = True) -> None:
+        """While no group exists (the server just started, or every proxy left), translate a
+        sidecar of no group and drop its output: the units every sidecar shares (each service
+        port's clusters and assignments, each virtual host) are built before the first proxy
+        comes, whose first translation is then mostly assembly. Runs as a push job, in the
+        worker thread, after the server is ready; no proxy's config is made ahead of it.
+        ``has_certificate``: as the proxies expected (auto mTLS makes other clusters)."""
+        async with self._job:
+            if self.groups():
+                return  # their translations keep the shared units in use
+            await asyncio.to_thread(self._warm, has_certificate)
+
+    def _warm(self, has_certificate: bool) -> None:
+        proxy = dataclasses.replace(
+            Proxy.make("sidecar", WARM_UP_NAMESPACE, domain_suffix=self._mesh.domain_suffix),
+            has_certificate=has_certificate,
+        )
+        try:  # serialized too: the messages every group shares are then serialized once, here
+            self._serialized.prepare(WARM_UP_NAMESPACE, translate.translate(self.context(), proxy))
+        except Exception:  # what fails here fails for a real group too, and is reported there
+            log.debug("warming the translation units failed", exc_info=True)
+
     async def push(self, changes: ChangeSet | None) -> PushReport | None:
         """Bring every group up to the newest snapshot after ``changes`` (None: everything).
 
@@ -156,9 +181,13 @@ class Pusher:
             groups = self.groups()
             endpoints_only = changes is not None and _endpoints_only(changes, groups)
             started = time.perf_counter()
-            failed, endpoints_only, version = await asyncio.to_thread(
-                self._work, groups, endpoints_only
-            )
+
+            def work() -> tuple[int, bool, int, float]:
+                # Timed here: the push's own time, not the wait for the event loop (busy
+                # sending what the push just gave the streams) to take the result.
+                return (*self._work(groups, endpoints_only), time.perf_counter())
+
+            failed, endpoints_only, version, finished = await asyncio.to_thread(work)
             if not endpoints_only:
                 # The version translated, not the newest context's: a stream joining, or the
                 # problem report, may have moved the context on meanwhile, and the burst that
@@ -167,7 +196,7 @@ class Pusher:
             report = PushReport(
                 groups=len(groups),
                 endpoints_only=endpoints_only,
-                seconds=time.perf_counter() - started,
+                seconds=finished - started,
                 snapshot_version=version,
                 failed_groups=failed,
             )
@@ -192,7 +221,7 @@ class Pusher:
                     ctx, snapshot, kinds, snapshot.changed_since(before, kinds)
                 )
                 if update is None:
-                    endpoint_changes = snapshot.changed_since(before, kinds & ENDPOINT_SOURCE_KINDS)
+                    endpoint_changes = snapshot.changed_since(before, kinds & UPDATABLE_KINDS)
                     ctx = translate.update_push_context(ctx, snapshot, kinds, endpoint_changes)
                     self._endpoint_hosts = None
                 else:
@@ -254,7 +283,7 @@ class Pusher:
     def _full(self, groups: dict[str, Proxy], ctx: PushContext) -> int:
         serialized = self._serialized
         return self._each(
-            groups, lambda g, p: self._cache.set_snapshot(g, serialized.prepare(translate.translate(ctx, p)))
+            groups, lambda g, p: self._cache.set_snapshot(g, serialized.prepare(g, translate.translate(ctx, p)))
         )
 
     def _identities_changed(self, ctx: PushContext, hosts: frozenset[str] | None) -> bool:
@@ -311,17 +340,44 @@ class Pusher:
 class SerializedMessages:
     """Each message serialized once while translation keeps handing it back: the units whose
     inputs did not change are the same objects, in every group (translate/units.py). Holds
-    what the pushes since the last full one sent, and what that one sent."""
+    what the pushes since the last full one sent, and what that one sent.
+
+    Each group's last list of each type is held too: a list of the same messages, where a
+    change replaced a few (or none), is compared by identity (no lookup per message) and
+    only the replaced ones are looked up; the very same list gives the very same tuple,
+    which the cache then takes as the set it made from it (TypeResources.build)."""
 
     def __init__(self) -> None:
         # id(message) -> (message, its PreparedResource); holding the message keeps its id unique
         self._sent: dict[int, tuple[Message, PreparedResource]] = {}
         self._sending: dict[int, tuple[Message, PreparedResource]] = {}
+        # (group, type) -> (its last messages, held; their PreparedResources)
+        self._lists_sent: dict[tuple[str, str], tuple[tuple[Message, ...], tuple[PreparedResource, ...]]] = {}
+        self._lists_sending: dict[tuple[str, str], tuple[tuple[Message, ...], tuple[PreparedResource, ...]]] = {}
 
-    def prepare(self, resources: dict[str, list[Message]]) -> dict[str, list[PreparedResource]]:
-        return {
-            type_url: [self._prepared(type_url, m) for m in messages] for type_url, messages in resources.items()
-        }
+    def prepare(self, group: str, resources: dict[str, list[Message]]) -> dict[str, tuple[PreparedResource, ...]]:
+        return {type_url: self._prepared_list(group, type_url, messages) for type_url, messages in resources.items()}
+
+    def _prepared_list(self, group: str, type_url: str, messages: list[Message]) -> tuple[PreparedResource, ...]:
+        key = (group, type_url)
+        held = self._lists_sending.get(key) or self._lists_sent.get(key)
+        if held is None:
+            held = (tuple(messages), tuple(self._prepared(type_url, m) for m in messages))
+        elif len(held[0]) != len(messages):  # some added or gone: found by id (held: unique)
+            known = dict(zip(map(id, held[0]), held[1]))
+            held = (tuple(messages), tuple(known.get(id(m)) or self._prepared(type_url, m) for m in messages))
+        else:
+            kept, prepared = held
+            replaced = [i for i, (old, new) in enumerate(zip(kept, messages)) if old is not new]
+            if replaced:
+                made = list(prepared)
+                for i in replaced:
+                    made[i] = self._prepared(type_url, messages[i])
+                held = (tuple(messages), tuple(made))
+        if held[1]:  # the messages still in use keep their PreparedResources for later pushes (in C)
+            self._sending.update(zip(map(id, held[0]), zip(*held)))
+        self._lists_sending[key] = held
+        return held[1]
 
     def _prepared(self, type_url: str, message: Message) -> PreparedResource:
         key = id(message)
@@ -334,6 +390,7 @@ class SerializedMessages:
     def end_push(self) -> None:
         """After a push that translated every group: what it did not send is dropped."""
         self._sent, self._sending = self._sending, {}
+        self._lists_sent, self._lists_sending = self._lists_sending, {}
 
 
 def endpoint_kinds_only(changes: ChangeSet) -> bool:

@@ -42,6 +42,7 @@ from controlplane.translate import MeshConfig
 from controlplane.xds.limits import peer_address
 
 log = logging.getLogger("controlplane.runtime")
+FOLLOWING_EVENTS_SECONDS = 0.01  # see ControlPlane._settle_seconds
 
 
 def mesh_config(settings: Settings) -> MeshConfig:
@@ -148,6 +149,7 @@ class ControlPlane:
         add_certificate_service(self.xds_server.grpc_server, self.certificate_service)
         self.observer = Observer(self.metrics, self.cache, self.xds_server.sync_statuses)
         self.folders = [FolderSource(self.store, path, source_id=f"folder:{path}") for path in s.config_dirs]
+        self._folder_source_ids = frozenset(folder.source_id for folder in self.folders)
         self.jwks = JwksSource(
             self.store,
             refresh_interval=s.jwks_refresh_seconds,
@@ -173,8 +175,11 @@ class ControlPlane:
             self._push_changes, merge_changes,
             quiet=s.debounce_after_seconds, max_delay=s.debounce_max_seconds,
             urgent=endpoint_kinds_only,  # cheap pushes: never held past the quiet period
+            settle=self._settle_seconds,
+            leading=self._takes_leading_edge,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._warming: asyncio.Task[Any] | None = None  # the last Pusher.warm
         self._unsubscribe = lambda: None
         self._unsubscribe_observer = lambda: None
         self.ports: dict[str, int] = {}
@@ -276,6 +281,12 @@ class ControlPlane:
         # Here, in the process's own entry, not in start(): tests run many in one process.
         gc.collect()
         gc.freeze()
+        # Again once the units are warm (Pusher.warm, after ready): a few milliseconds, with
+        # the rest frozen; else the first proxies' translations pay a full collection of them.
+        if self._warming is not None:
+            await asyncio.wait([self._warming])
+            gc.collect()
+            gc.freeze()
         try:
             await stop.wait()
             log.info("shutting down")
@@ -460,6 +471,19 @@ class ControlPlane:
         except auth.AuthError as error:
             raise xds.Unauthenticated(str(error)) from None
 
+    def _settle_seconds(self, changes: ChangeSet) -> float:
+        """How long an isolated endpoint change waits for the rest of itself: the Kubernetes
+        events of one change come a few milliseconds apart (the new Pod, then the EndpointSlice
+        naming it); a folder's change comes whole (its files read at once), so it waits for none."""
+        return 0.0 if changes.source in self._folder_source_ids else FOLLOWING_EVENTS_SECONDS
+
+    def _takes_leading_edge(self, changes: ChangeSet) -> bool:
+        """Which isolated bursts are pushed after their settle, not the quiet period: endpoint
+        changes, and any change a folder hands over (a file is read whole, and the watcher
+        gathers a storm of files). Other config changes wait the quiet period, as Istio's
+        do: the objects of one ``kubectl apply`` come as one watch event each."""
+        return endpoint_kinds_only(changes) or changes.source in self._folder_source_ids
+
     async def _push_changes(self, changes: ChangeSet, debounce_seconds: float) -> None:
         self.metrics.debounce_time.observe(debounce_seconds)
         if not changes:
@@ -473,14 +497,19 @@ class ControlPlane:
         self.metrics.xds_push_time.labels("eds" if report.endpoints_only else "full").observe(report.seconds)
         self.observer.pushed(report)
         log.info("%s", describe(report))
+        if report.groups == 0 and not report.endpoints_only:  # the start, or every proxy gone
+            # Proxies over TLS prove an identity: theirs are the clusters to warm (auto mTLS).
+            with_certificate = self.settings.xds_tls_port is not None
+            self._warming = self._spawn(self.pusher.warm(has_certificate=with_certificate))
 
     def _jwks_fetched(self, ok: bool) -> None:
         (self.metrics.jwks_fetch_success if ok else self.metrics.jwks_fetch_fail).inc()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
 
 def _api_client(settings: Settings) -> Any:

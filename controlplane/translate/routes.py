@@ -326,11 +326,20 @@ def _virtual_host_unit(
         entry = None
     # While the services and DestinationRules stay (``epoch``), a virtual host is known by
     # its service, VirtualService and proxy alone: a routing change then looks up the full
-    # key (_keyed_virtual_host) of the hosts its VirtualService routes alone.
+    # key (_keyed_virtual_host) of the hosts its VirtualService routes alone. Of the proxy,
+    # routes read the DestinationRules (by its view: one for most namespaces) and, where a
+    # match tests them, its namespace and labels (as _routes_key).
+    proxy, ctx = inputs.proxy, inputs.ctx
+    by_labels = by_namespace = False
+    if entry is not None:
+        _, by_labels, by_namespace = ctx.units.get(
+            ("routing_facts", Ident(entry.vs)), partial(_routing_facts, entry, ctx.mesh.domain_suffix)
+        )
     quick = (
         "virtual_host_in", epoch, Ident(service), port, tuple(domains),
         ident(entry.vs) if entry is not None else None, entry.namespace if entry is not None else None,
-        inputs.proxy.namespace, inputs.proxy.labels, inputs.gateway,
+        ctx.destination_rule_view(proxy), proxy.namespace if by_namespace else None,
+        proxy.labels if by_labels else None, inputs.gateway,
     )
     return inputs.ctx.units.get(quick, partial(_keyed_virtual_host, service, port, domains, entry, inputs))
 
@@ -346,18 +355,27 @@ def _routing_epoch(ctx: PushContext) -> Ident:
 def _keyed_virtual_host(
     service: MeshService, port: int, domains: list[str], entry: VirtualServiceEntry | None, inputs: RouteInputs
 ) -> rc.VirtualHost:
-    key = ("virtual_host", tuple(domains), _routes_key(service, port, entry, inputs))
-    return inputs.ctx.units.get(key, partial(_virtual_host, service, port, domains, entry, inputs))
+    routes_key = _routes_key(service, port, entry, inputs)
+    key = ("virtual_host", tuple(domains), routes_key)
+    return inputs.ctx.units.get(key, partial(_virtual_host, service, port, domains, entry, inputs, routes_key))
 
 
 def _virtual_host(
-    service: MeshService, port: int, domains: list[str], entry: VirtualServiceEntry | None, inputs: RouteInputs
+    service: MeshService, port: int, domains: list[str], entry: VirtualServiceEntry | None, inputs: RouteInputs,
+    routes_key: tuple,
 ) -> rc.VirtualHost:
-    vhost = rc.VirtualHost(name=names.virtual_host_name(service.hostname, port), domains=domains)
-    routes = http_routes(entry, inputs, port) if entry is not None else [default_route(service, port, inputs)]
-    vhost.routes.extend(routes)
+    # The routes are a unit of their own: the virtual hosts of one service differ by domains
+    # alone between proxy namespaces (the short name in its own), and share their routes.
+    routes = inputs.ctx.units.get(("routes", routes_key), partial(_routes, service, port, entry, inputs))
+    vhost = rc.VirtualHost(name=names.virtual_host_name(service.hostname, port), domains=domains, routes=routes)
     vhost.include_request_attempt_count = True
     return vhost
+
+
+def _routes(
+    service: MeshService, port: int, entry: VirtualServiceEntry | None, inputs: RouteInputs
+) -> tuple[rc.Route, ...]:
+    return tuple(http_routes(entry, inputs, port) if entry is not None else [default_route(service, port, inputs)])
 
 
 def _routes_key(service: MeshService, port: int, entry: VirtualServiceEntry | None, inputs: RouteInputs) -> tuple:
@@ -370,7 +388,9 @@ def _routes_key(service: MeshService, port: int, entry: VirtualServiceEntry | No
         dr = ctx.destination_rule(proxy, service.hostname)
         return ("default", service.hostname, port, ident(dr.rule.spec if dr is not None else None))
     vs = entry.vs
-    hosts, by_labels = ctx.units.get(("routing_facts", Ident(vs)), partial(_routing_facts, entry, ctx.mesh.domain_suffix))
+    hosts, by_labels, by_namespace = ctx.units.get(
+        ("routing_facts", Ident(vs)), partial(_routing_facts, entry, ctx.mesh.domain_suffix)
+    )
     dependencies = []
     for host in hosts:
         target = ctx.service_by_host.get(host)
@@ -378,9 +398,12 @@ def _routes_key(service: MeshService, port: int, entry: VirtualServiceEntry | No
         dependencies.append((
             host, target.ports if target is not None else None, ident(dr.rule.spec if dr is not None else None)
         ))
+    # The proxy's namespace only where a match tests it: the other groups' first translations
+    # then find the virtual hosts another namespace's group built (the DestinationRules each
+    # destination's hash policy comes from, which the namespace picks, are in ``dependencies``).
     return (
-        "virtual_service", service.hostname, Ident(vs), port, inputs.gateway, proxy.namespace,
-        proxy.labels if by_labels else None, tuple(dependencies),
+        "virtual_service", service.hostname, Ident(vs), port, inputs.gateway,
+        proxy.namespace if by_namespace else None, proxy.labels if by_labels else None, tuple(dependencies),
     )
 
 
@@ -388,10 +411,10 @@ def _domains(service: MeshService, port: int, proxy_ns: str, domain_suffix: str)
     return tuple(virtual_host_domains(service, port, proxy_ns, domain_suffix))
 
 
-def _routing_facts(entry: VirtualServiceEntry, domain_suffix: str) -> tuple[tuple[str, ...], bool]:
+def _routing_facts(entry: VirtualServiceEntry, domain_suffix: str) -> tuple[tuple[str, ...], bool, bool]:
     """What a VirtualService's own content tells of its routes' inputs: the hosts its http
     routes send to (weighted destinations and mirrors, resolved), and whether any match tests
-    the caller's labels."""
+    the caller's labels, and its namespace."""
     https = entry.vs.spec.http
     destinations = [
         *(w.destination for http in https for w in http.route if w.destination is not None),
@@ -400,4 +423,5 @@ def _routing_facts(entry: VirtualServiceEntry, domain_suffix: str) -> tuple[tupl
     ]
     hosts = {resolve_short_name(d.host, entry.namespace, domain_suffix): None for d in destinations}
     by_labels = any(m is not None and m.source_labels for http in https for m in http.match)
-    return tuple(hosts), by_labels
+    by_namespace = any(m is not None and m.source_namespace for http in https for m in http.match)
+    return tuple(hosts), by_labels, by_namespace

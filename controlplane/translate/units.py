@@ -16,8 +16,8 @@ A scope's whole output (every outbound cluster of a sidecar scope, say) is also 
 slot, while the inputs of all its units are the same (``latest``): a change elsewhere (a
 VirtualService's weights) then costs nothing for it, not even a lookup per unit. Where the
 caller can tell which units a change touched (a route configuration's virtual hosts, by their
-VirtualServices), it keeps its last result in a slot (``hold``/``held``) and looks those alone
-up again.
+VirtualServices; a scope's clusters and assignments, by the hosts the service index says
+changed), it keeps its last result in a slot (``hold``/``held``) and looks those alone up again.
 
 Bounded: two generations of units. Every AUDIT_EVERY-th push is an audit: it takes no
 ``latest`` shortcut, so every unit still in use is looked up, then ``end_push`` sweeps: what

@@ -7,14 +7,17 @@ what they see changed; they then read the latest state themselves, so intermedia
 coalesced and a slow stream never holds anyone up.
 
 Methods may be called from the event loop or from another thread: state is swapped under a
-short lock that is never held across an await, and watchers are notified thread-safely.
+short lock that is never held across an await, and watchers are notified thread-safely: from
+another thread, those of one event loop with one callback on it (not one wake-up of the loop
+per stream), and only those of the group or identity concerned (kept by both).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from typing import Protocol
 
 from controlplane.xds.resources import ResourceInput, TypeResources, merge_layers
@@ -25,8 +28,12 @@ Identity = Hashable  # what the authenticate hook returns; a SPIFFE ID string is
 
 
 class Watcher(Protocol):
+    # Read once, at watch(): a watcher keeps its group and identity while it watches.
     group: str | None
     identity: Identity | None
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop notify() is called on (None: any thread will do)."""
 
     def notify(self) -> None:
         """Something this watcher sees changed; must not block."""
@@ -37,7 +44,8 @@ class SnapshotCache:
         self._lock = threading.Lock()
         self._groups: dict[str, dict[str, TypeResources]] = {}
         self._identities: dict[Identity, dict[str, TypeResources]] = {}
-        self._watchers: set[Watcher] = set()
+        self._by_group: dict[str | None, set[Watcher]] = {}
+        self._by_identity: dict[Identity, set[Watcher]] = {}
         self._views: dict[
             tuple[str, Identity | None, str], tuple[object, object, TypeResources]
         ] = {}
@@ -52,7 +60,7 @@ class SnapshotCache:
                 type_url: TypeResources.build(type_url, items, previous.get(type_url))
                 for type_url, items in resources.items()
             }
-        self._notify(lambda w: w.group == group)
+        self._notify(self._by_group, group)
 
     def set_resources(self, group: str, type_url: str, resources: Iterable[ResourceInput]) -> None:
         """Replace one type of an existing group (e.g. endpoints alone)."""
@@ -63,7 +71,7 @@ class SnapshotCache:
             updated = dict(current)
             updated[type_url] = TypeResources.build(type_url, resources, current.get(type_url))
             self._groups[group] = updated
-        self._notify(lambda w: w.group == group)
+        self._notify(self._by_group, group)
 
     def update_resources(self, group: str, type_url: str, resources: Iterable[ResourceInput]) -> None:
         """Add or replace resources of one type of an existing group by name (e.g. the
@@ -77,7 +85,7 @@ class SnapshotCache:
             if updated is previous:
                 return
             self._groups[group] = {**current, type_url: updated}
-        self._notify(lambda w: w.group == group)
+        self._notify(self._by_group, group)
 
     def remove_group(self, group: str) -> None:
         """Forget a group. Streams still on it keep their config and wait for a new snapshot."""
@@ -95,13 +103,13 @@ class SnapshotCache:
             updated = dict(current)
             updated[type_url] = TypeResources.build(type_url, resources, current.get(type_url))
             self._identities[identity] = updated
-        self._notify(lambda w: w.identity == identity)
+        self._notify(self._by_identity, identity)
 
     def remove_identity(self, identity: Identity) -> None:
         with self._lock:
             self._identities.pop(identity, None)
             self._views = {k: v for k, v in self._views.items() if k[1] != identity}
-        self._notify(lambda w: w.identity == identity)
+        self._notify(self._by_identity, identity)
 
     # --- what the server and operators read --------------------------------------------------
 
@@ -143,17 +151,48 @@ class SnapshotCache:
 
     def watch(self, watcher: Watcher) -> None:
         with self._lock:
-            self._watchers.add(watcher)
+            self._by_group.setdefault(watcher.group, set()).add(watcher)
+            if watcher.identity is not None:
+                self._by_identity.setdefault(watcher.identity, set()).add(watcher)
 
     def unwatch(self, watcher: Watcher) -> None:
         with self._lock:
-            self._watchers.discard(watcher)
+            _discard(self._by_group, watcher.group, watcher)
+            if watcher.identity is not None:
+                _discard(self._by_identity, watcher.identity, watcher)
 
     def watcher_count(self, group: str) -> int:
-        return sum(1 for w in list(self._watchers) if w.group == group)
+        return len(self._by_group.get(group, ()))
 
-    def _notify(self, selected) -> None:
+    def _notify(self, index: dict, key: Hashable) -> None:
         with self._lock:
-            targets = [w for w in self._watchers if selected(w)]
+            targets = list(index.get(key, ()))
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        elsewhere: dict[asyncio.AbstractEventLoop, list[Watcher]] = {}
         for watcher in targets:
-            watcher.notify()
+            loop = watcher.loop
+            if loop is None or loop is running:
+                watcher.notify()
+            else:
+                elsewhere.setdefault(loop, []).append(watcher)
+        for loop, watchers in elsewhere.items():
+            try:
+                loop.call_soon_threadsafe(_notify_all, watchers)
+            except RuntimeError:  # that loop is closed: its watchers are gone
+                pass
+
+
+def _notify_all(watchers: Collection[Watcher]) -> None:
+    for watcher in watchers:
+        watcher.notify()
+
+
+def _discard(index: dict, key: Hashable, watcher: Watcher) -> None:
+    watchers = index.get(key)
+    if watchers is not None:
+        watchers.discard(watcher)
+        if not watchers:
+            del index[key]

@@ -76,13 +76,15 @@ class XdsCore:
     def sotw(
         self, requests: AsyncIterator, call: CallInfo | None = None, type_url: str | None = None
     ) -> AsyncIterator[bytes]:
-        """Serve one state-of-the-world stream (ADS when type_url is None); yields response bytes."""
+        """Serve one state-of-the-world stream (ADS when type_url is None); yields response bytes.
+        Requests are messages, or their bytes (as XdsServer gives them: see Stream._parse)."""
         return Stream(self, SOTW, call or CallInfo(), type_url).run(requests)
 
     def delta(
         self, requests: AsyncIterator, call: CallInfo | None = None, type_url: str | None = None
     ) -> AsyncIterator[bytes]:
-        """Serve one delta stream (ADS when type_url is None); yields response bytes."""
+        """Serve one delta stream (ADS when type_url is None); yields response bytes.
+        Requests are messages, or their bytes (as XdsServer gives them: see Stream._parse)."""
         return Stream(self, DELTA, call or CallInfo(), type_url).run(requests)
 
     async def admit(self, stream: Stream) -> None:

@@ -7,10 +7,10 @@ retries with backoff, as Envoy does after any stream error.
 Two of the limits are Istio's: new streams per second (``PILOT_MAX_REQUESTS_PER_SECOND``: a
 token bucket; a new stream waits up to a second for a token, else RESOURCE_EXHAUSTED) and
 concurrent pushes (``PILOT_PUSH_THROTTLE``: a stream holds a slot while it builds a response
-and until gRPC took it). Unlike istiod, whose slot is held until the send returns however
-long a hung proxy makes that, a slot is given back after ``push_send_timeout`` and that
-stream is then known as slow: it never again holds a slot while its sends wait, so proxies
-that stop reading cost the others one timeout each at most.
+and, unless it is small, until gRPC took it). Unlike istiod, whose slot is held until the
+send returns however long a hung proxy makes that, a slot is given back after
+``push_send_timeout`` and that stream is then known as slow: it never again holds a slot
+while its sends wait, so proxies that stop reading cost the others one timeout each at most.
 """
 
 from __future__ import annotations
@@ -56,6 +56,12 @@ class XdsLimits:
     # /healthz/ready answers in 6.7-8.8 s without the throttle, about 1 s with it.
     max_concurrent_pushes: int = 25
     push_send_timeout: float = 0.5
+    # A response smaller than this is handed to gRPC without its slot (held while it is
+    # built): its send costs little and holds little memory, and a slot held for each
+    # send's round trip queued a push of small EDS updates to 1,000 proxies for longer
+    # than it took to build them (benchmarks/stream_cost.py). 0: every response keeps its
+    # slot until gRPC took it.
+    push_slot_min_bytes: int = 16 * 1024
     # Client text kept for operators (NACK error_detail, node ids): clipped to this.
     max_kept_text: int = 4096
 

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 import immutables
 from envoy.config.cluster.v3 import cluster_pb2
@@ -258,6 +258,10 @@ class TypeResources:
     # The set's totals (and name -> version map) when ``updated`` derived them from the set before.
     known_totals: SetTotals | None = field(default=None, compare=False, repr=False)
     known_versions: dict[str, str] | None = field(default=None, compare=False, repr=False)
+    # The tuple ``build`` made the set from (held, so its identity stays its own): given the
+    # very same tuple again (SerializedMessages hands it back while no message in it changed),
+    # ``build`` returns this set, at no cost per resource.
+    built_from: tuple[PreparedResource, ...] | None = field(default=None, compare=False, repr=False)
 
     def changed_since(self, serial: int) -> frozenset[str] | None:
         """Names replaced since the set ``serial`` (same names in both); None if that set is
@@ -344,12 +348,40 @@ class TypeResources:
         items: Iterable[ResourceInput],
         previous: TypeResources | None = None,
     ) -> TypeResources:
+        if previous is not None and previous.built_from is not None and isinstance(items, tuple):
+            if previous.built_from is items:
+                return previous
+            found = previous._rebuilt_from(items)
+            if found is not None:
+                return found
         old = previous.by_name if previous is not None else None
         by_name: dict[str, PreparedResource] = {}
         for item in items:
             r = prepare(type_url, item, old)
             by_name[r.name] = r  # a duplicate name keeps the last one: never twice in a response
-        return TypeResources(type_url, dict(sorted(by_name.items())))
+        built_from = items if isinstance(items, tuple) and all(isinstance(i, PreparedResource) for i in items) else None
+        return TypeResources(type_url, dict(sorted(by_name.items())), built_from=built_from)
+
+    def _rebuilt_from(self, items: tuple[ResourceInput, ...]) -> TypeResources | None:
+        """``build`` from ``items`` when they are this set's ``built_from`` with a few replaced
+        by resources of the same names (found by identity: no work per resource); None if
+        it is not so."""
+        base = self.built_from
+        if base is None or len(base) != len(items) or len(self.by_name) != len(base):
+            return None  # (a name given twice: build decides which one stays)
+        replacing: dict[str, PreparedResource] = {}
+        for i in [i for i, (old, new) in enumerate(zip(base, items)) if old is not new]:
+            if not isinstance(items[i], PreparedResource):
+                return None  # a message may change in place: only prepared ones are held
+            r = prepare(self.type_url, items[i], self.by_name)
+            if r.name != base[i].name:
+                return None
+            if r is not self.by_name[r.name]:
+                replacing[r.name] = r
+        if not replacing:
+            return self
+        prepared = cast(tuple[PreparedResource, ...], items)  # those replaced were checked, the rest are base's
+        return TypeResources(self.type_url, {**self.by_name, **replacing}, built_from=prepared)  # same names, order
 
     def updated(self, items: Iterable[ResourceInput]) -> TypeResources:
         """This set with ``items`` added or replaced by name, the others as they are; itself

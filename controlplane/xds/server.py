@@ -1,7 +1,9 @@
 """The gRPC face: ADS (SotW and delta) and the single-type CDS/EDS/LDS/RDS/SDS/ECDS services.
 
-Handlers are registered as generic handlers whose response serializer is the identity: streams
-write bytes framed from pre-serialized resources, so per-stream work is joining bytes.
+Handlers are registered as generic handlers whose serializers are the identity: streams write
+bytes framed from pre-serialized resources, so per-stream work is joining bytes, and are given
+each request's bytes, which bound it before it is parsed and make a SotW ACK's subscription a
+slice (see shared.subscription_key).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 import grpc
-from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.xds import types
 from controlplane.xds.auth import (
@@ -167,14 +168,10 @@ class XdsServer:
         for service, (sotw_method, delta_method, type_url) in SERVICES.items():
             methods = {
                 sotw_method: grpc.stream_stream_rpc_method_handler(
-                    self._sotw_behaviour(type_url),
-                    request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
-                    response_serializer=None,
+                    self._sotw_behaviour(type_url), response_serializer=None
                 ),
                 delta_method: grpc.stream_stream_rpc_method_handler(
-                    self._delta_behaviour(type_url),
-                    request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
-                    response_serializer=None,
+                    self._delta_behaviour(type_url), response_serializer=None
                 ),
             }
             yield grpc.method_handlers_generic_handler(service, methods)

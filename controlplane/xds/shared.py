@@ -12,19 +12,55 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
+from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
 # The fields of a SotW DiscoveryRequest that do not say what is subscribed.
 _NOT_SUBSCRIPTION = ("version_info", "node", "response_nonce", "error_detail")
 
 
-def subscription_key(request: Message) -> bytes:
+def subscription_key(request: Message, raw: bytes | None = None) -> bytes:
     """The request's bytes without its version, nonce, node and error: equal keys, equal
-    subscriptions (the names in the same order). Clears those fields of ``request``: call it
-    once they were read."""
+    subscriptions (the names in the same order). From ``raw``, the bytes ``request`` was
+    parsed from, when they are laid out as serializers write them (version first, nonce
+    last, no node or error: an Envoy's ACK): a slice of them, where serializing the request
+    again walks every name. Otherwise clears those fields of ``request``: call it once they
+    were read. For an Envoy both ways give equal keys for equal subscriptions. Fields laid
+    out otherwise give a key that matches nothing (the full path follows), or, crafted so
+    that a name's last bytes look like the nonce, a slice cut inside that name: never a
+    whole encoding, so never the key of a well-formed request (of another stream)."""
+    if raw is not None and not request.HasField("node") and not request.HasField("error_detail"):
+        prefix, suffix = _around(request.version_info, request.response_nonce)
+        end = len(raw) - len(suffix)
+        if end >= len(prefix) and raw.startswith(prefix) and raw.endswith(suffix):
+            return raw[len(prefix):end]
     for name in _NOT_SUBSCRIPTION:
         request.ClearField(name)
     return request.SerializeToString()
+
+
+def repeats_subscription(raw: bytes, key: bytes, version: str, nonce: str) -> bool:
+    """Whether ``raw`` is a SotW request of this version and nonce whose subscription bytes
+    are ``key``, laid out as serializers write it (no node, no error): an ACK that changes
+    nothing, told without parsing it. Its parse would give that version, that nonce, no
+    error, and the subscription ``key`` stands for (the type URL is part of it)."""
+    prefix, suffix = _around(version, nonce)
+    end = len(raw) - len(suffix)
+    return (
+        end - len(prefix) == len(key)
+        and raw.startswith(prefix)
+        and raw.endswith(suffix)
+        and raw[len(prefix):end] == key
+    )
+
+
+def _around(version: str, nonce: str) -> tuple[bytes, bytes]:
+    """The bytes of a SotW request's version (its first field) and nonce (its last but the
+    error) as serializers write them."""
+    return (
+        discovery_pb2.DiscoveryRequest(version_info=version).SerializeToString(),
+        discovery_pb2.DiscoveryRequest(response_nonce=nonce).SerializeToString(),
+    )
 
 
 class SubscriptionPool:

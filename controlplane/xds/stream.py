@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf.message import DecodeError, Message
 
 from controlplane.xds import types
 from controlplane.xds.auth import CallInfo, Identity
@@ -28,7 +29,7 @@ from controlplane.xds.resources import (
     empty_assignment,
     version_of_set,
 )
-from controlplane.xds.shared import subscription_key
+from controlplane.xds.shared import repeats_subscription, subscription_key
 from controlplane.xds.state import TypeState
 from controlplane.xds.status import NackRecord
 
@@ -60,7 +61,7 @@ class Stream:
         self._unsettled = False  # sent something not yet reported settled (see core.settled)
         self._nonces = itertools.count(1)
         self._wake = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()  # where the cache notifies it (cache.Watcher)
         self.requests_seen = 0
         self.responses_built = 0
         self.stale_ignored = 0
@@ -77,11 +78,11 @@ class Stream:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is self._loop:
+        if running is self.loop:
             self._wake.set()
         else:
             try:
-                self._loop.call_soon_threadsafe(self._wake.set)
+                self.loop.call_soon_threadsafe(self._wake.set)
             except RuntimeError:  # loop closed: the stream is gone
                 pass
 
@@ -110,22 +111,23 @@ class Stream:
         iterator = aiter(requests)
         await self.core.admit(self)
         try:
-            first = await anext(iterator)
+            first, first_raw = self._parse(await anext(iterator))
         except StopAsyncIteration:
             return
-        self._check(first)  # before anything of it is kept or authenticated
+        self._check(first, first_raw)  # before anything of it is kept or authenticated
         self.node.CopyFrom(first.node)
         self.identity = await self.core.authenticate_stream(self)
         self.group = self.core.group_of(self.node, self.identity)
         self.core.attach(self)
         reader = asyncio.create_task(self._read(iterator), name=f"xds-reader-{self.stream_id}")
         try:
-            self._apply(first, checked=True)
-            del first  # no request is kept once applied (the node was copied)
+            self._apply(first, first_raw, checked=True)
+            del first, first_raw  # no request is kept once applied (the node was copied)
             while True:
-                while not self.closed:
-                    # Built and handed over in a push slot: at most max_concurrent_pushes
-                    # streams do so at once (limits.PushThrottle).
+                # (A pass that would build nothing takes no slot: see _nothing_due.)
+                while not self.closed and not self._nothing_due():
+                    # Built in a push slot, and handed over in it unless small: at most
+                    # max_concurrent_pushes streams do so at once (limits.PushThrottle).
                     slot = await self.core.push_slot(self)
                     try:
                         response = None if self.closed else self._next_response()
@@ -139,8 +141,8 @@ class Stream:
                                 len(response),
                                 describe_response(self.kind == DELTA, response),
                             )
-                        if self.slow:
-                            slot.release()  # a proxy that once did not read holds no slot
+                        if self.slow or len(response) < self.core.limits.push_slot_min_bytes:
+                            slot.release()  # (a proxy that once did not read holds none)
                         slot.handing_over()
                         yield response  # resumes once gRPC took it: one in flight per stream
                         response = None  # not held while idle (see XdsServer._serve)
@@ -165,9 +167,10 @@ class Stream:
 
     async def _read(self, iterator: AsyncIterator) -> None:
         try:
-            async for request in iterator:
+            async for received in iterator:
                 try:
-                    self._apply(request)
+                    if not self._acked_unchanged(received):
+                        self._apply(*self._parse(received))
                 except Refused as refusal:
                     self.refusal = refusal
                     # Drop what the client made us hold now: the stream ends once its
@@ -178,8 +181,15 @@ class Stream:
                     log.exception("stream %d: request failed", self.stream_id)
                     self.refusal = error
                     break
-                del request  # not held while waiting for the next one
-                self._wake.set()
+                del received  # not held while waiting for the next one
+                # Most requests are ACKs after which nothing is due: the stream's loop is
+                # not woken for them (it looks again after any response it is handing
+                # over), and the stream settles here.
+                if not self._nothing_due():
+                    self._wake.set()
+                elif self._unsettled and self.settled:
+                    self._unsettled = False
+                    self.core.settled(self)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - the transport went away
@@ -197,10 +207,53 @@ class Stream:
             self.types = dict(sorted(self.types.items(), key=lambda kv: types.order_index(kv[0])))
         return state
 
-    def _apply(self, request, *, checked: bool = False) -> None:
+    def _acked_unchanged(self, received: bytes | Message) -> bool:
+        """A SotW ACK of the last response of a type that repeats the subscription, told
+        from its bytes (shared.repeats_subscription), and applied as such: an Envoy's EDS
+        ACK names every EDS cluster, which parsing makes ~1,400 strings of. Anything else (a
+        NACK, other names, another nonce or version, the first request) is parsed."""
+        if self.kind != SOTW or not isinstance(received, bytes):
+            return False
+        if over(len(received), self.core.limits.max_request_bytes):
+            return False  # refused by _parse
+        for state in self.types.values():
+            key = state.subscription_key
+            if (
+                state.pending
+                and key is not None
+                and state.version_sent is not None
+                and repeats_subscription(received, key, state.version_sent, state.nonce_sent)
+            ):
+                self.requests_seen += 1
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("stream %d request: ACK of %s nonce %s, names unchanged",
+                              self.stream_id, types.short_name(state.type_url), state.nonce_sent)
+                self._acknowledge(state, state.version_sent, state.nonce_sent, None)
+                return True
+        return False
+
+    def _parse(self, received: bytes | Message) -> tuple[Message, bytes | None]:
+        """A request as the transport gave it: bytes from gRPC (XdsServer), bounded before
+        they are parsed and kept beside the message (see _apply_sotw), or a message (tests)."""
+        if not isinstance(received, bytes):
+            return received, None
+        limit = self.core.limits.max_request_bytes
+        if over(len(received), limit):
+            raise ResourceExhausted(
+                "request_bytes",
+                f"a request of {len(received)} bytes; at most {limit} are accepted",
+            )
+        message = discovery_pb2.DeltaDiscoveryRequest if self.kind == DELTA else (
+            discovery_pb2.DiscoveryRequest)
+        try:
+            return message.FromString(received), received
+        except DecodeError as error:
+            raise InvalidArgument("malformed_request", f"a request that does not parse: {error}")
+
+    def _apply(self, request, raw: bytes | None = None, *, checked: bool = False) -> None:
         self.requests_seen += 1
         if not checked:
-            self._check(request)
+            self._check(request, raw)
         type_url = request.type_url or self.service_type
         if log.isEnabledFor(logging.DEBUG):
             log.debug("stream %d request: %s", self.stream_id, describe_request(request))
@@ -219,15 +272,16 @@ class Stream:
                 f"a stream may ask for {self.core.limits.max_types_per_stream} resource types",
             )
         if self.kind == SOTW:
-            self._apply_sotw(type_url, request)
+            subscribed = self._apply_sotw(type_url, request, raw)
         else:
-            self._apply_delta(type_url, request)
-        self._check_subscriptions(self.types[type_url])
+            subscribed = self._apply_delta(type_url, request)
+        if subscribed:  # (an ACK repeats what was checked)
+            self._check_subscriptions(self.types[type_url])
 
-    def _check(self, request) -> None:
+    def _check(self, request, raw: bytes | None = None) -> None:
         """Refuse a request beyond the limits before anything of it is kept."""
         limits = self.core.limits
-        size = request.ByteSize()
+        size = request.ByteSize() if raw is None else len(raw)  # (ByteSize serializes it)
         if over(size, limits.max_request_bytes):
             raise ResourceExhausted(
                 "request_bytes",
@@ -278,21 +332,24 @@ class Stream:
                 f"at most {limits.max_names_per_stream} are accepted",
             )
 
-    def _apply_sotw(self, type_url: str, request: discovery_pb2.DiscoveryRequest) -> None:
+    def _apply_sotw(
+        self, type_url: str, request: discovery_pb2.DiscoveryRequest, raw: bytes | None
+    ) -> bool:
+        """Apply a SotW request; whether it named a subscription other than the last."""
         state = self._state(type_url)
         nonce = request.response_nonce
         if nonce and nonce != state.nonce_sent:
             self.stale_ignored += 1  # answers a response the client has since been superseded
-            return
+            return False
         if nonce:
-            self._acknowledge(state, request.version_info, nonce, request)
+            self._acknowledge(state, request.version_info, nonce, _error_of(request))
         elif state.version_sent is None and request.version_info:
             state.client_version = request.version_info  # reconnect: what the client already has
         # An ACK repeats the subscription: its bytes equal the last request's, compared in
         # one memcmp, and nothing more is done (no string made of its ~1,000 EDS names).
-        key = subscription_key(request)
+        key = subscription_key(request, raw)
         if state.requested and key == state.subscription_key:
-            return
+            return False
         pool = self.core.subscriptions
         pooled = pool.known(key)
         if pooled is None:
@@ -301,12 +358,15 @@ class Stream:
             pooled = pool.add(key, names)
         state.subscription_key, names_asked = pooled
         state.apply_sotw_names(names_asked)
+        return True
 
-    def _apply_delta(self, type_url: str, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
+    def _apply_delta(self, type_url: str, request: discovery_pb2.DeltaDiscoveryRequest) -> bool:
+        """Apply a delta request; whether it may have changed the subscription."""
         state = self._state(type_url)
+        first = not state.requested
         nonce = request.response_nonce
         if nonce and nonce == state.nonce_sent:
-            self._acknowledge(state, state.version_sent or "", nonce, request)
+            self._acknowledge(state, state.version_sent or "", nonce, _error_of(request))
         elif nonce and request.HasField("error_detail"):
             self._record_nack(state, "", nonce, request.error_detail.message)
         # Subscription changes count whatever the nonce.
@@ -318,12 +378,14 @@ class Stream:
         state.apply_delta_subscriptions(
             subscribe, unsubscribe, initial, self.core.subscriptions.names
         )
+        return first or bool(subscribe or unsubscribe)
 
-    def _acknowledge(self, state: TypeState, version: str, nonce: str, request) -> None:
+    def _acknowledge(self, state: TypeState, version: str, nonce: str, error: str | None) -> None:
+        """An answer to the last response of the type: an ACK, or a NACK with ``error``."""
         state.pending = False
-        if request.HasField("error_detail"):
+        if error is not None:
             rejected = state.version_sent or ""
-            self._record_nack(state, rejected, nonce, request.error_detail.message)
+            self._record_nack(state, rejected, nonce, error)
             if self.kind == SOTW:
                 state.sotw_nacked()
             if state.type_url == types.CLUSTER:
@@ -366,6 +428,44 @@ class Stream:
             if response is not None:
                 return response
         return None
+
+    def _nothing_due(self) -> bool:
+        """Whether a pass of _next_response would build nothing: every type asked for is in
+        step with its current view as _build's shortcuts tell it (no planning). False when
+        unsure: the pass then decides."""
+        view_of, group, identity = self.core.cache.view, self.group, self.identity
+        assert group is not None
+        sotw = self.kind == SOTW
+        for type_url, state in self.types.items():
+            if not state.requested:
+                continue
+            if state.force or state.owed or state.check_missing:
+                return False
+            if sotw and type_url == types.CLUSTER:
+                # Planned at each pass; _plan_sotw's first look: the client was given all of
+                # this very view (no view: no snapshot yet, nothing to build).
+                view = view_of(group, identity, type_url)
+                if view is not None and not (
+                    state.wildcard
+                    and state.resources is view.by_name
+                    and view.version == state.version_sent
+                ):
+                    return False
+                continue
+            synced = state.synced
+            if synced is None:
+                return False  # (unless the view is gone: the pass then builds nothing)
+            view = view_of(group, identity, type_url)
+            if view is None:
+                continue  # no snapshot yet: nothing to build (see _build)
+            if (
+                synced[0] is not view
+                or state.version_sent is None
+                or (type_url == types.ENDPOINT
+                    and synced[1] is not view_of(group, identity, types.CLUSTER))
+            ):
+                return False
+        return True
 
     def _view(self, type_url: str) -> TypeResources | None:
         assert self.group is not None
@@ -777,3 +877,7 @@ class Stream:
             },
         }
 
+
+def _error_of(request) -> str | None:
+    """A NACK's error message (None: an ACK or a request)."""
+    return request.error_detail.message if request.HasField("error_detail") else None

@@ -124,7 +124,9 @@ async def test_a_steady_stream_of_urgent_changes_waits_the_quiet_period_not_the_
     assert await _trickle(urgent=False) == []
 
 
-async def _isolated_change(urgent: bool, after_flush: float) -> float:
+async def _isolated_change(
+    urgent: bool, after_flush: float, settle: object = 0.01, leading: bool | None = None
+) -> float:
     """One change ``after_flush`` seconds after an earlier change was flushed (quiet 50 ms):
     how long it waited."""
     time = _FakeTime()
@@ -135,7 +137,8 @@ async def _isolated_change(urgent: bool, after_flush: float) -> float:
 
     deb: Debouncer[list[int]] = Debouncer(
         flush, _merge, quiet=0.05, max_delay=10.0,  # type: ignore[arg-type]
-        urgent=lambda pending: urgent, clock=time.clock, sleep=time.sleep,
+        urgent=lambda pending: urgent, settle=settle, clock=time.clock, sleep=time.sleep,  # type: ignore[arg-type]
+        leading=None if leading is None else (lambda pending: leading),
     )
     deb.start()
     try:
@@ -157,3 +160,25 @@ async def test_an_isolated_urgent_change_settles_briefly_and_one_close_behind_wa
     assert 0.04 <= await _isolated_change(urgent=True, after_flush=0.01) <= 0.051
     # Changes that are not urgent always wait for the quiet period.
     assert 0.049 <= await _isolated_change(urgent=False, after_flush=1.0) <= 0.051
+
+
+async def test_a_burst_that_comes_whole_needs_no_settling() -> None:
+    """``settle`` by burst (a folder's change is read whole): none for it, the fixed one else,
+    and never more than the quiet period."""
+    assert await _isolated_change(urgent=True, after_flush=1.0, settle=lambda pending: 0.0) <= 0.001
+    assert 0.029 <= await _isolated_change(urgent=True, after_flush=1.0, settle=lambda pending: 0.03) <= 0.031
+    assert 0.049 <= await _isolated_change(urgent=True, after_flush=1.0, settle=lambda pending: 1.0) <= 0.051
+    # Close behind a flush, or not urgent: the quiet period, whatever the burst's settle.
+    assert 0.04 <= await _isolated_change(urgent=True, after_flush=0.01, settle=lambda pending: 0.0) <= 0.051
+    assert 0.049 <= await _isolated_change(urgent=False, after_flush=1.0, settle=lambda pending: 0.0) <= 0.051
+
+
+async def test_a_burst_allowed_the_leading_edge_settles_whatever_its_kind() -> None:
+    """``leading`` adds bursts (a folder's config change, handed over whole) to the urgent ones
+    that need only their settle after an idle period; close behind a flush they wait as before."""
+    assert await _isolated_change(urgent=False, after_flush=1.0, settle=lambda p: 0.0, leading=True) <= 0.001
+    assert 0.009 <= await _isolated_change(urgent=False, after_flush=1.0, leading=True) <= 0.011
+    assert 0.049 <= await _isolated_change(urgent=False, after_flush=0.01, settle=lambda p: 0.0, leading=True) <= 0.051
+    assert 0.049 <= await _isolated_change(urgent=False, after_flush=1.0, settle=lambda p: 0.0, leading=False) <= 0.051
+    # An urgent burst the caller does not allow it waits the quiet period.
+    assert 0.049 <= await _isolated_change(urgent=True, after_flush=1.0, settle=lambda p: 0.0, leading=False) <= 0.051

@@ -65,3 +65,37 @@ async def test_a_group_left_before_its_job_is_not_translated() -> None:
     pusher.forget(gone)  # its last stream closed before the job started
     await job
     assert cache.has_group(staying) and not cache.has_group(gone)
+
+
+async def _first_translation_misses(warm: bool) -> tuple[int, Pusher, SnapshotCache, Store]:
+    """Units a group's first translation builds, on a server warmed or not (push_units' mesh)."""
+    from tests.runtime.test_push_units import INITIAL, PROXIES
+
+    store, cache = Store(), SnapshotCache()
+    MemorySource(store).apply(*INITIAL)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    await pusher.push(None)  # the server's initial push: no group yet
+    units = pusher.context().units
+    if warm:
+        await pusher.warm(has_certificate=False)  # as the plaintext proxy below
+        assert units.misses > 0
+    before = units.misses
+    await pusher.translate_group(pusher.group_of(*PROXIES[2]))
+    return units.misses - before, pusher, cache, store
+
+
+async def test_warming_builds_the_shared_units_before_the_first_proxy_comes() -> None:
+    from tests.runtime.test_push_units import PROXIES, assert_same_as_fresh
+
+    cold, _, _, _ = await _first_translation_misses(warm=False)
+    warmed, pusher, cache, store = await _first_translation_misses(warm=True)
+    assert warmed * 3 < cold, f"the first translation found the shared units built ({warmed} of {cold})"
+    assert_same_as_fresh(pusher, cache, store.snapshot, "a first translation after warming")
+
+    # With a group on the server, its pushes keep the units in use: warming does nothing.
+    units = pusher.context().units
+    misses = units.misses
+    await pusher.warm()
+    assert units.misses == misses
+    await pusher.translate_group(pusher.group_of(*PROXIES[0]))
+    assert_same_as_fresh(pusher, cache, store.snapshot, "a group with a certificate")

@@ -15,7 +15,7 @@ from controlplane.auth import ProvenIdentity
 from controlplane.server.push import Pusher
 from controlplane.sources.memory import MemorySource
 from controlplane.store import ChangeSet, Snapshot, Store
-from controlplane.translate import CLUSTER_TYPE, ROUTE_TYPE, MeshConfig
+from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE, MeshConfig
 from controlplane.xds import SnapshotCache
 from controlplane.xds.resources import name_of
 
@@ -87,6 +87,7 @@ PROXIES = (
     (node("reviews-0", "default", "reviews", "10.0.9.2"), None),
     (node("client-0", "other", "client", "10.0.9.3"), None),
     (node("tester-0", "default", "tester", "10.0.9.4"), None),
+    (node("auditor-0", "third", "auditor", "10.0.9.5"), None),
 )
 
 INITIAL = (
@@ -122,6 +123,30 @@ RATINGS_BY_SOURCE = {  # routes that differ by the caller's labels, to a service
         {"route": [{"destination": {"host": "ratings"}}]},
     ]},
 }
+AUDIT_BY_NAMESPACE = {  # routes that differ by the caller's namespace, to a host every namespace
+    # names alike (no short name): the groups of two namespaces must not share its virtual host
+    "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+    "metadata": {"name": "audit", "namespace": "third"},
+    "spec": {"hosts": ["audit.third.svc.cluster.local"], "http": [
+        {"match": [{"sourceNamespace": "other"}], "route": [{"destination": {"host": "details.default.svc.cluster.local"}}]},
+        {"route": [{"destination": {"host": "audit.third.svc.cluster.local"}}]},
+    ]},
+}
+def hashing_rule(name: str, host: str, ns: str, header: str, **spec: object) -> dict:
+    """A DestinationRule whose hash policy shows in the routes of every proxy it applies to."""
+    return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"host": host, "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpHeaderName": header}}},
+                     **spec}}
+
+
+# Rules that make a namespace's proxies see the DestinationRules otherwise than the other
+# namespaces' do (PushContext.destination_rule_view): for a host of another namespace, for
+# some workloads alone, or exported to their own namespace alone.
+FOREIGN_RULE = hashing_rule("reviews-from-other", "reviews.default.svc.cluster.local", "other", "x-other")
+SELECTING_RULE = hashing_rule("details-for-tester", "details.default.svc.cluster.local", "default", "x-tester",
+                              workloadSelector={"matchLabels": {"app": "tester"}})
+LOCAL_RULE = hashing_rule("client-local", "client.other.svc.cluster.local", "other", "x-local", exportTo=["."])
 STRICT_OFF = {
     "apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
     "metadata": {"name": "default", "namespace": "default"}, "spec": {"mtls": {"mode": "DISABLE"}},
@@ -131,6 +156,7 @@ Step = Callable[[MemorySource], ChangeSet]
 STEPS: tuple[tuple[str, Step], ...] = (
     ("VirtualService weights", lambda s: s.apply(weighted("reviews", 37))),
     ("VirtualService added, by source labels", lambda s: s.apply(RATINGS_BY_SOURCE)),
+    ("VirtualService added, by source namespace", lambda s: s.apply(service("audit", "third"), AUDIT_BY_NAMESPACE)),
     ("DestinationRule subset added", lambda s: s.apply(rule("reviews", "v1", "v2", "v3"))),
     ("DestinationRule hash policy (routes to it change)", lambda s: s.apply(
         rule("reviews", "v1", "v2", "v3", loadBalancer={"consistentHash": {"httpHeaderName": "x-user"}}))),
@@ -152,6 +178,10 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("PeerAuthentication DISABLE", lambda s: s.apply(STRICT_OFF)),
     ("DestinationRule removed", lambda s: s.delete(rule("reviews"))),
     ("Sidecar removed", lambda s: s.delete(SIDECAR)),
+    ("DestinationRule in one namespace for another's host", lambda s: s.apply(FOREIGN_RULE)),
+    ("DestinationRule selecting workloads", lambda s: s.apply(SELECTING_RULE)),
+    ("the rule for another's host removed", lambda s: s.delete(FOREIGN_RULE)),
+    ("DestinationRule exported to its own namespace alone", lambda s: s.apply(LOCAL_RULE)),
 )
 
 
@@ -214,7 +244,7 @@ async def test_a_routing_change_reuses_the_units_and_bytes_it_cannot_affect() ->
         if "ratings" not in name and name in clusters:
             assert resource is clusters[name], name
     hosts = len(cache.resources(group, ROUTE_TYPE).by_name["9080"].message().virtual_hosts) - 1
-    assert units.misses - misses <= 3 + 1 + hosts, "ratings' clusters, assignments and virtual host"
+    assert units.misses - misses <= 4 + 1 + hosts, "ratings' clusters, assignments, virtual host, routes"
 
 
 async def test_a_route_configuration_outlives_changes_none_of_its_virtual_hosts_read() -> None:
@@ -268,3 +298,53 @@ async def test_units_of_removed_inputs_are_dropped() -> None:
     assert len(units) > baseline, "the churned services' units were cached"
     await settle(pusher)
     assert len(units) <= baseline
+
+
+async def _after_an_endpoint_push() -> tuple[Store, SnapshotCache, MemorySource, Pusher, list[str]]:
+    """Every group translated by an audit push, then an endpoint push (a new reviews Pod),
+    which updates assignments in place and not the parts kept per service; the next full
+    push is no audit (it takes the shortcuts)."""
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    source.apply(*INITIAL)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    groups = [pusher.group_of(proxy, identity) for proxy, identity in PROXIES]
+    await pusher.push(None)  # an audit: the pushes below take the shortcuts
+    reviews = ("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2"), ("reviews-3", "10.0.0.3")
+    report = await pusher.push(source.apply(pod("reviews-3", "reviews", "10.0.0.3", "v2"),
+                                            endpoint_slice("reviews", *reviews)))
+    assert report is not None and report.endpoints_only
+    assert not pusher.context().units.audit, "an audit takes no shortcut: the next push must not be one"
+    return store, cache, source, pusher, groups
+
+
+async def test_a_routing_change_that_brings_endpoints_rebuilds_their_hosts_parts_alone() -> None:
+    """A rewritten file brings a VirtualService with its service's Pods and slice: the new
+    service index descends from the one the scope's clusters and assignments were made from,
+    so those of the hosts whose endpoints changed (since, across endpoint pushes too) are
+    built again, and every other one is the very same message."""
+    store, cache, source, pusher, groups = await _after_an_endpoint_push()
+    assignments = {g: cache.resources(g, ENDPOINT_TYPE).by_name for g in groups}
+    await pusher.push(source.apply(pod("ratings-2", "ratings", "10.0.1.2"),
+                                   endpoint_slice("ratings", ("ratings-1", "10.0.1.1"), ("ratings-2", "10.0.1.2")),
+                                   weighted("reviews", 20)))
+    assert_same_as_fresh(pusher, cache, store.snapshot, "VirtualService with endpoints")
+    for group in groups:
+        after = cache.resources(group, ENDPOINT_TYPE).by_name
+        changed = {name for name, r in after.items() if r is not assignments[group][name]}
+        assert changed and all("|ratings." in n for n in changed), changed
+        assert "10.0.1.2" in str(after["outbound|9080||ratings.default.svc.cluster.local"].message())
+        assert "10.0.0.3" in str(after["outbound|9080||reviews.default.svc.cluster.local"].message())
+
+
+async def test_a_new_destination_rule_after_an_endpoint_push_rebuilds_what_either_changed() -> None:
+    """Parts are kept per service while its service, its DestinationRule and its endpoints
+    stay: after an endpoint push (which updates assignments in place, not the kept parts) a
+    DestinationRule for another host must still rebuild the first host's parts."""
+    store, cache, source, pusher, groups = await _after_an_endpoint_push()
+    await pusher.push(source.apply(rule("ratings", "v1")))
+    assert_same_as_fresh(pusher, cache, store.snapshot, "DestinationRule after an endpoint push")
+    for group in groups:
+        after = cache.resources(group, ENDPOINT_TYPE).by_name
+        assert "outbound|9080|v1|ratings.default.svc.cluster.local" in after
+        assert "10.0.0.3" in str(after["outbound|9080||reviews.default.svc.cluster.local"].message())

@@ -35,7 +35,7 @@ def write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-@pytest.fixture(params=["watchfiles", "polling"])
+@pytest.fixture(params=["inotify", "watchfiles", "polling"])
 def watched(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[Store, FolderSource, Path]]:
@@ -44,7 +44,8 @@ def watched(
     write(folder / "a.yaml", service_yaml("alpha") + "---\n" + service_yaml("beta"))
     store = Store()
     source = FolderSource(
-        store, folder, force_polling=request.param == "polling", poll_interval=0.1
+        store, folder, watcher=request.param, poll_interval=0.1,
+        full_scan_interval=3600,  # changes are seen by the watcher, not by the safety-net scan
     )
     source.load()
     source.start()

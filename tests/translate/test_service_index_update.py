@@ -174,3 +174,69 @@ def test_an_update_leaves_the_index_it_came_from_as_it_was() -> None:
     reviews_2 = ("pod", "default", "reviews-2")
     assert index.sources.users.get(reviews_2) == frozenset({("default", "reviews")})
     assert update.index.sources.users.get(reviews_2) is None
+
+
+def service_entry(name: str, host: str) -> dict:
+    return {
+        "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"hosts": [host], "ports": [{"name": "http", "number": 9080, "protocol": "HTTP"}],
+                 "resolution": "STATIC", "endpoints": [{"address": "10.7.0.1"}]},
+    }
+
+
+def test_service_changes_update_the_index_as_a_rebuild_would() -> None:
+    """A new Service (with its Pods and slice, as one file brings them), a port added and one
+    gone, a selector that picks WorkloadEntries, a Service deleted: each updated in place
+    equals the index built anew, and its lineage names the hosts changed since any earlier
+    index of the line. A ServiceEntry sharing a host makes the update a rebuild."""
+    store = Store()
+    source = MemorySource(store)
+    source.apply(
+        service("reviews"), service("ratings"), pod("reviews-1", "reviews", "10.0.0.1"),
+        endpoint_slice("reviews", ("reviews-1", "10.0.0.1")),
+        service_entry("shadowed", "ratings.default.svc.cluster.local"),
+        workload_entry("vm-1", "default", "10.0.5.1"),
+    )
+    index = build_service_index(store.snapshot, MESH)
+    first = index.serial
+    two_ports = {"ports": [{"name": "http", "port": 9080}, {"name": "grpc", "port": 9090}]}
+    steps: list[tuple[str, object, set[str]]] = [
+        ("a new Service with its Pod and slice",
+         lambda: source.apply(service("details"), pod("details-1", "details", "10.0.2.1"),
+                              endpoint_slice("details", ("details-1", "10.0.2.1"))),
+         {"details.default.svc.cluster.local"}),
+        ("a port added", lambda: source.apply(service("details", **two_ports)), {"details.default.svc.cluster.local"}),
+        ("a port gone", lambda: source.apply(service("details")), {"details.default.svc.cluster.local"}),
+        ("a selector that picks a WorkloadEntry",
+         lambda: source.apply(service("details", selector={"app": "reviews"})),
+         {"details.default.svc.cluster.local"}),
+        ("a Service deleted with its slice",
+         lambda: (source.delete(service("details")), source.delete(endpoint_slice("details"))),
+         {"details.default.svc.cluster.local"}),
+    ]
+    for what, change, hosts in steps:
+        before = store.snapshot
+        change()
+        after = store.snapshot
+        update = update_service_index(index, after, MESH, after.changed_since(before, after.kinds_changed_since(before)))
+        rebuilt = build_service_index(after, MESH)
+        assert dict(update.index.endpoints) == dict(rebuilt.endpoints), what
+        assert update.index.services == rebuilt.services, what
+        assert dict(update.index.by_host) == dict(rebuilt.by_host), what
+        assert update.index.by_selector == rebuilt.by_selector, what
+        assert update.hosts == hosts, what
+        assert update.index.endpoint_hosts_changed_since(index.serial) == hosts, what
+        index = update.index
+    assert index.endpoint_hosts_changed_since(first) == {"details.default.svc.cluster.local"}
+    assert index.endpoint_hosts_changed_since(index.serial) == frozenset()
+    assert index.endpoint_hosts_changed_since(-1) is None  # not of this line: anything may differ
+
+    before = store.snapshot
+    source.delete(service("ratings"))  # its host goes to the ServiceEntry it shadowed
+    after = store.snapshot
+    update = update_service_index(index, after, MESH, after.changed_since(before, after.kinds_changed_since(before)))
+    ratings = update.index.by_host["ratings.default.svc.cluster.local"]
+    assert ratings.source_kind == "ServiceEntry"
+    assert dict(update.index.endpoints) == dict(build_service_index(after, MESH).endpoints)
+    assert update.index.endpoint_hosts_changed_since(index.serial) is None  # a rebuild: no lineage

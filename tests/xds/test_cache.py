@@ -76,3 +76,51 @@ def test_framed_fields_decode_as_the_whole_message(cache: SnapshotCache):
     ) == discovery_pb2.DeltaDiscoveryResponse(
         resources=[discovery_pb2.Resource(name="a", version=resource.version, resource=packed)]
     )
+
+
+class Recorder:
+    """A watcher that records on which thread it was told."""
+
+    def __init__(self, group: str | None, identity: str | None = None, loop=None) -> None:
+        self.group, self.identity, self.loop = group, identity, loop
+        self.threads: list[int] = []
+
+    def notify(self) -> None:
+        self.threads.append(threading.get_ident())
+
+
+def test_only_the_watchers_of_the_group_or_identity_concerned_are_told(cache: SnapshotCache):
+    mine, other, certified = Recorder("g"), Recorder("h"), Recorder("h", identity="spiffe://a")
+    for watcher in (mine, other, certified):
+        cache.watch(watcher)
+    cache.set_snapshot("g", base_snapshot())
+    cache.set_identity_resources("spiffe://a", types.SECRET, [])
+    assert (len(mine.threads), len(other.threads), len(certified.threads)) == (1, 0, 1)
+    assert cache.watcher_count("h") == 2
+    cache.unwatch(certified)
+    cache.set_identity_resources("spiffe://a", types.SECRET, [])
+    cache.set_snapshot("h", base_snapshot())
+    assert (len(other.threads), len(certified.threads)) == (1, 1)
+    assert cache.watcher_count("h") == 1 and cache.watcher_count("nobody") == 0
+
+
+async def test_from_another_thread_a_loops_watchers_are_told_in_one_callback(
+    cache: SnapshotCache, monkeypatch: pytest.MonkeyPatch
+):
+    loop = asyncio.get_running_loop()
+    handed = []
+    real = loop.call_soon_threadsafe
+    monkeypatch.setattr(loop, "call_soon_threadsafe",
+                        lambda *args: handed.append(args) or real(*args))
+    watchers = [Recorder("g", loop=loop) for _ in range(50)]
+    for watcher in watchers:
+        cache.watch(watcher)
+    await asyncio.to_thread(cache.set_snapshot, "g", base_snapshot())
+    # (to_thread hands its own result over too)
+    handed = [args for args in handed if any(isinstance(a, list) for a in args)]
+    assert len(handed) == 1 and set(handed[0][1]) == set(watchers)  # one wake-up for the 50
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert all(w.threads == [threading.get_ident()] for w in watchers)  # on the loop's thread
+    cache.set_resources("g", types.ENDPOINT, [])  # on the loop itself: told at once
+    assert all(len(w.threads) == 2 for w in watchers)

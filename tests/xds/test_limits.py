@@ -212,11 +212,9 @@ async def test_new_streams_beyond_the_rate_are_refused(cache):
     assert error.reason == "new_streams_rate" and error.code == "RESOURCE_EXHAUSTED"
 
 
-async def test_a_stalled_stream_gives_its_push_slot_back(cache):
-    """One push slot; a stream whose client took one response and never reads again holds
-    it only until the send timeout, and never again after: the other stream is served."""
-    core = limited(cache, replace(SMALL, max_concurrent_pushes=1, push_send_timeout=0.2))
-    stalled = core.open_stream("sotw")
+async def stalled_after_one_response(stream):
+    """The stream's responses after its client asked for CDS and took one response; it
+    never asks for more (a proxy that stopped reading)."""
     requests: asyncio.Queue = asyncio.Queue()
 
     async def source():
@@ -224,8 +222,18 @@ async def test_a_stalled_stream_gives_its_push_slot_back(cache):
             yield await requests.get()
 
     requests.put_nowait(sotw_request(types.CLUSTER, node_id="stalled"))
-    responses = stalled.run(source())
-    await anext(responses)  # the slot is held from here: the client never asks for more
+    responses = stream.run(source())
+    return responses, await anext(responses)
+
+
+async def test_a_stalled_stream_gives_its_push_slot_back(cache):
+    """One push slot; a stream whose client took one response and never reads again holds
+    it only until the send timeout, and never again after: the other stream is served.
+    (Every response keeps its slot here, however small: see the next test.)"""
+    core = limited(cache, replace(SMALL, max_concurrent_pushes=1, push_send_timeout=0.2,
+                                  push_slot_min_bytes=0))
+    stalled = core.open_stream("sotw")
+    responses, _ = await stalled_after_one_response(stalled)  # the slot is held from here
     try:
         async with StreamDouble(core) as other:
             await connect_cds(other)
@@ -238,6 +246,26 @@ async def test_a_stalled_stream_gives_its_push_slot_back(cache):
     finally:
         await responses.aclose()
     assert core.throttle.in_use == 0
+
+
+async def test_a_small_response_is_handed_over_without_its_slot(cache):
+    """Responses under push_slot_min_bytes keep their slot while built, not while gRPC takes
+    them: a stream whose client does not read holds none, and is not made slow."""
+    core = limited(cache, replace(SMALL, max_concurrent_pushes=1, push_send_timeout=0.2))
+    stalled = core.open_stream("sotw")
+    responses, first = await stalled_after_one_response(stalled)
+    try:
+        assert len(first) < core.limits.push_slot_min_bytes
+        assert core.throttle.in_use == 0
+        async with StreamDouble(core) as other:
+            await connect_cds(other)
+            cache.set_snapshot("g", base_snapshot(timeout_ms=2000))
+            assert (await other.recv()).type_url == types.CLUSTER
+        await asyncio.sleep(0.3)  # past the send timeout: no slot was held to time out
+        assert not stalled.slow and core.counters.slow_streams == 0
+        assert core.throttle.in_use == 0
+    finally:
+        await responses.aclose()
 
 
 async def test_builds_wait_for_a_push_slot(cache):

@@ -145,8 +145,10 @@ async def test_a_stream_says_once_it_settled_after_the_last_ack(cache):
         await ads.settle()
         assert callbacks.settled == []  # CDS awaits its ACK
         assert core.sync_statuses([ads.stream.stream_id])[0]["settled"] is False
-        ads.send(ack(cds))
+        # Envoy's order: EDS is asked for while the clusters warm, before the CDS ACK (the
+        # stream may tell it settled after each ACK that leaves nothing due).
         ads.send(sotw_request(types.ENDPOINT, CLUSTERS))
+        ads.send(ack(cds))
         ads.send(ack(await ads.recv(), CLUSTERS))
         await ads.settle()
         assert callbacks.settled == [ads.stream.stream_id]

@@ -2,14 +2,18 @@
 
 Computed once per shared key per snapshot and memoized in the push context: proxies of one
 scope get the same messages (callers treat messages as immutable). Across snapshots, each
-service port's clusters and assignments are units keyed by all they read, and a scope's
-whole sets are kept while their inputs are equal (translate/units.py).
+service port's clusters and assignments are units keyed by all they read (translate/units.py),
+and a scope's sets are kept per service with what each part read (_per_service): the next
+snapshot rebuilds the parts of the services whose endpoints, service or DestinationRule
+changed, found from the service index's lineage, not by looking every unit up again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
+from typing import Any, TypeVar, cast
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
@@ -31,7 +35,10 @@ from controlplane.translate.scope import SidecarScope
 from controlplane.translate.transport import DISABLE
 from controlplane.translate.units import Ident, ident
 
+T = TypeVar("T")
+R = TypeVar("R")
 ClusterSpec = tuple[MeshService, ServicePort, Subset | None, DestinationRuleSpec | None]
+Rule = DestinationRuleSpec | None  # the DestinationRule that applies to a service, if any
 
 
 def subset_endpoints(eps: tuple[MeshEndpoint, ...], subset: Subset | None) -> tuple[MeshEndpoint, ...]:
@@ -59,11 +66,75 @@ def _shared_key(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> Hashable
 
 def _scope_inputs(ctx: PushContext, services: list[MeshService]) -> tuple[object, ...]:
     """What a scope's outbound clusters, assignments and credential names read besides the
-    slot they are kept in (``_shared_key`` and the proxy's fields there): its services, their
-    endpoints, the DestinationRules (the store keeps an unchanged one as the same object) and
-    the PeerAuthentications. Compared with ``==`` (UnitCache.latest), never hashed."""
+    slot they are kept in (``_shared_key`` and the proxy's fields there) and the endpoints:
+    its services, the DestinationRules (the store keeps an unchanged one as the same object)
+    and the PeerAuthentications. Compared with ``==`` (UnitCache.latest), never hashed."""
     rules = tuple(e.rule for entries in ctx.routing.destination_rules.values() for e in entries)
-    return (services, Ident(ctx.service_index), rules, Ident(ctx.policies))
+    return (services, rules, Ident(ctx.policies))
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldParts:
+    """A scope's per-service outputs (clusters, or assignments) and what they were made
+    from, kept for the next snapshot (see _per_service)."""
+
+    inputs: tuple[object, ...]  # _scope_inputs
+    index: int  # the serial of the service index they were made from
+    parts: tuple[tuple[MeshService, Rule, Any], ...]  # per service of the scope, in order: its rule, its part
+    whole: Any  # the parts assembled
+
+
+def _per_service(
+    ctx: PushContext,
+    proxy: Proxy,
+    slot: Hashable,
+    services: list[MeshService],
+    build: Callable[[MeshService, Rule], T],
+    assemble: Callable[[Iterable[tuple[MeshService, Rule, T]]], R],
+) -> R:
+    """``assemble`` of ``build`` (service, its DestinationRule) for every service, kept in
+    ``slot`` for the next snapshots of the service index's lineage. A part reads its service,
+    its rule, its endpoints and the PeerAuthentications alone: with the same services and
+    rules, the parts of the hosts whose endpoints changed since (a routing change that comes
+    with endpoint changes, as a rewritten file brings) are built again; after services or
+    rules changed (a new Service, a DestinationRule), those whose service, rule or endpoints
+    differ. Anything else (or an index of another lineage, or an audit) builds every part,
+    each a unit: only those whose inputs changed are made anew."""
+    inputs, index = _scope_inputs(ctx, services), ctx.service_index
+    found = ctx.units.held(slot)
+    held = found if isinstance(found, _HeldParts) else None
+    changed = None
+    if held is not None and held.inputs[-1] == inputs[-1]:  # the same PeerAuthentications
+        changed = index.endpoint_hosts_changed_since(held.index)
+    if held is None or changed is None:
+        parts = tuple((service, rule, build(service, rule)) for service in services
+                      for rule in (_rule(ctx, proxy, service),))
+        whole = assemble(parts)
+    elif held.inputs == inputs:  # the same services and rules: only endpoints changed
+        whole, parts = held.whole, held.parts
+        if changed and any(service.hostname in changed for service, _, _ in parts):
+            parts = tuple(
+                (service, rule, build(service, rule) if service.hostname in changed else part)
+                for service, rule, part in parts
+            )
+            whole = assemble(parts)
+        elif held.index == index.serial:
+            return cast(R, whole)
+    else:
+        kept = {service.hostname: (service, rule, part) for service, rule, part in held.parts}
+        made = []
+        for service in services:
+            rule = _rule(ctx, proxy, service)
+            old = kept.get(service.hostname)
+            # (a changed Service is among the hosts changed too)
+            if old is not None and old[1] is rule and service.hostname not in changed:
+                made.append(old)
+            else:
+                made.append((service, rule, build(service, rule)))
+        parts = tuple(made)
+        whole = assemble(parts)
+    ctx.units.hold(slot, _HeldParts(inputs, index.serial, parts, whole))
+    return cast(R, whole)
 
 
 def outbound_clusters(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> dict[str, cluster_pb2.Cluster]:
@@ -71,29 +142,36 @@ def outbound_clusters(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> di
     key = _shared_key(ctx, proxy, scope)
     cached = ctx.memo.outbound_clusters.get(key)
     if cached is None:
-        services = scope.services
-        cached = ctx.memo.outbound_clusters[key] = ctx.units.latest(
-            ("clusters", key), _scope_inputs(ctx, services), lambda: _build_clusters(ctx, proxy, services)
+        cached = ctx.memo.outbound_clusters[key] = _per_service(
+            ctx, proxy, ("clusters", key), scope.services, partial(_service_clusters, ctx, proxy), _clusters_by_name
         )
     return dict(cached)
 
 
-def _build_clusters(ctx: PushContext, proxy: Proxy, services: list[MeshService]) -> dict[str, cluster_pb2.Cluster]:
+def _service_clusters(
+    ctx: PushContext, proxy: Proxy, service: MeshService, rule: Rule
+) -> tuple[cluster_pb2.Cluster, ...]:
+    auto_mtls = _auto_mtls(ctx, proxy, service)
+    out: list[cluster_pb2.Cluster] = []
+    for port in service.ports:
+        eps = ctx.service_endpoints(service.hostname, port.number)
+        # every input outbound_cluster reads (the mesh is the cache's own)
+        key = ("clusters", service, port, ident(rule), eps, auto_mtls)
+        out.extend(ctx.units.get(key, partial(_port_clusters, ctx.mesh, service, port, rule, eps, auto_mtls)))
+    return tuple(out)
+
+
+def _clusters_by_name(
+    parts: Iterable[tuple[MeshService, Rule, tuple[cluster_pb2.Cluster, ...]]],
+) -> dict[str, cluster_pb2.Cluster]:
     clusters: dict[str, cluster_pb2.Cluster] = {}
-    for service in services:
-        rule = _rule(ctx, proxy, service)
-        auto_mtls = _auto_mtls(ctx, proxy, service)
-        for port in service.ports:
-            eps = ctx.service_endpoints(service.hostname, port.number)
-            # every input outbound_cluster reads (the mesh is the cache's own)
-            key = ("clusters", service, port, ident(rule), eps, auto_mtls)
-            built = ctx.units.get(key, partial(_port_clusters, ctx.mesh, service, port, rule, eps, auto_mtls))
-            for c in built:
-                clusters.setdefault(c.name, c)
+    for _, _, built in parts:
+        for c in built:
+            clusters.setdefault(c.name, c)
     return clusters
 
 
-def _rule(ctx: PushContext, proxy: Proxy, service: MeshService) -> DestinationRuleSpec | None:
+def _rule(ctx: PushContext, proxy: Proxy, service: MeshService) -> Rule:
     entry = ctx.destination_rule(proxy, service.hostname)
     return entry.rule.spec if entry is not None else None
 
@@ -163,34 +241,41 @@ def outbound_assignments(
     key = (_shared_key(ctx, proxy, scope), proxy.locality, labels, hosts)
     cached = ctx.memo.assignments.get(key)
     if cached is None:
+        build = partial(_service_assignments, ctx, proxy)
         if hosts is None:
-            services = scope.services
-            cached = ctx.units.latest(
-                ("assignments", key), _scope_inputs(ctx, services),
-                lambda: _build_assignments(ctx, proxy, services),
-            )
+            cached = _per_service(ctx, proxy, ("assignments", key), scope.services, build, _assignments_by_name)
         else:
-            cached = _build_assignments(ctx, proxy, scope.services_of(hosts))
+            cached = _assignments_by_name(
+                (s, rule, build(s, rule)) for s in scope.services_of(hosts) for rule in (_rule(ctx, proxy, s),)
+            )
         ctx.memo.assignments[key] = cached
     return cached
 
 
-def _build_assignments(
-    ctx: PushContext, proxy: Proxy, services: list[MeshService]
-) -> tuple[endpoint_pb2.ClusterLoadAssignment, ...]:
-    out: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
+def _service_assignments(
+    ctx: PushContext, proxy: Proxy, service: MeshService, rule: Rule
+) -> tuple[tuple[str, endpoint_pb2.ClusterLoadAssignment], ...]:
+    if service.resolution != EDS:
+        return ()
     # failoverPriority may compare endpoint labels with the proxy's own
     labels = proxy.labels if ctx.uses_failover_priority else None
-    for service in services:
-        if service.resolution != EDS:
-            continue
-        rule = _rule(ctx, proxy, service)
-        for port in service.ports:
-            eps = ctx.service_endpoints(service.hostname, port.number)
-            # every input _port_assignments reads (PeerAuthentications: the policy index)
-            key = ("assignments", service, port, ident(rule), eps, proxy.locality, labels, Ident(ctx.policies))
-            for name, cla in ctx.units.get(key, partial(_port_assignments, ctx, proxy, service, port, rule, eps)):
-                out.setdefault(name, cla)
+    out: list[tuple[str, endpoint_pb2.ClusterLoadAssignment]] = []
+    for port in service.ports:
+        eps = ctx.service_endpoints(service.hostname, port.number)
+        # every input _port_assignments reads (PeerAuthentications: the policy index)
+        key = ("assignments", service, port, ident(rule), eps, proxy.locality, labels, Ident(ctx.policies))
+        out.extend(ctx.units.get(key, partial(_port_assignments, ctx, proxy, service, port, rule, eps)))
+    return tuple(out)
+
+
+def _assignments_by_name(
+    parts: Iterable[tuple[MeshService, Rule, tuple[tuple[str, endpoint_pb2.ClusterLoadAssignment], ...]]],
+) -> tuple[endpoint_pb2.ClusterLoadAssignment, ...]:
+    """Sorted by cluster name; a name given twice keeps the first."""
+    out: dict[str, endpoint_pb2.ClusterLoadAssignment] = {}
+    for _, _, pairs in parts:
+        for name, cla in pairs:
+            out.setdefault(name, cla)
     return tuple(out[k] for k in sorted(out))
 
 

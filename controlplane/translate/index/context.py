@@ -60,6 +60,7 @@ from controlplane.translate.index.routing import (
 from controlplane.translate.index.service_index import (
     ENDPOINT_SOURCE_KINDS,
     SERVICE_KINDS,
+    UPDATABLE_KINDS,
     ServiceIndex,
     Snapshot,
     build_service_index,
@@ -96,6 +97,8 @@ INDEXED_KINDS = (
 
 # Labels as a hashable key part (sorted pairs); None where labels do not matter.
 LabelsKey = tuple[tuple[str, str], ...] | None
+# PushContext.destination_rule_view of the proxies of every namespace that changes no rule's choice
+PLAIN_RULE_VIEW = "plain"
 
 
 @dataclass
@@ -117,8 +120,11 @@ class Memo:
     # Clusters to extension providers (tracers, authorizers) a proxy has none for.
     provider_clusters: dict[str, cluster_pb2.Cluster] = field(default_factory=dict)
     credential_names: dict[Hashable, tuple[str, ...]] = field(default_factory=dict)
-    # (proxy namespace, proxy labels, host) -> the DestinationRule that applies, or None
-    destination_rules: dict[tuple[str, LabelsKey, str], DestinationRuleEntry | None] = field(default_factory=dict)
+    # (the proxy's rule view, host) -> the DestinationRule that applies, or None
+    destination_rules: dict[tuple[Hashable, str], DestinationRuleEntry | None] = field(default_factory=dict)
+    # namespace -> whether its proxies see the DestinationRules as a namespace holding none does
+    plain_rule_namespaces: dict[str, bool] = field(default_factory=dict)
+    rules_exported_to_all: bool | None = None
     # (namespace, labels that matter, clear route cache) -> the jwt_authn config, or None
     jwt_authn: dict[tuple[str, LabelsKey, bool], jwt_pb2.JwtAuthentication | None] = field(default_factory=dict)
     # (namespace, labels that matter, TCP chain?) -> the RBAC of AuthorizationPolicies, or None
@@ -191,12 +197,47 @@ class PushContext:
     def destination_rule(self, proxy: Proxy, host: str) -> DestinationRuleEntry | None:
         """Istio's order: the proxy's namespace, then the service's, then the root namespace;
         within one, an exact host before the most specific wildcard."""
-        key = (proxy.namespace, proxy.labels, host)  # all that _find_destination_rule reads
+        key = (self.destination_rule_view(proxy), host)  # all that _find_destination_rule reads
         memo = self.memo.destination_rules
         if key in memo:
             return memo[key]
         found = memo[key] = self._find_destination_rule(proxy, host)
         return found
+
+    def destination_rule_view(self, proxy: Proxy) -> Hashable:
+        """Equal for proxies that ``destination_rule`` answers alike for every host: the same
+        token for every namespace whose proxies see the rules as one holding none does (so a
+        new namespace's first translation finds the units another's built), else the
+        proxy's namespace and labels (all that the rules' order and selectors read)."""
+        plain = self.memo.plain_rule_namespaces.get(proxy.namespace)
+        if plain is None:
+            plain = self.memo.plain_rule_namespaces[proxy.namespace] = self._plain_rule_namespace(proxy.namespace)
+        return PLAIN_RULE_VIEW if plain else (proxy.namespace, proxy.labels)
+
+    def _plain_rule_namespace(self, namespace: str) -> bool:
+        """Does a proxy in ``namespace`` get, for every host, the rule a proxy in a namespace
+        holding none gets? Yes when every rule of the mesh is exported to all (what is visible
+        is the same everywhere) and each of its own rules is for an exact host of one of its
+        own services, selecting no workload: its rules come first only for its own services,
+        where the service's namespace puts them anyway (the root namespace's included)."""
+        if self.memo.rules_exported_to_all is None:
+            self.memo.rules_exported_to_all = all(
+                "*" in e.export_to for entries in self.routing.destination_rules.values() for e in entries
+            )
+        if not self.memo.rules_exported_to_all:
+            return False
+        index = self.routing.dr_index.get(namespace)
+        if index is None:
+            return True
+        if index.wildcards:
+            return False
+        for host, entries in index.exact.items():
+            service = self.service_index.by_host.get(host)
+            if service is None or service.namespace != namespace:
+                return False
+            if any(selector_labels(e.rule.spec.workload_selector) for e in entries):
+                return False
+        return True
 
     def _find_destination_rule(self, proxy: Proxy, host: str) -> DestinationRuleEntry | None:
         service = self.service_index.by_host.get(host)
@@ -279,9 +320,10 @@ def update_push_context(
 ) -> PushContext:
     """The push context of ``snapshot``, reusing the parts of ``previous`` that no kind in
     ``changed_kinds`` feeds. The memo always starts empty: its outputs mix every part.
-    ``endpoint_changes``: the (old, new) EndpointSlices, Endpoints and Pods among the changes;
-    when those are all the services part sees changed, it updates the endpoints they feed
-    alone (a routing change that came with endpoint changes, as a rewritten file brings)."""
+    ``endpoint_changes``: the (old, new) EndpointSlices, Endpoints, Pods and Services among the
+    changes (UPDATABLE_KINDS); when those are all the services part sees changed, it updates
+    the services and endpoints they feed alone (a routing change that came with endpoint
+    changes, as a rewritten file brings; a new Service)."""
     changed = frozenset(changed_kinds)
     if changed - INDEXED_KINDS:  # a kind no part declares: rebuild all rather than guess
         return build_push_context(snapshot, previous.mesh)
@@ -292,7 +334,7 @@ def update_push_context(
     routing = build_routing_index(snapshot, mesh) if routing_changed else previous.routing
     service_index = previous.service_index
     if changed & SERVICE_KINDS:
-        if endpoint_changes is not None and changed & SERVICE_KINDS <= ENDPOINT_SOURCE_KINDS:
+        if endpoint_changes is not None and changed & SERVICE_KINDS <= UPDATABLE_KINDS:
             service_index = update_service_index(service_index, snapshot, mesh, endpoint_changes).index
         else:
             service_index = build_service_index(snapshot, mesh)

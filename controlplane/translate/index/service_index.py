@@ -7,6 +7,7 @@ policies are other parts of the index).
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 import immutables
 
+from controlplane.model.hosts import service_fqdn
 from controlplane.model.kubernetes import Endpoints, EndpointSlice, Pod, Service
 from controlplane.model.labels import service_selects
 from controlplane.model.mesh import MeshConfig
@@ -24,6 +26,8 @@ from controlplane.translate.index.registry import DNS, DNS_ROUND_ROBIN, MeshEndp
 
 # The kinds this part is built from: a change to any other kind leaves it as it is.
 SERVICE_KINDS = frozenset({"Service", "ServiceEntry", "EndpointSlice", "Endpoints", "Pod", "WorkloadEntry"})
+STEPS_KEPT = 32  # updates an index remembers (endpoint_hosts_changed_since)
+_serials = itertools.count(1)
 
 
 class Snapshot(Protocol):
@@ -49,6 +53,26 @@ class ServiceIndex:
     # (namespace, a selector's first label, its value) -> the services of that selector
     # (_selector_index): a lookup costs the candidates, not every service
     by_selector: Mapping[tuple[str, str, str], tuple[MeshService, ...]] = field(default_factory=dict)
+    # Its lineage (no reference to older indexes, which may then go): a serial, and the last
+    # few update_service_index steps that led here (the serial each came from, the hosts
+    # whose endpoints or service it changed). What was made from an older index of the line
+    # needs those hosts' parts alone made again (builders/outbound.py).
+    serial: int = field(default_factory=lambda: next(_serials), compare=False)
+    steps: tuple[tuple[int, frozenset[str]], ...] = field(default=(), compare=False)
+    # Hosts of ServiceEntries a Kubernetes Service wins: a change of that Service may hand
+    # the host over, which only a rebuild decides.
+    shadowed: frozenset[str] = frozenset()
+
+    def endpoint_hosts_changed_since(self, serial: int) -> frozenset[str] | None:
+        """The hosts whose endpoints (or service) differ from those of the index ``serial``,
+        an ancestor of this one by update_service_index; None if it is not among the last
+        few (then anything may differ)."""
+        if serial == self.serial:
+            return frozenset()
+        for i, (base, _) in enumerate(self.steps):
+            if base == serial:
+                return frozenset().union(*(hosts for _, hosts in self.steps[i:]))
+        return None
 
     def service_endpoints(self, host: str, port: int) -> tuple[MeshEndpoint, ...]:
         return self.endpoints.get((host, port), ())
@@ -101,10 +125,13 @@ def build_service_index(snapshot: Snapshot, mesh: MeshConfig) -> ServiceIndex:
         by_port = _kubernetes_endpoints(svc, ms, slices.get(key, []), legacy.get(key), pods, workload_entries)
         for number, port_endpoints in by_port.items():
             endpoints[(ms.hostname, number)] = port_endpoints
+    shadowed: set[str] = set()
     se: ServiceEntry
     for se in snapshot.of_kind(ServiceEntry.KIND):
         for ms in svcs.service_entry_services(se):
             if ms.hostname in by_host:
+                if by_host[ms.hostname].source_kind == "Service":
+                    shadowed.add(ms.hostname)
                 continue
             by_host[ms.hostname] = ms
             selected = svcs.selected_workload_entries(ms.selector, ms.namespace, workload_entries)
@@ -121,7 +148,7 @@ def build_service_index(snapshot: Snapshot, mesh: MeshConfig) -> ServiceIndex:
         entries_by_namespace[we.meta.namespace].append(we)
     return ServiceIndex(
         services, by_host, immutables.Map(endpoints), pods, build_endpoint_sources(slices, legacy),
-        dict(entries_by_namespace), _selector_index(services),
+        dict(entries_by_namespace), _selector_index(services), shadowed=frozenset(shadowed),
     )
 
 
@@ -161,6 +188,8 @@ def _kubernetes_endpoints(
 # Kinds that only feed Kubernetes Services' endpoints: a change to them alone updates the
 # endpoints of the services they name and leaves every other entry (and the services) as is.
 ENDPOINT_SOURCE_KINDS = frozenset({"EndpointSlice", "Endpoints", "Pod"})
+# What update_service_index takes: the endpoint sources, and Services (a new service, say).
+UPDATABLE_KINDS = ENDPOINT_SOURCE_KINDS | {"Service"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,15 +206,30 @@ def update_service_index(
     mesh: MeshConfig,
     changed: Iterable[tuple[object | None, object | None]],
 ) -> IndexUpdate:
-    """``previous`` after a change of EndpointSlices, Endpoints and Pods alone, given as
-    (old, new) pairs: only the endpoints of the Services they feed are rebuilt (the rest,
-    and the services, are shared with ``previous``). Same result as build_service_index."""
+    """``previous`` after a change of EndpointSlices, Endpoints, Pods and Services alone
+    (UPDATABLE_KINDS), given as (old, new) pairs: only the endpoints of the Services they feed
+    are rebuilt (the rest is shared with ``previous``). Same result as build_service_index,
+    which it falls back on when a changed Service's host is (or was) a ServiceEntry's too."""
     slice_changes: list[tuple[EndpointSlice | None, EndpointSlice | None]] = []
     legacy_changes: list[tuple[Endpoints | None, Endpoints | None]] = []
     pod_changes: list[tuple[Pod | None, Pod | None]] = []
-    lists: dict[type, list[Any]] = {EndpointSlice: slice_changes, Endpoints: legacy_changes, Pod: pod_changes}
+    service_changes: list[tuple[Service | None, Service | None]] = []
+    lists: dict[type, list[Any]] = {
+        EndpointSlice: slice_changes, Endpoints: legacy_changes, Pod: pod_changes, Service: service_changes,
+    }
     for old, new in changed:
         lists[type(new if new is not None else old)].append((old, new))
+    by_host, services, by_selector = previous.by_host, previous.services, previous.by_selector
+    endpoints = previous.endpoints.mutate()
+    hosts: set[str] = set()
+    if service_changes:
+        updated = _services_updated(previous, service_changes, mesh, endpoints)
+        if updated is None:
+            index = build_service_index(snapshot, mesh)
+            return IndexUpdate(index, frozenset(previous.by_host) | frozenset(index.by_host))
+        by_host, hosts = updated
+        services = tuple(sorted(by_host.values(), key=lambda s: s.hostname))
+        by_selector = _selector_index(services)
     legacy_keys = {(e.meta.namespace, e.meta.name) for pair in legacy_changes for e in pair if e is not None}
     legacy: dict[tuple[str, str], Endpoints | None] = {
         key: snapshot.get_typed(Endpoints.KIND, *key) for key in legacy_keys
@@ -193,13 +237,12 @@ def update_service_index(
     sources, names = previous.sources.updated(slice_changes, legacy_changes, legacy)
     # Pods feed the services whose slices refer to them, before and after the change.
     names |= sources.services_using(p for pair in pod_changes for p in pair if p is not None)
+    names |= {(s.meta.namespace, s.meta.name) for pair in service_changes for s in pair if s is not None}
     pods = previous.pods.updated(pod_changes) if pod_changes else previous.pods
-    endpoints = previous.endpoints.mutate()
-    hosts: set[str] = set()
     for namespace, name in sorted(names):
         svc = snapshot.get_typed(Service.KIND, namespace, name)
         ms = svcs.kubernetes_service(svc, mesh.domain_suffix) if svc is not None else None
-        if ms is None or previous.by_host.get(ms.hostname) != ms:
+        if ms is None or by_host.get(ms.hostname) != ms:
             continue  # no such Service (its slices feed nothing), or not the host's winner
         if (namespace, name) not in legacy:
             legacy[(namespace, name)] = snapshot.get_typed(Endpoints.KIND, namespace, name)
@@ -210,9 +253,43 @@ def update_service_index(
             if endpoints.get((ms.hostname, number)) != eps:
                 endpoints[(ms.hostname, number)] = eps
                 hosts.add(ms.hostname)
+    changed_hosts = frozenset(hosts)
     index = ServiceIndex(
-        previous.services, previous.by_host, endpoints.finish(), pods, sources, previous.workload_entries,
-        previous.by_selector,
+        services, by_host, endpoints.finish(), pods, sources, previous.workload_entries, by_selector,
+        steps=(*previous.steps[-(STEPS_KEPT - 1):], (previous.serial, changed_hosts)), shadowed=previous.shadowed,
     )
-    return IndexUpdate(index, frozenset(hosts))
+    return IndexUpdate(index, changed_hosts)
+
+
+def _services_updated(
+    previous: ServiceIndex,
+    changes: list[tuple[Service | None, Service | None]],
+    mesh: MeshConfig,
+    endpoints: immutables.MapMutation[tuple[str, int], tuple[MeshEndpoint, ...]],
+) -> tuple[dict[str, MeshService], set[str]] | None:
+    """The services by host after ``changes`` (the endpoints of ports a changed service no
+    longer has dropped from ``endpoints``; its others are rebuilt by the caller), and the
+    hosts changed; None when a ServiceEntry has a say in one of them."""
+    by_host = dict(previous.by_host)
+    hosts: set[str] = set()
+    for old, new in changes:
+        svc = new if new is not None else old
+        assert svc is not None
+        host = service_fqdn(svc.meta.name, svc.meta.namespace, mesh.domain_suffix)
+        before = by_host.get(host)
+        if host in previous.shadowed or (before is not None and before.source_kind != "Service"):
+            return None
+        after = svcs.kubernetes_service(new, mesh.domain_suffix) if new is not None else None
+        if before == after:
+            continue
+        hosts.add(host)
+        kept = {p.number for p in after.ports} if after is not None else set()
+        for port in before.ports if before is not None else ():
+            if port.number not in kept:
+                endpoints.pop((host, port.number), None)
+        if after is None:
+            by_host.pop(host, None)
+        else:
+            by_host[host] = after
+    return by_host, hosts
 
