@@ -29,8 +29,9 @@ from controlplane.server.metrics import Metrics
 
 log = logging.getLogger("controlplane.monitoring")
 
-# XdsServer.sync_statuses: for the given stream ids, per type what was sent and ACKed when.
-SyncStatuses = Callable[[Iterable[int]], list[dict[str, Any]]]
+# XdsServer.sync_statuses: for the given stream ids (``settled_only``: of those settled), per
+# type what was sent and ACKed when.
+SyncStatuses = Callable[..., list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class Observer:
             )
         # Those that settled before now told it while nobody awaited them: read them once.
         if fresh:
-            self._settle(s for s in self._sync_statuses(fresh) if s.get("settled"))
+            self._settle(self._sync_statuses(fresh, settled_only=True))
         if self._awaited and (self._sweeper is None or self._sweeper.done()):
             self._sweeper = asyncio.get_running_loop().create_task(
                 self._sweep(), name="convergence-sweeper"

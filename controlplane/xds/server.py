@@ -156,8 +156,10 @@ class XdsServer:
     def streams_status(self) -> list[dict[str, object]]:
         return self.core.streams_status()
 
-    def sync_statuses(self, stream_ids: Iterable[int]) -> list[dict[str, object]]:
-        return self.core.sync_statuses(stream_ids)
+    def sync_statuses(
+        self, stream_ids: Iterable[int], *, settled_only: bool = False
+    ) -> list[dict[str, object]]:
+        return self.core.sync_statuses(stream_ids, settled_only=settled_only)
 
     def recent_nacks(self):
         return self.core.recent_nacks()

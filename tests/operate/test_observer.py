@@ -60,12 +60,12 @@ class Streams:
         self.settled: set[int] = set()
         self.asked: list[list[int]] = []
 
-    def __call__(self, stream_ids: Any) -> list[dict[str, Any]]:
+    def __call__(self, stream_ids: Any, *, settled_only: bool = False) -> list[dict[str, Any]]:
         self.asked.append(list(stream_ids))
         return [
             {"stream_id": sid, "settled": sid in self.settled, "types": t}
             for sid, t in self.types.items()
-            if sid in self.asked[-1]
+            if sid in self.asked[-1] and (sid in self.settled or not settled_only)
         ]
 
 

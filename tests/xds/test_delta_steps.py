@@ -30,16 +30,16 @@ async def connect(ads: StreamDouble) -> None:
     await ads.settle()
 
 
-def count_plans(stream) -> list[str]:
-    """Record each full delta plan the stream makes (by type)."""
+def count_plans(stream, method: str = "_plan_delta") -> list[str]:
+    """Record each full plan the stream makes (by type): delta's, or SotW's (``_plan_sotw``)."""
     planned: list[str] = []
-    plan = stream._plan_delta
+    plan = getattr(stream, method)
 
     def counting(state, view):
         planned.append(types.short_name(state.type_url))
         return plan(state, view)
 
-    stream._plan_delta = counting
+    setattr(stream, method, counting)
     return planned
 
 

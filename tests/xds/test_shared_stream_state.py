@@ -145,6 +145,7 @@ async def test_a_stream_says_once_it_settled_after_the_last_ack(cache):
         await ads.settle()
         assert callbacks.settled == []  # CDS awaits its ACK
         assert core.sync_statuses([ads.stream.stream_id])[0]["settled"] is False
+        assert core.sync_statuses([ads.stream.stream_id, 12345], settled_only=True) == []
         # Envoy's order: EDS is asked for while the clusters warm, before the CDS ACK (the
         # stream may tell it settled after each ACK that leaves nothing due).
         ads.send(sotw_request(types.ENDPOINT, CLUSTERS))
@@ -153,6 +154,8 @@ async def test_a_stream_says_once_it_settled_after_the_last_ack(cache):
         await ads.settle()
         assert callbacks.settled == [ads.stream.stream_id]
         assert core.sync_statuses([ads.stream.stream_id])[0]["settled"] is True
+        assert core.sync_statuses([ads.stream.stream_id], settled_only=True) == core.sync_statuses(
+            [ads.stream.stream_id])
         ads.send(sotw_request(types.ENDPOINT, CLUSTERS, nonce="stale"))
         await ads.settle()
         assert callbacks.settled == [ads.stream.stream_id]  # nothing sent: no new event
