@@ -11,18 +11,26 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator
 from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from controlplane.xds import types
 from controlplane.xds.auth import CallInfo, Identity
 from controlplane.xds.describe import describe_request, describe_response
-from controlplane.xds.limits import InvalidArgument, Refused, ResourceExhausted, clip, over
+from controlplane.xds.limits import Refused, ResourceExhausted, clip, over
+from controlplane.xds.requests import (
+    DELTA,
+    SOTW,
+    check_names,
+    check_request,
+    check_subscriptions,
+    parse_request,
+)
 from controlplane.xds.resources import (
     PreparedResource,
     TypeResources,
@@ -40,8 +48,6 @@ log = logging.getLogger(__name__)
 
 _stream_ids = itertools.count(1)
 
-SOTW = "sotw"
-DELTA = "delta"
 
 
 class Stream:
@@ -111,10 +117,10 @@ class Stream:
         iterator = aiter(requests)
         await self.core.admit(self)
         try:
-            first, first_raw = self._parse(await anext(iterator))
+            first, first_raw = parse_request(self.kind, self.core.limits, await anext(iterator))
         except StopAsyncIteration:
             return
-        self._check(first, first_raw)  # before anything of it is kept or authenticated
+        check_request(self.kind, self.core.limits, first, first_raw)  # before anything of it is kept or authenticated
         self.node.CopyFrom(first.node)
         self.identity = await self.core.authenticate_stream(self)
         self.group = self.core.group_of(self.node, self.identity)
@@ -170,7 +176,7 @@ class Stream:
             async for received in iterator:
                 try:
                     if not self._acked_unchanged(received):
-                        self._apply(*self._parse(received))
+                        self._apply(*parse_request(self.kind, self.core.limits, received))
                 except Refused as refusal:
                     self.refusal = refusal
                     # Drop what the client made us hold now: the stream ends once its
@@ -232,28 +238,10 @@ class Stream:
                 return True
         return False
 
-    def _parse(self, received: bytes | Message) -> tuple[Message, bytes | None]:
-        """A request as the transport gave it: bytes from gRPC (XdsServer), bounded before
-        they are parsed and kept beside the message (see _apply_sotw), or a message (tests)."""
-        if not isinstance(received, bytes):
-            return received, None
-        limit = self.core.limits.max_request_bytes
-        if over(len(received), limit):
-            raise ResourceExhausted(
-                "request_bytes",
-                f"a request of {len(received)} bytes; at most {limit} are accepted",
-            )
-        message = discovery_pb2.DeltaDiscoveryRequest if self.kind == DELTA else (
-            discovery_pb2.DiscoveryRequest)
-        try:
-            return message.FromString(received), received
-        except DecodeError as error:
-            raise InvalidArgument("malformed_request", f"a request that does not parse: {error}")
-
     def _apply(self, request, raw: bytes | None = None, *, checked: bool = False) -> None:
         self.requests_seen += 1
         if not checked:
-            self._check(request, raw)
+            check_request(self.kind, self.core.limits, request, raw)
         type_url = request.type_url or self.service_type
         if log.isEnabledFor(logging.DEBUG):
             log.debug("stream %d request: %s", self.stream_id, describe_request(request))
@@ -276,61 +264,7 @@ class Stream:
         else:
             subscribed = self._apply_delta(type_url, request)
         if subscribed:  # (an ACK repeats what was checked)
-            self._check_subscriptions(self.types[type_url])
-
-    def _check(self, request, raw: bytes | None = None) -> None:
-        """Refuse a request beyond the limits before anything of it is kept."""
-        limits = self.core.limits
-        size = request.ByteSize() if raw is None else len(raw)  # (ByteSize serializes it)
-        if over(size, limits.max_request_bytes):
-            raise ResourceExhausted(
-                "request_bytes",
-                f"a request of {size} bytes; at most {limits.max_request_bytes} are accepted",
-            )
-        texts: tuple[str, ...]
-        if self.kind == SOTW:
-            counted = len(request.resource_names)
-            texts = (request.type_url, request.version_info, request.response_nonce)
-        else:
-            counted = max(len(request.resource_names_subscribe),
-                          len(request.initial_resource_versions))
-            texts = (request.type_url, request.response_nonce)
-        if over(counted, limits.max_names_per_subscription):
-            raise ResourceExhausted(
-                "names_per_subscription",
-                f"a request naming {counted} resources; a subscription may hold "
-                f"{limits.max_names_per_subscription}",
-            )
-        self._check_names(texts)
-
-    def _check_names(self, names: Iterable[str]) -> None:
-        """Names (and type URLs, versions, nonces) within the length limit; checked where the
-        request's names are read anyway, so an ACK costs no second pass over them."""
-        longest = max(map(len, names), default=0)
-        if over(longest, self.core.limits.max_name_bytes):
-            raise InvalidArgument(
-                "name_bytes",
-                f"a name, type URL, version or nonce of {longest} characters; "
-                f"at most {self.core.limits.max_name_bytes} are accepted",
-            )
-
-    def _check_subscriptions(self, state: TypeState) -> None:
-        """What the stream subscribes to, after a request, within the limits."""
-        limits = self.core.limits
-        if over(len(state.names), limits.max_names_per_subscription):
-            raise ResourceExhausted(
-                "names_per_subscription",
-                f"{len(state.names)} resources subscribed to of type "
-                f"{types.short_name(state.type_url)}; a subscription may hold "
-                f"{limits.max_names_per_subscription}",
-            )
-        total = sum(len(s.names) for s in self.types.values())
-        if over(total, limits.max_names_per_stream):
-            raise ResourceExhausted(
-                "names_per_stream",
-                f"{total} resources subscribed to on one stream; "
-                f"at most {limits.max_names_per_stream} are accepted",
-            )
+            check_subscriptions(self.core.limits, self.types[type_url], self.types.values())
 
     def _apply_sotw(
         self, type_url: str, request: discovery_pb2.DiscoveryRequest, raw: bytes | None
@@ -354,7 +288,7 @@ class Stream:
         pooled = pool.known(key)
         if pooled is None:
             names = list(request.resource_names)
-            self._check_names(names)
+            check_names(self.core.limits, names)
             pooled = pool.add(key, names)
         state.subscription_key, names_asked = pooled
         state.apply_sotw_names(names_asked)
@@ -373,7 +307,7 @@ class Stream:
         subscribe = list(request.resource_names_subscribe)
         unsubscribe = list(request.resource_names_unsubscribe)
         initial = dict(request.initial_resource_versions) if not state.requested else None
-        self._check_names(itertools.chain(subscribe, unsubscribe, *(
+        check_names(self.core.limits, itertools.chain(subscribe, unsubscribe, *(
             (initial, initial.values()) if initial else ())))
         state.apply_delta_subscriptions(
             subscribe, unsubscribe, initial, self.core.subscriptions.names

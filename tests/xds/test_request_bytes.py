@@ -9,8 +9,10 @@ from dataclasses import replace
 
 from envoy.service.discovery.v3 import discovery_pb2
 
+from controlplane.xds import stream as stream_module
 from controlplane.xds import types
 from controlplane.xds.limits import InvalidArgument, ResourceExhausted
+from controlplane.xds.requests import parse_request
 from controlplane.xds.shared import subscription_key
 from tests.harness import xds_resources as r
 from tests.harness.xds_double import StreamDouble, ack, delta_request, nack, sotw_request
@@ -118,15 +120,19 @@ async def test_bytes_that_do_not_parse_end_the_stream_with_invalid_argument(cach
 
 
 async def test_an_unchanged_ack_is_applied_from_its_bytes_and_anything_else_is_parsed(
-    cache, core
+    cache, core, monkeypatch
 ):
     cache.set_snapshot("g", snapshot())
     async with StreamDouble(core) as ads:
         first = await eds_as_bytes(ads, ["a", "b"])
         stream = ads.stream
         parsed = []
-        real_parse = stream._parse
-        stream._parse = lambda received: parsed.append(received) or real_parse(received)
+
+        def counted(kind, limits, received):
+            parsed.append(received)
+            return parse_request(kind, limits, received)
+
+        monkeypatch.setattr(stream_module, "parse_request", counted)
         state = stream.types[types.ENDPOINT]
         ads.send(wire(ack(first, ["a", "b"])))
         await ads.settle()
