@@ -23,15 +23,17 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from controlplane.server.metrics import Metrics
 
 log = logging.getLogger("controlplane.monitoring")
 
-# XdsServer.sync_statuses: for the given stream ids (``settled_only``: of those settled), per
-# type what was sent and ACKed when.
-SyncStatuses = Callable[..., list[dict[str, Any]]]
+class SyncStatuses(Protocol):
+    """XdsServer.sync_statuses: for the given stream ids (``settled_only``: of those settled),
+    per type what was sent and ACKed when."""
+
+    def __call__(self, stream_ids: Iterable[int], *, settled_only: bool = False) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from controlplane.model.gateway import Server
 from controlplane.model.gateway_api import GROUP, KubernetesGateway, ListenerSet
 from controlplane.model.labels import label_selector_matches
 from controlplane.translate.gateway_api.gateways import (
@@ -31,7 +32,6 @@ from controlplane.translate.gateway_api.inputs import ConversionInputs
 from controlplane.translate.gateway_api.references import ReferenceGrants
 from controlplane.translate.gateway_api.status import (
     Condition,
-    ListenerStatus,
     ObjectStatus,
     sort_conditions,
 )
@@ -94,7 +94,7 @@ def _convert(
 
 
 def _conditions(
-    ls: ListenerSet, servers: list, valid: int, state: GatewayState, inputs: ConversionInputs  # type: ignore[type-arg]
+    ls: ListenerSet, servers: list[Server], valid: int, state: GatewayState, inputs: ConversionInputs
 ) -> tuple[Condition, ...]:
     if ls.spec.listeners and not valid:
         message = "None of the ListenerSet's listeners are valid"
@@ -106,7 +106,7 @@ def _conditions(
 
 def _rejected(ls: ListenerSet, reason: str, accepted: str, programmed: str) -> ObjectStatus:
     conditions = (Condition("Accepted", "False", reason, accepted), Condition("Programmed", "False", reason, programmed))
-    return ObjectStatus("ListenerSet", ls.meta.namespace, ls.meta.name, conditions, (), tuple[ListenerStatus, ...]())
+    return ObjectStatus("ListenerSet", ls.meta.namespace, ls.meta.name, conditions)
 
 
 def _namespace_allowed(namespace: str, parent: KubernetesGateway, inputs: ConversionInputs) -> bool:
