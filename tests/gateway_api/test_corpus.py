@@ -14,8 +14,6 @@ import pytest
 
 from tests.gateway_api.corpus import CASES, CaseResult, run_case
 
-_LISTENER_CONFLICTS = ("conflicts between a Gateway's and its ListenerSets' listeners (HostnameConflict, "
-                       "ProtocolConflict, overlapping ports) are not detected")
 _AMBIENT = "ambient mode (waypoints, istio.io/mesh-controller and east-west HBONE gateways) is not supported"
 KNOWN = {
     "backend-tls-client-cert": "Gateway spec.tls.backend.clientCertificateRef (InvalidClientCertificateRef) is not supported",
@@ -32,9 +30,6 @@ KNOWN = {
         "missing (and the routes they would attach to the Gateway's listener)"
     ),
     "status": "status written by other controllers (parents of other Gateways, extra conditions) is not merged in",
-    "listenerset-hostname-conflict": _LISTENER_CONFLICTS,
-    "listenerset-protocol-conflict": _LISTENER_CONFLICTS,
-    "listenerset-overlapping-port": _LISTENER_CONFLICTS,
     "listenerset-invalid": "a Gateway of class istio-waypoint (ambient) is not converted; " + _AMBIENT,
 }
 

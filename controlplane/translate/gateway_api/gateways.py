@@ -26,6 +26,11 @@ from controlplane.model.gateway_api import (
 )
 from controlplane.model.labels import label_selector_matches
 from controlplane.translate.gateway_api.inputs import ConversionInputs
+from controlplane.translate.gateway_api.listener_conflicts import (
+    Conflicts,
+    conflicted_status,
+    gateway_conflicts,
+)
 from controlplane.translate.gateway_api.references import ReferenceGrants
 from controlplane.translate.gateway_api.status import (
     Condition,
@@ -84,6 +89,8 @@ class GatewayState:
     listener_statuses: list[ListenerStatus] = field(default_factory=list)
     valid: int = 0
     attached_listener_sets: int = 0
+    # the listeners that lose to an earlier one, the Gateway's and its ListenerSets'
+    conflicts: Conflicts = field(default_factory=dict)
 
 
 @dataclass
@@ -188,9 +195,14 @@ def _convert_gateway(
     gw: KubernetesGateway, inputs: ConversionInputs, grants: ReferenceGrants, out: GatewayConversion
 ) -> GatewayState:
     services, address_error = gateway_services(gw, inputs.domain_suffix)
-    state = GatewayState(gw, services, address_error, _selector(gw, services, inputs))
+    state = GatewayState(gw, services, address_error, _selector(gw, services, inputs),
+                         conflicts=gateway_conflicts(gw, inputs))
     if services or address_error is None:
+        conflicts = state.conflicts.get(("Gateway", gw.meta.namespace, gw.meta.name), {})
         for listener in gw.spec.listeners:
+            if (reason := conflicts.get(listener.name)) is not None:
+                state.listener_statuses.append(conflicted_status(listener, reason, supported_kinds(listener)[0]))
+                continue
             server, status, ok = build_listener(gw, listener, inputs, grants)
             state.listener_statuses.append(status)
             state.servers.append(server)
@@ -212,18 +224,10 @@ def add_listener_gateway(
                    ANNOTATION_SERVICE: ",".join(parent.services)}
     if kind == "ListenerSet":
         annotations[ANNOTATION_PARENT_NAMESPACE] = parent.gw.meta.namespace
-    out.gateways.append(
-        Gateway(
-            ObjectMeta(
-                name=internal,
-                namespace=ns,
-                annotations=FrozenDict(annotations),
-                origin=owner.meta.origin,
-                creation_timestamp=owner.meta.creation_timestamp,
-            ),
-            GatewaySpec(servers=(server,), selector=parent.selector),
-        )
-    )
+    # Istio's Gateway validation refuses an HTTPS or TLS server without TLS settings: such a
+    # listener keeps its status and parent, but no Istio Gateway is emitted.
+    if listener.protocol not in ("HTTPS", "TLS") or server.tls is not None:
+        out.gateways.append(_istio_gateway(internal, ns, annotations, owner, server, parent))
     out.parents.setdefault((kind, ns, name), []).append(
         ParentInfo(
             internal_name=f"{ns}/{internal}",
@@ -235,6 +239,15 @@ def add_listener_gateway(
             protocol=listener.protocol,
         )
     )
+
+
+def _istio_gateway(
+    internal: str, ns: str, annotations: dict[str, str], owner: KubernetesGateway | ListenerSet, server: Server,
+    parent: GatewayState,
+) -> Gateway:
+    meta = ObjectMeta(name=internal, namespace=ns, annotations=FrozenDict(annotations), origin=owner.meta.origin,
+                      creation_timestamp=owner.meta.creation_timestamp)
+    return Gateway(meta, GatewaySpec(servers=(server,), selector=parent.selector))
 
 
 def _gateway_conditions(

@@ -18,7 +18,6 @@ from dataclasses import replace
 
 from controlplane.model.gateway import Server
 from controlplane.model.gateway_api import GROUP, KubernetesGateway, ListenerSet
-from controlplane.model.labels import label_selector_matches
 from controlplane.translate.gateway_api.gateways import (
     CONTROLLER,
     GatewayConversion,
@@ -27,8 +26,13 @@ from controlplane.translate.gateway_api.gateways import (
     build_listener,
     class_controllers,
     programmed_condition,
+    supported_kinds,
 )
 from controlplane.translate.gateway_api.inputs import ConversionInputs
+from controlplane.translate.gateway_api.listener_conflicts import (
+    conflicted_status,
+    namespace_allowed,
+)
 from controlplane.translate.gateway_api.references import ReferenceGrants
 from controlplane.translate.gateway_api.status import (
     Condition,
@@ -58,7 +62,7 @@ def convert_listener_sets(inputs: ConversionInputs, grants: ReferenceGrants, out
         if controllers.get(class_name) != CONTROLLER or state is None:
             message = f'The "{class_name}" GatewayClass does not support ListenerSet'
             out.statuses[key] = _rejected(ls, "NotAllowed", message, message)
-        elif not _namespace_allowed(ls.meta.namespace, parent, inputs):
+        elif not namespace_allowed(ls.meta.namespace, parent, inputs):
             out.statuses[key] = _rejected(ls, "NotAllowed", NOT_ALLOWED, NOT_ALLOWED)
         elif not state.services and state.address_error is not None:
             error = state.address_error
@@ -76,8 +80,12 @@ def _convert(
     # (frontend validation) and labels (the network of an east-west gateway).
     owner = KubernetesGateway(replace(ls.meta, labels=parent.meta.labels), parent.spec)
     servers, statuses, valid = [], [], 0
+    conflicts = state.conflicts.get(("ListenerSet", ls.meta.namespace, ls.meta.name), {})
     for entry in ls.spec.listeners:
         listener = entry.as_listener()
+        if (reason := conflicts.get(listener.name)) is not None:
+            statuses.append(conflicted_status(listener, reason, supported_kinds(listener)[0]))
+            continue
         server, status, ok = build_listener(owner, listener, inputs, grants, "ListenerSet")
         servers.append(server)
         statuses.append(status)
@@ -107,19 +115,3 @@ def _conditions(
 def _rejected(ls: ListenerSet, reason: str, accepted: str, programmed: str) -> ObjectStatus:
     conditions = (Condition("Accepted", "False", reason, accepted), Condition("Programmed", "False", reason, programmed))
     return ObjectStatus("ListenerSet", ls.meta.namespace, ls.meta.name, conditions)
-
-
-def _namespace_allowed(namespace: str, parent: KubernetesGateway, inputs: ConversionInputs) -> bool:
-    """``spec.allowedListeners.namespaces.from``: None (the default), Same, All or Selector."""
-    allowed = parent.spec.allowed_listeners
-    spec = allowed.namespaces if allowed is not None else None
-    if spec is None or spec.from_ == "None":
-        return False
-    if spec.from_ == "Same":
-        return namespace == parent.meta.namespace
-    if spec.from_ == "All":
-        return True
-    if spec.from_ != "Selector" or spec.selector is None:
-        return False
-    labels = {**inputs.namespace_labels.get(namespace, {}), "kubernetes.io/metadata.name": namespace}
-    return label_selector_matches(spec.selector, labels)
