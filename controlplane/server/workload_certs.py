@@ -97,6 +97,7 @@ class WorkloadCertificates:
     def _issue(self, identity: ProvenIdentity) -> None:
         ca = self._authority()
         issued = ca.issue_workload(identity.namespace, identity.service_account)
+        assert issued.private_key_pem is not None  # issue_workload generates the key
         default, rootca = workload_secrets(issued.chain_pem, issued.private_key_pem, ca.bundle.pems)
         held = _Held(ca, [default, rootca], certificate_renewal_time(issued.cert, self._rng))
         self._held[identity] = held
