@@ -14,7 +14,12 @@ from collections.abc import Iterator
 
 from controlplane.analysis.inputs import Inputs
 from controlplane.model.base import Origin, ResourceKey
-from controlplane.model.gateway_api import GATEWAY_API_KINDS, AnyRoute, KubernetesGateway
+from controlplane.model.gateway_api import (
+    GATEWAY_API_KINDS,
+    AnyRoute,
+    BackendTLSPolicy,
+    KubernetesGateway,
+)
 from controlplane.sources.diagnostics import WARNING, Diagnostic
 from controlplane.sources.parsing import Parsed
 from controlplane.translate.gateway_api import (
@@ -24,7 +29,7 @@ from controlplane.translate.gateway_api import (
     inputs_from_snapshot,
 )
 from controlplane.translate.gateway_api.inputs import INPUT_KINDS
-from controlplane.translate.gateway_api.status import ParentRefStatus
+from controlplane.translate.gateway_api.status import MESH_CONTROLLER, ParentRefStatus
 
 _NEGATIVE = frozenset({"Conflicted"})
 _STORE_KIND = {"Gateway": KubernetesGateway.KIND}
@@ -76,6 +81,9 @@ class GatewayApiChecks:
             for c in listener.conditions:
                 if not _healthy(c):
                     yield self._warn(parsed, f"spec.listeners[{index}]", c)
+        if isinstance(parsed.resource, BackendTLSPolicy):
+            yield from self._policy_diagnostics(parsed, parsed.resource, status)
+            return
         route = parsed.resource
         for parent in status.parents:
             index = _parent_index(route, parent.parent_ref)  # type: ignore[arg-type]
@@ -84,6 +92,22 @@ class GatewayApiChecks:
                     continue
                 path = "spec.rules" if c.type == "ResolvedRefs" else f"spec.parentRefs[{index}]"
                 yield self._warn(parsed, path, c)
+
+    def _policy_diagnostics(self, parsed: Parsed, policy: BackendTLSPolicy, status: ObjectStatus) -> Iterator[Diagnostic]:
+        """A policy's ancestors: one per target (the Gateways' repeat the last target's)."""
+        reported: set[tuple[str, str]] = set()
+        for ancestor in status.parents:
+            if ancestor.controller_name != MESH_CONTROLLER:
+                continue
+            ref = ancestor.parent_ref
+            index = next((i for i, t in enumerate(policy.spec.target_refs)
+                          if (t.name, t.kind, t.section_name) == (ref.name, ref.kind, ref.section_name)), 0)
+            for c in ancestor.conditions:
+                about_ca = c.type == "ResolvedRefs" or c.reason == "NoValidCACertificate"
+                path = "spec.validation.caCertificateRefs[0]" if about_ca else f"spec.targetRefs[{index}]"
+                if not _healthy(c) and (path, c.reason) not in reported:
+                    reported.add((path, c.reason))
+                    yield self._warn(parsed, path, c)
 
     @staticmethod
     def _warn(parsed: Parsed, path: str, c: Condition) -> Diagnostic:

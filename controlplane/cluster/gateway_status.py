@@ -21,7 +21,7 @@ from kubernetes import client as k8s
 
 from controlplane.cluster.worker import DEFAULT_RESYNC_SECONDS, LeaderWorker
 from controlplane.translate.gateway_api import ObjectStatus
-from controlplane.translate.gateway_api.status import CONTROLLER_NAME
+from controlplane.translate.gateway_api.status import CONTROLLER_NAME, MESH_CONTROLLER
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,10 @@ RESOURCES = {
     "GRPCRoute": ("v1", "grpcroutes"),
     "TLSRoute": ("v1alpha2", "tlsroutes"),
     "TCPRoute": ("v1alpha2", "tcproutes"),
+    "BackendTLSPolicy": ("v1", "backendtlspolicies"),
 }
+# The controllers whose entries in a route's parents or a policy's ancestors we write.
+OURS = frozenset({CONTROLLER_NAME, MESH_CONTROLLER})
 
 Key = tuple[str, str, str]  # kind, namespace, name
 
@@ -58,7 +61,7 @@ def status_body(status: ObjectStatus, previous: dict[str, Any] | None, now: str)
     previous = previous or {}
     if "conditions" in body:
         _stamp(body["conditions"], previous.get("conditions", []), now)  # type: ignore[arg-type]
-    for name in ("listeners", "parents"):
+    for name in ("listeners", "parents", "ancestors"):
         old_items = previous.get(name, [])
         items: list[dict[str, Any]] = body.get(name, [])  # type: ignore[assignment]
         for index, item in enumerate(items):
@@ -130,17 +133,18 @@ class GatewayStatusWriter(LeaderWorker):
         version, plural = RESOURCES[status.kind]
         version = self._served_versions().get(status.kind, version)
         patch: dict[str, Any] = {"status": body}
-        if "parents" in body:
-            # A route may also be bound to other controllers' Gateways: their entries stay (a
-            # merge patch replaces the whole list), and the resourceVersion read makes a
-            # concurrent write of theirs a 409 rather than lost.
+        entries = next((name for name in ("parents", "ancestors") if name in body), None)
+        if entries is not None:
+            # A route may also be bound to other controllers' Gateways, a policy reported on by
+            # them: their entries stay (a merge patch replaces the whole list), and the
+            # resourceVersion read makes a concurrent write of theirs a 409 rather than lost.
             current: dict[str, Any] = self._api.get_namespaced_custom_object(  # type: ignore[assignment]
                 GROUP, version, status.namespace, plural, status.name
             )
-            theirs = [p for p in (current.get("status") or {}).get("parents") or ()
-                      if p.get("controllerName") != CONTROLLER_NAME]
+            theirs = [p for p in (current.get("status") or {}).get(entries) or ()
+                      if p.get("controllerName") not in OURS]
             patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                     "status": {**body, "parents": [*body["parents"], *theirs]}}
+                     "status": {**body, entries: [*body[entries], *theirs]}}
         if status.namespace:
             self._api.patch_namespaced_custom_object_status(
                 GROUP, version, status.namespace, plural, status.name, patch

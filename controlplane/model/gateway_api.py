@@ -523,8 +523,57 @@ class ReferenceGrant(Resource):
     spec: ReferenceGrantSpec
 
 
+# --- BackendTLSPolicy -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyTargetReference:
+    """A Service or ServiceEntry of the policy's namespace, optionally one port by name."""
+
+    group: str
+    kind: str
+    name: str
+    section_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectAltName:
+    type: str  # Hostname or URI
+    hostname: str = ""
+    uri: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BackendTLSPolicyValidation:
+    """How the gateway or sidecar checks the backend's certificate: against the CA of the
+    first ``caCertificateRefs`` (a ConfigMap's ``ca.crt``) or the system's, for ``hostname``
+    (also the SNI sent), or any of ``subjectAltNames``."""
+
+    hostname: str = ""
+    ca_certificate_refs: tuple[ObjectReference, ...] = ()
+    well_known_ca_certificates: str | None = jfield("wellKnownCACertificates", default=None)
+    subject_alt_names: tuple[SubjectAltName, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class BackendTLSPolicySpec:
+    target_refs: tuple[PolicyTargetReference, ...] = ()
+    validation: BackendTLSPolicyValidation = field(default_factory=BackendTLSPolicyValidation)
+    options: Mapping[str, str] = field(default=EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendTLSPolicy(Resource):
+    """TLS from gateways and sidecars to a backend Service or ServiceEntry (GEP-1897)."""
+
+    KIND: ClassVar[str] = "BackendTLSPolicy"
+    meta: ObjectMeta
+    spec: BackendTLSPolicySpec
+
+
 ROUTE_KINDS = (HTTPRoute.KIND, GRPCRoute.KIND, TLSRoute.KIND, TCPRoute.KIND)
 GATEWAY_API_KINDS = frozenset(
-    {GatewayClass.KIND, KubernetesGateway.KIND, ListenerSet.KIND, ReferenceGrant.KIND, *ROUTE_KINDS}
+    {GatewayClass.KIND, KubernetesGateway.KIND, ListenerSet.KIND, ReferenceGrant.KIND, BackendTLSPolicy.KIND,
+     *ROUTE_KINDS}
 )
 AnyRoute = HTTPRoute | GRPCRoute | TLSRoute | TCPRoute

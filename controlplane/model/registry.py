@@ -202,6 +202,10 @@ KINDS: tuple[KindInfo, ...] = (
         _GW, "ListenerSet", ("v1",), gateway_api.ListenerSet, validate_gateway_api.validate_listener_set
     ),
     KindInfo(
+        _GW, "BackendTLSPolicy", ("v1", "v1alpha3"), gateway_api.BackendTLSPolicy,
+        validate_gateway_api.validate_backend_tls_policy,
+    ),
+    KindInfo(
         _GW, "HTTPRoute", _GW_V1, gateway_api.HTTPRoute, validate_gateway_api.validate_http_route
     ),
     KindInfo(

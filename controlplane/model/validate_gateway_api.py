@@ -13,6 +13,7 @@ from typing import Any
 from controlplane.model.base import FieldError, Resource
 from controlplane.model.checks import check_port, check_wildcard_domain, is_ip
 from controlplane.model.gateway_api import (
+    BackendTLSPolicy,
     GatewayClass,
     GRPCRoute,
     GRPCRouteMatch,
@@ -247,3 +248,43 @@ def validate_reference_grant(resource: Resource, errors: list[FieldError]) -> No
     for index, source in enumerate(spec.from_):
         if not source.namespace:
             error(errors, f"spec.from[{index}].namespace", "Required value")
+
+
+MAX_POLICY_TARGETS = 16
+MAX_CA_CERTIFICATE_REFS = 8
+MAX_SUBJECT_ALT_NAMES = 5
+
+
+def validate_backend_tls_policy(resource: Resource, errors: list[FieldError]) -> None:
+    """The CRD's rules: 1-16 targets, a precise hostname, a CA from references or the system's
+    (not both), subject alt names of their type. An unknown target or CA kind is status."""
+    assert isinstance(resource, BackendTLSPolicy)
+    spec = resource.spec
+    if not spec.target_refs:
+        error(errors, "spec.targetRefs", "Required value: at least one entry")
+    _too_many(spec.target_refs, MAX_POLICY_TARGETS, "spec.targetRefs", errors)
+    for index, target in enumerate(spec.target_refs):
+        for name, value in (("kind", target.kind), ("name", target.name)):
+            if not value:
+                error(errors, f"spec.targetRefs[{index}].{name}", "Required value")
+    validation = spec.validation
+    if not validation.hostname:
+        error(errors, "spec.validation.hostname", "Required value")
+    elif validation.hostname.startswith("*"):
+        error(errors, "spec.validation.hostname", "must be a precise hostname (no wildcard)")
+    else:
+        _check_hostname(validation.hostname, "spec.validation.hostname", errors)
+    if validation.ca_certificate_refs and validation.well_known_ca_certificates:
+        error(errors, "spec.validation", "must not specify both caCertificateRefs and wellKnownCACertificates")
+    elif not validation.ca_certificate_refs and not validation.well_known_ca_certificates:
+        error(errors, "spec.validation", "must specify either caCertificateRefs or wellKnownCACertificates")
+    _too_many(validation.ca_certificate_refs, MAX_CA_CERTIFICATE_REFS, "spec.validation.caCertificateRefs", errors)
+    _too_many(validation.subject_alt_names, MAX_SUBJECT_ALT_NAMES, "spec.validation.subjectAltNames", errors)
+    for index, san in enumerate(validation.subject_alt_names):
+        path = f"spec.validation.subjectAltNames[{index}]"
+        if san.type not in ("Hostname", "URI"):
+            error(errors, f"{path}.type", f'Unsupported value: "{san.type}": supported values: "Hostname", "URI"')
+        elif san.type == "Hostname" and (not san.hostname or san.uri):
+            error(errors, path, "hostname must be specified (and uri not) when type is Hostname")
+        elif san.type == "URI" and (not san.uri or san.hostname):
+            error(errors, path, "uri must be specified (and hostname not) when type is URI")

@@ -115,7 +115,13 @@ def upstream_transport_socket(
     ctx = tls_pb2.UpstreamTlsContext(sni=tls.sni or host)
     common = ctx.common_tls_context
     if tls.credential_name:
-        common.validation_context_sds_secret_config.CopyFrom(sds_config(tls.credential_name + CA_SUFFIX))
+        ca = sds_config(tls.credential_name + CA_SUFFIX)
+        if tls.subject_alt_names:  # Istio's combined context: the CA from SDS, the SANs here
+            combined = common.combined_validation_context
+            combined.validation_context_sds_secret_config.CopyFrom(ca)
+            combined.default_validation_context.match_typed_subject_alt_names.extend(exact_sans(tls.subject_alt_names))
+        else:
+            common.validation_context_sds_secret_config.CopyFrom(ca)
         if mode == "MUTUAL":
             common.tls_certificate_sds_secret_configs.append(sds_config(tls.credential_name))
     else:

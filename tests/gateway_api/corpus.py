@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from controlplane.model import FieldError, ValidationError
 from controlplane.model.base import Resource
 from controlplane.model.decode import decode
+from controlplane.model.destination_rule import DestinationRuleSpec
 from controlplane.model.gateway import GatewaySpec
 from controlplane.model.parse import UnsupportedKind, parse
 from controlplane.model.virtual_service import VirtualServiceSpec
@@ -30,8 +31,11 @@ from controlplane.translate.gateway_api import ConvertedConfig, convert, inputs_
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "istio" / "gateway-api"
 DOMAIN_SUFFIX = "domain.suffix"
-# The kinds whose status is compared (others, e.g. BackendTLSPolicy, are not supported).
-STATUS_KINDS = frozenset({"GatewayClass", "Gateway", "ListenerSet", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute"})
+# The kinds whose status is compared (others, e.g. XBackendTrafficPolicy, are not supported).
+STATUS_KINDS = frozenset({"GatewayClass", "Gateway", "ListenerSet", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute",
+                          "BackendTLSPolicy"})
+# The controllers whose entries in a policy's ancestors are ours to write (others' are kept).
+OUR_CONTROLLERS = frozenset({"istio.io/mesh-controller", "istio.io/gateway-controller"})
 CASES = sorted(p.name.removesuffix(".yaml") for p in CORPUS.glob("*.yaml") if (CORPUS / f"{p.name}.golden").exists())
 
 # Services of Istio's test registry: (namespace, name); every one has ports 80, 34000, 34001.
@@ -90,6 +94,8 @@ def fixture_documents() -> list[dict[str, Any]]:
     for ns, name in _CA_CONFIG_MAPS:
         docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns},
                      "data": {"ca.crt": cert}})
+    docs.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "malformed", "namespace": "default"},
+                 "data": {"not-ca.crt": "hello"}})
     docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "malformed", "namespace": "istio-system"},
                  "stringData": {"tls.crt": "SGVsbG8gd29ybGQK", "tls.key": "SGVsbG8gd29ybGQK"}})
     return docs
@@ -167,12 +173,15 @@ def golden_statuses(name: str) -> dict[tuple[str, str, str], Any]:
             continue
         ns = doc["metadata"].get("namespace", "")
         status = doc.get("status") or {}
+        ancestors = [a for a in status.get("ancestors") or () if a["controllerName"] in OUR_CONTROLLERS]
         out[(doc["kind"], ns, doc["metadata"]["name"])] = (
             _conds(status.get("conditions")),
             tuple(sorted((l["name"], l.get("attachedRoutes", 0), _conds(l.get("conditions")))
                          for l in status.get("listeners") or ())),
             _sorted((_ref_key(p["parentRef"], ns), _conds(p.get("conditions")))
-                    for p in status.get("parents") or ()),
+                    for p in status.get("parents") or ())
+            + _sorted((_ref_key(a["ancestorRef"], ns), a["controllerName"], _conds(a.get("conditions")))
+                      for a in ancestors),
             status.get("attachedListenerSets", 0),
         )
     return out
@@ -187,7 +196,10 @@ def our_statuses(converted: ConvertedConfig) -> dict[tuple[str, str, str], Any]:
                          for l in s.listeners)),
             _sorted((_ref_key(p.parent_ref, s.namespace), tuple(sorted((c.type, c.status, c.reason)
                                                                          for c in p.conditions)))
-                    for p in s.parents),
+                    for p in s.parents if s.kind != "BackendTLSPolicy")
+            + _sorted((_ref_key(p.parent_ref, s.namespace), p.controller_name,
+                       tuple(sorted((c.type, c.status, c.reason) for c in p.conditions)))
+                      for p in s.parents if s.kind == "BackendTLSPolicy"),
             s.attached_listener_sets,
         )
     return out
@@ -205,12 +217,14 @@ def _golden_vs_spec(spec: dict[str, Any]) -> VirtualServiceSpec:
     return decoded
 
 
-def golden_config(name: str) -> tuple[Counter[Any], Counter[Any], int]:
-    """Istio's Gateways {(ns, name, servers)} and VirtualServices {(gateways, hosts, spec)} as
-    multisets, and how many DestinationRules it also derived (from kinds not supported here)."""
+def golden_config(name: str) -> tuple[Counter[Any], Counter[Any], Counter[Any], set[str]]:
+    """Istio's Gateways {(ns, name, servers)}, VirtualServices {(gateways, hosts, spec)} and the
+    DestinationRules of BackendTLSPolicies {(ns, name, spec)} as multisets, and the names of the
+    rules it also derived from kinds not supported here (e.g. XBackendTrafficPolicy)."""
     gateways: Counter[Any] = Counter()
     services: Counter[Any] = Counter()
-    rules = 0
+    rules: Counter[Any] = Counter()
+    unsupported_rules: set[str] = set()
     for doc in yaml.safe_load_all((CORPUS / f"{name}.yaml.golden").read_text()):
         if not doc:
             continue
@@ -224,17 +238,26 @@ def golden_config(name: str) -> tuple[Counter[Any], Counter[Any], int]:
             spec = _golden_vs_spec(doc["spec"])
             services[(spec.gateways, spec.hosts, spec)] += 1
         elif doc["kind"] == "DestinationRule":
-            rules += 1
-    return gateways, services, rules
+            parents = meta["annotations"]["internal.istio.io/parents"].split(",")
+            if all(p.startswith("BackendTLSPolicy/") for p in parents):
+                errors = []
+                rule = decode(DestinationRuleSpec, doc["spec"], "spec", errors)
+                assert rule is not None, errors
+                rules[(meta["namespace"], meta["name"], rule)] += 1
+            else:
+                unsupported_rules.add(f"{meta['namespace']}/{meta['name']}")
+    return gateways, services, rules, unsupported_rules
 
 
-def our_config(converted: ConvertedConfig) -> tuple[Counter[Any], Counter[Any]]:
+def our_config(converted: ConvertedConfig, skipped_rules: set[str]) -> tuple[Counter[Any], Counter[Any], Counter[Any]]:
     gateways = Counter((g.meta.namespace, g.meta.name, g.spec.servers) for g in converted.gateways)
     # A GAMMA consumer route's VirtualService is exported to its namespace only ("."): Istio
     # applies that rule in its push context instead, so its output has no exportTo.
     specs = [replace(v.spec, export_to=()) for v in converted.virtual_services]
     services = Counter((spec.gateways, spec.hosts, spec) for spec in specs)
-    return gateways, services
+    rules = Counter((r.meta.namespace, r.meta.name, r.spec) for r in converted.destination_rules
+                    if f"{r.meta.namespace}/{r.meta.name}" not in skipped_rules)
+    return gateways, services, rules
 
 
 @dataclass
@@ -282,11 +305,13 @@ def run_case(name: str) -> CaseResult:
         else:
             status_diffs.append(f"status of {key}: Istio {want}, ours {got}")
     status_diffs += [f"status of {key} only in ours" for key in ours.keys() - golden.keys()]
-    g_gw, g_vs, rules = golden_config(name)
-    o_gw, o_vs = our_config(converted)
+    g_gw, g_vs, g_dr, unsupported_rules = golden_config(name)
+    o_gw, o_vs, o_dr = our_config(converted, unsupported_rules)
     gw_matching, gw_diffs = _diff(g_gw, o_gw, "Gateway")
     vs_matching, vs_diffs = _diff(g_vs, o_vs, "VirtualService")
+    _, dr_diffs = _diff(g_dr, o_dr, "DestinationRule")
     return CaseResult(
         name, len(case.resources), case.rejected, case.skipped, len(golden), matching, status_diffs,
-        sum(g_gw.values()), gw_matching, sum(g_vs.values()), vs_matching, gw_diffs + vs_diffs, rules,
+        sum(g_gw.values()), gw_matching, sum(g_vs.values()), vs_matching, gw_diffs + vs_diffs + dr_diffs,
+        len(unsupported_rules),
     )

@@ -85,3 +85,32 @@ def test_analyze_command_exit_code_stays_0_for_status_warnings(tmp_path: Path) -
                          capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "HTTPRoute apps/elsewhere: spec.parentRefs[0]: warning: Accepted=False (NotAllowedByListeners)" in out.stdout
+
+
+POLICIES = """
+apiVersion: v1
+kind: Service
+metadata: {name: secure, namespace: shop}
+spec: {ports: [{name: https, port: 443}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: secure, namespace: shop}
+spec:
+  targetRefs:
+  - {group: "", kind: Service, name: secure}
+  - {group: "", kind: Service, name: secure, sectionName: grpc}
+  validation:
+    hostname: secure.example.com
+    caCertificateRefs: [{group: "", kind: ConfigMap, name: missing}]
+"""
+
+
+def test_analyze_reports_a_backend_tls_policy_at_its_target_and_its_ca(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text(POLICIES)
+    found = {(d.path, d.message.split(":")[0]) for d in analyze_paths([tmp_path]).warnings}
+    assert found == {
+        ("spec.targetRefs[1]", "Accepted=False (TargetNotFound)"),
+        ("spec.validation.caCertificateRefs[0]", "Accepted=False (NoValidCACertificate)"),
+        ("spec.validation.caCertificateRefs[0]", "ResolvedRefs=False (InvalidCACertificateRef)"),
+    }

@@ -9,7 +9,9 @@ hand (``addresses`` names a Service whose pods are the same router), terminates 
 certificate of its ``certificateRefs`` Secret (served over SDS as kubernetes-gateway://...); on a
 second port its frontend validation (``spec.tls.frontend``) checks clients against the CA of a
 ConfigMap (served as configmap://...). A ListenerSet in a team's namespace adds an HTTPS listener
-to that Gateway, with the team's own certificate and route.
+to that Gateway, with the team's own certificate and route. A BackendTLSPolicy makes the gateway
+call an HTTPS backend with the policy's hostname as SNI, verifying it against a ConfigMap's CA:
+a backend the CA did not sign is refused.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ LABELS = {"gateway.networking.k8s.io/gateway-name": "bookinfo-gateway"}
 HTTPS, SECURE_HOST = 8443, "secure.example.com"
 VERIFIED = 8444  # the port whose listener checks client certificates
 TEAM, TEAM_HOST = 8445, "team.example.com"  # a ListenerSet's listener
+BACKEND_HOST = "backend.example.com"  # an HTTPS backend, under a BackendTLSPolicy
 
 
 def _secure_gateway(ca: LocalCA, client_ca: LocalCA) -> list[dict[str, Any]]:
@@ -94,6 +97,27 @@ def _team(ca: LocalCA) -> list[dict[str, Any]]:
     ]
 
 
+def _backend_tls(backend_ca: LocalCA) -> list[dict[str, Any]]:
+    """An HTTPRoute to an HTTPS backend and the BackendTLSPolicy that says how to call it."""
+    api = "gateway.networking.k8s.io/v1"
+    return [
+        _backend_ca_config_map(backend_ca),
+        {"apiVersion": api, "kind": "HTTPRoute", "metadata": {"name": "backend", "namespace": "default"},
+         "spec": {"parentRefs": [{"name": "bookinfo-gateway"}], "hostnames": [BACKEND_HOST],
+                  "rules": [{"backendRefs": [{"name": "secure-backend", "port": 443}]}]}},
+        {"apiVersion": api, "kind": "BackendTLSPolicy", "metadata": {"name": "secure-backend", "namespace": "default"},
+         "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "secure-backend"}],
+                  "validation": {"hostname": BACKEND_HOST,
+                                 "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "backend-ca"}],
+                                 "subjectAltNames": [{"type": "Hostname", "hostname": BACKEND_HOST}]}}},
+    ]
+
+
+def _backend_ca_config_map(ca: LocalCA) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "backend-ca", "namespace": "default"},
+            "data": {"ca.crt": ca.pem.decode()}}
+
+
 def _sample() -> tuple[list[dict[str, Any]], int]:
     """The sample as written; its listener port 80 moves to 8080 only when not root."""
     docs = [d for d in yaml.safe_load_all(SAMPLE.read_text()) if d]
@@ -113,9 +137,11 @@ def bookinfo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     config.mkdir()
     docs, port = _sample()
     address = free_address("127.0.43", (port, HTTPS, VERIFIED, TEAM))
-    ca, client_ca = LocalCA("gateway-api-ca"), LocalCA("gateway-api-clients")
+    ca, client_ca, backend_ca = LocalCA("gateway-api-ca"), LocalCA("gateway-api-clients"), LocalCA("backend-ca")
     with contextlib.ExitStack() as stack:
         app = stack.enter_context(HttpUpstream("productpage"))
+        backend = stack.enter_context(HttpUpstream(
+            "secure-backend", tls=backend_ca.issue(BACKEND_HOST, dns=(BACKEND_HOST,))))
         reviews = stack.enter_context(HttpUpstream("reviews"))
         team = stack.enter_context(HttpUpstream("team-app"))
         (config / "bookinfo-gateway.yaml").write_text(dump(docs))
@@ -123,7 +149,9 @@ def bookinfo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         (config / "team.yaml").write_text(dump(_team(ca) + service("team-app", 9080, "127.0.0.1", team.port, "team")))
         (config / "apps.yaml").write_text(dump(
             service("productpage", 9080, "127.0.0.1", app.port) + service("reviews", 9080, "127.0.0.1", reviews.port)
+            + service("secure-backend", 443, "127.0.0.1", backend.port, port_name="https")
         ))
+        (config / "backend-tls.yaml").write_text(dump(_backend_tls(backend_ca)))
         cp = stack.enter_context(served_control_plane(workdir, config))
         gateway = stack.enter_context(gateway_envoy(
             workdir, cp.ca_dir, cp.xds_tls_port, name="bookinfo-gateway", address=address, namespace="default",
@@ -131,7 +159,7 @@ def bookinfo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         ))
         gateway.wait_ready()
         yield {"address": address, "port": port, "config": config, "gateway": gateway, "ca": ca,
-               "client_ca": client_ca}
+               "client_ca": client_ca, "backend": backend, "backend_ca": backend_ca}
 
 
 def test_productpage_through_the_gateway_api_sample(bookinfo: dict[str, Any]) -> None:
@@ -192,6 +220,28 @@ def test_a_listener_set_adds_a_teams_listener_with_its_own_certificate(bookinfo:
     )
     assert common_name(cert) == TEAM_HOST  # the team's Secret, from the team's namespace
     assert json.loads(body)["name"] == "team-app"  # the team's route
+
+
+def test_a_backend_tls_policy_makes_the_gateway_call_and_verify_an_https_backend(bookinfo: dict[str, Any]) -> None:
+    address, port, backend = bookinfo["address"], bookinfo["port"], bookinfo["backend"]
+    _, headers, _ = wait_for(
+        lambda: (r := get(address, port, BACKEND_HOST, "/"))[0] == 200 and r,
+        message="the HTTPS backend through the gateway, under its BackendTLSPolicy",
+    )
+    assert headers["x-upstream"] == "secure-backend"
+    assert BACKEND_HOST in backend.server_names  # the policy's hostname as SNI
+    # The CA the policy names no longer signed the backend's certificate: the gateway refuses it.
+    path = bookinfo["config"] / "backend-tls.yaml"
+    original = path.read_text()
+    try:
+        path.write_text(dump([_backend_ca_config_map(LocalCA("another-ca"))] + _backend_tls(bookinfo["backend_ca"])[1:]))
+        wait_for(lambda: get(address, port, BACKEND_HOST, "/")[0] == 503, message="the unverified backend refused")
+        requests = backend.requests
+        assert [get(address, port, BACKEND_HOST, "/")[0] for _ in range(3)] == [503] * 3
+        assert backend.requests == requests  # the handshakes failed: no request reached it
+    finally:
+        path.write_text(original)
+    wait_for(lambda: get(address, port, BACKEND_HOST, "/")[0] == 200, message="verified again")
 
 
 def _https(bookinfo: dict[str, Any], port: int = HTTPS, client: Any = None,

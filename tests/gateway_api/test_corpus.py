@@ -29,6 +29,11 @@ KNOWN = {
         "(metadata.name must be a DNS-1123 subdomain) and so does the model, so they and their status are "
         "missing (and the routes they would attach to the Gateway's listener)"
     ),
+    "mix-backend-policy": (
+        "two BackendTLSPolicies for one Service, neither with a metadata.uid: Istio's test takes objects of equal "
+        "(empty) uid for one, so the newer is not Conflicted; every API object has its own uid, and the newer "
+        "is reported Conflicted here as Istio reports it for distinct objects (backend-tls-policy)"
+    ),
     "status": "status written by other controllers (parents of other Gateways, extra conditions) is not merged in",
     "listenerset-invalid": "a Gateway of class istio-waypoint (ambient) is not converted; " + _AMBIENT,
 }

@@ -12,7 +12,7 @@ import pytest
 from controlplane.model import BY_KIND, UnsupportedKind, ValidationError, is_supported, parse
 from controlplane.model.base import Origin, ResourceKey
 from controlplane.model.gateway import Gateway
-from controlplane.model.gateway_api import HTTPRoute, KubernetesGateway, TCPRoute
+from controlplane.model.gateway_api import BackendTLSPolicy, HTTPRoute, KubernetesGateway, TCPRoute
 from controlplane.sources.folder import FolderSource
 from controlplane.store import Store
 
@@ -111,7 +111,7 @@ def test_unknown_fields_are_errors_but_experimental_ones_are_kept() -> None:
     assert isinstance(parse(route_doc("TCPRoute", rules=[{"name": "x"}])), TCPRoute)
 
 
-@pytest.mark.parametrize("kind", ["BackendTLSPolicy", "XBackendTrafficPolicy"])
+@pytest.mark.parametrize("kind", ["XBackendTrafficPolicy", "BackendLBPolicy"])
 def test_kinds_not_modelled_are_skipped(kind: str) -> None:
     assert not is_supported(f"{API}/v1", kind)
     with pytest.raises(UnsupportedKind):
@@ -127,9 +127,9 @@ spec:
   gatewayClassName: istio
   listeners: [{name: http, port: 80, protocol: HTTP}]
 ---
-apiVersion: gateway.networking.k8s.io/v1
-kind: BackendTLSPolicy
-metadata: {name: tls, namespace: apps}
+apiVersion: gateway.networking.x-k8s.io/v1alpha1
+kind: XBackendTrafficPolicy
+metadata: {name: retries, namespace: apps}
 spec: {targetRefs: []}
 """)
     store = Store()
@@ -137,3 +137,28 @@ spec: {targetRefs: []}
     source.load()
     assert [k.kind for k in store.snapshot] == ["KubernetesGateway"]
     assert not [d for d in source.errors if d.is_error]
+
+
+def _backend_tls_policy(validation: dict[str, Any], targets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"apiVersion": f"{API}/v1", "kind": "BackendTLSPolicy", "metadata": {"name": "tls", "namespace": "apps"},
+            "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "web"}] if targets is None else targets,
+                     "validation": validation}}
+
+
+def test_a_backend_tls_policy_is_checked_as_its_crd_checks_it() -> None:
+    ca = {"caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "ca"}]}
+    policy = parse(_backend_tls_policy({"hostname": "web.example.com", **ca}))
+    assert isinstance(policy, BackendTLSPolicy)
+    assert policy.spec.validation.ca_certificate_refs[0].name == "ca"
+    cases = {
+        "spec.targetRefs": _backend_tls_policy({"hostname": "a.example.com", **ca}, targets=[]),
+        "spec.validation.hostname": _backend_tls_policy({"hostname": "*.example.com", **ca}),
+        "spec.validation": _backend_tls_policy({"hostname": "a.example.com"}),
+        "spec.validation.subjectAltNames[0]": _backend_tls_policy(
+            {"hostname": "a.example.com", "wellKnownCACertificates": "System",
+             "subjectAltNames": [{"type": "URI", "hostname": "a.example.com"}]}),
+    }
+    for path, doc in cases.items():
+        with pytest.raises(ValidationError) as caught:
+            parse(doc)
+        assert path in [e.path for e in caught.value.errors], (path, caught.value.errors)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from controlplane.cluster.gateway_status import GatewayStatusWriter
+from controlplane.model import parse
 from controlplane.sources.kubernetes import DEFAULT_KINDS, KubernetesSource
 from controlplane.store import ChangeSet, Store
 from controlplane.translate.gateway_api import convert, inputs_from_snapshot
@@ -16,6 +17,7 @@ from tests.gateway_api.support import GATEWAY_API, api_double
 from tests.kube_double.server import KubeApiDouble
 from tests.kube_double.support import FAST, api_client_for
 from tests.sources.helpers import wait_for
+from tests.translate.support import snapshot_of
 
 API = "/apis/gateway.networking.k8s.io/v1"
 CLASSES, GATEWAYS, ROUTES, SERVICES = f"{API}/gatewayclasses", f"{API}/gateways", f"{API}/httproutes", "/api/v1/services"
@@ -127,3 +129,26 @@ def test_serve_kubernetes_writes_the_status_of_routes(tmp_path: Any) -> None:
         assert conditions["Accepted"] == ("False", "NoMatchingParent")
         listener = wait(lambda: _status(kube, GATEWAYS, "web").get("listeners"), message="the Gateway's status")
         assert listener[0]["attachedRoutes"] == 0
+
+
+def test_a_backend_tls_policy_gets_its_ancestors_and_keeps_other_controllers() -> None:
+    policies = f"{API}/backendtlspolicies"
+    policy = {"apiVersion": GATEWAY_API, "kind": "BackendTLSPolicy", "metadata": {"name": "tls", "namespace": "apps"},
+              "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "app"}],
+                       "validation": {"hostname": "app.example.com", "wellKnownCACertificates": "System"}}}
+    theirs = {"ancestorRef": {"group": "", "kind": "Service", "name": "app"}, "controllerName": "example.com/other",
+              "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                              "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "apps"},
+               "spec": {"ports": [{"port": 443}]}}
+    snapshot = snapshot_of([parse(policy), parse(service)])
+    with api_double({policies: ("BackendTLSPolicy", GATEWAY_API)}) as kube:
+        kube.upsert(policies, {**policy, "status": {"ancestors": [theirs]}})
+        writer = GatewayStatusWriter(api_client_for(kube), lambda: convert(inputs_from_snapshot(snapshot)).statuses,
+                                     lambda: True)
+        writer.write_changed()
+        ours, kept = _status(kube, policies, "tls")["ancestors"]
+    assert kept == theirs
+    assert ours["controllerName"] == "istio.io/mesh-controller"
+    assert ours["ancestorRef"] == {"group": "", "kind": "Service", "name": "app"}
+    assert {c["type"]: c["reason"] for c in ours["conditions"]} == {"Accepted": "Accepted", "ResolvedRefs": "ResolvedRefs"}

@@ -2,7 +2,8 @@
 
 Istio's rule for sidecars (pilot/pkg/xds/sds.go): only a proxy that proved its identity
 (``has_certificate``: the runtime clears it for a stream without a credential), and only
-from Secrets of that proxy's own namespace, which its proven identity must match. A name
+from Secrets of that proxy's own namespace, which its proven identity must match; and the
+CA ConfigMaps BackendTLSPolicies name, to any such proxy (a CA is public). A name
 that cannot be served is left out; the index keeps the reason for the runtime to report.
 """
 
@@ -21,7 +22,12 @@ def proxy_credentials(ctx: PushContext, proxy: Proxy, names: tuple[str, ...]) ->
         return {}
     out: dict[str, secret_pb2.Secret] = {}
     for name in names:
-        resolved = ctx.credentials.resolve(proxy.namespace, name)
+        if name.startswith(CONFIG_MAP_PREFIX):
+            # a BackendTLSPolicy's CA (configmap://<ns>/<name>-cacert): public, read from its ConfigMap
+            config_map = ctx.routing.gateway_api.backend_config_map(name)
+            resolved = ctx.credentials.resolve_config_map(*config_map, name) if config_map is not None else None
+        else:
+            resolved = ctx.credentials.resolve(proxy.namespace, name)
         if isinstance(resolved, secret_pb2.Secret):
             out[name] = resolved
     return out

@@ -6,10 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from controlplane.model.destination_rule import DestinationRule
 from controlplane.model.gateway import Gateway
-from controlplane.model.gateway_api import GRPCRoute, HTTPRoute, TCPRoute, TLSRoute
+from controlplane.model.gateway_api import AnyRoute, GRPCRoute, HTTPRoute, TCPRoute, TLSRoute
 from controlplane.model.virtual_service import VirtualService
 from controlplane.translate.credentials import CA_SUFFIX
+from controlplane.translate.gateway_api.backend_tls import (
+    backend_ca_credentials,
+    convert_backend_tls_policies,
+)
 from controlplane.translate.gateway_api.gateways import convert_gateways, finish_gateways
 from controlplane.translate.gateway_api.http import RouteContext
 from controlplane.translate.gateway_api.inputs import ConversionInputs
@@ -26,7 +31,7 @@ from controlplane.translate.gateway_api.tls import CONFIG_MAP_PREFIX, CREDENTIAL
 
 # The order Istio lists statuses in (then namespace, name).
 _KIND_ORDER = {"GatewayClass": 0, "Gateway": 1, "ListenerSet": 2, "HTTPRoute": 3, "GRPCRoute": 4, "TLSRoute": 5,
-               "TCPRoute": 6}
+               "TCPRoute": 6, "BackendTLSPolicy": 7}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,10 @@ class ConvertedConfig:
 
     gateways: tuple[Gateway, ...] = ()
     virtual_services: tuple[VirtualService, ...] = ()
+    # from BackendTLSPolicies: merged under user-written rules (index/routing.py)
+    destination_rules: tuple[DestinationRule, ...] = ()
+    # the ``configmap://<ns>/<name>`` CAs those rules verify backends with
+    backend_ca_credentials: frozenset[str] = frozenset()
     statuses: tuple[ObjectStatus, ...] = ()
     grants: ReferenceGrants = field(default_factory=ReferenceGrants)
     # gateway namespace -> SDS names its attached ListenerSets' listeners use (already checked
@@ -53,6 +62,15 @@ class ConvertedConfig:
         Gateway's frontend validation) a router of ``proxy_namespace`` may read; None otherwise."""
         found = self._readable(resource, CONFIG_MAP_PREFIX, "ConfigMap", proxy_namespace)
         return None if found is None else (found[0], found[1].removesuffix(CA_SUFFIX))
+
+    def backend_config_map(self, resource: str) -> tuple[str, str] | None:
+        """The ConfigMap (namespace, name) of a ``configmap://<ns>/<name>-cacert`` CA that a
+        BackendTLSPolicy's rule verifies backends with; any proxy calling them may read it (a
+        CA is public). None for any other name: a user-written rule cannot name a ConfigMap."""
+        if not resource.endswith(CA_SUFFIX) or resource.removesuffix(CA_SUFFIX) not in self.backend_ca_credentials:
+            return None
+        namespace, _, name = resource.removeprefix(CONFIG_MAP_PREFIX).removesuffix(CA_SUFFIX).partition("/")
+        return namespace, name
 
     def _readable(self, resource: str, prefix: str, kind: str, proxy_namespace: str) -> tuple[str, str] | None:
         namespace, slash, name = resource.removeprefix(prefix).partition("/")
@@ -98,10 +116,15 @@ def convert(inputs: ConversionInputs) -> ConvertedConfig:
         )
         statuses.append(replace(status, listeners=listeners))
     statuses += routes.statuses
+    all_routes: list[AnyRoute] = [*http_like, *l4_routes]
+    destination_rules, policy_statuses = convert_backend_tls_policies(inputs, gateways, all_routes)
+    statuses += policy_statuses
     statuses.sort(key=lambda s: (_KIND_ORDER.get(s.kind, 9), s.namespace, s.name))
     return ConvertedConfig(
         gateways=tuple(sorted(gateways.gateways, key=lambda g: (g.meta.namespace, g.meta.name))),
         virtual_services=tuple(sorted(routes.virtual_services, key=lambda v: (v.meta.namespace, v.meta.name))),
+        destination_rules=tuple(destination_rules),
+        backend_ca_credentials=backend_ca_credentials(destination_rules),
         statuses=tuple(statuses),
         grants=grants,
         listener_set_credentials={ns: frozenset(names) for ns, names in gateways.listener_set_credentials.items()},

@@ -16,6 +16,7 @@ from controlplane.model.base import creation_order
 from controlplane.model.frozen import EMPTY
 from controlplane.model.gateway_api import (
     GATEWAY_API_KINDS,
+    BackendTLSPolicy,
     GatewayClass,
     GRPCRoute,
     HTTPRoute,
@@ -58,8 +59,11 @@ class ConversionInputs:
     tls_routes: tuple[TLSRoute, ...] = ()
     tcp_routes: tuple[TCPRoute, ...] = ()
     grants: tuple[ReferenceGrant, ...] = ()
+    backend_tls_policies: tuple[BackendTLSPolicy, ...] = ()
     # (namespace, name) of every Kubernetes Service
     services: frozenset[tuple[str, str]] = frozenset()
+    # (namespace, name) of every Kubernetes Service -> its ports' numbers by name
+    service_ports: Mapping[tuple[str, str], Mapping[str, int]] = field(default_factory=dict)
     # hostname -> namespace -> what that namespace's Service or ServiceEntry offers
     hosts: Mapping[str, Mapping[str, HostInfo]] = field(default_factory=dict)
     service_entries: Mapping[tuple[str, str], ServiceEntry] = field(default_factory=dict)
@@ -72,7 +76,8 @@ class ConversionInputs:
 
     @property
     def empty(self) -> bool:
-        return not (self.gateways or self.listener_sets or self.http_routes or self.grpc_routes or self.tls_routes or self.tcp_routes)
+        return not (self.gateways or self.listener_sets or self.http_routes or self.grpc_routes or self.tls_routes
+                    or self.tcp_routes or self.backend_tls_policies)
 
 
 def _sorted(items: list) -> tuple:  # type: ignore[type-arg]
@@ -83,10 +88,12 @@ def _sorted(items: list) -> tuple:  # type: ignore[type-arg]
 def inputs_from_snapshot(snapshot: Snapshot, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> ConversionInputs:
     hosts: dict[str, dict[str, HostInfo]] = {}
     services: set[tuple[str, str]] = set()
+    service_ports: dict[tuple[str, str], Mapping[str, int]] = {}
     svc: Service
     for svc in snapshot.of_kind(Service.KIND):
         ns = svc.meta.namespace
         services.add((ns, svc.meta.name))
+        service_ports[(ns, svc.meta.name)] = {p.name: p.port for p in svc.spec.ports if p.name}
         external = tuple(svc.spec.external_ips) + ((svc.spec.load_balancer_ip,) if svc.spec.load_balancer_ip else ())
         internal = tuple(ip for ip in (svc.spec.cluster_ips or (svc.spec.cluster_ip,)) if ip and ip != "None")
         hosts.setdefault(service_fqdn(svc.meta.name, ns, domain_suffix), {})[ns] = HostInfo(
@@ -109,7 +116,9 @@ def inputs_from_snapshot(snapshot: Snapshot, domain_suffix: str = DEFAULT_DOMAIN
         tls_routes=_sorted(snapshot.of_kind(TLSRoute.KIND)),
         tcp_routes=_sorted(snapshot.of_kind(TCPRoute.KIND)),
         grants=_sorted(snapshot.of_kind(ReferenceGrant.KIND)),
+        backend_tls_policies=_sorted(snapshot.of_kind(BackendTLSPolicy.KIND)),
         services=frozenset(services),
+        service_ports=service_ports,
         hosts=hosts,
         service_entries=entries,
         namespace_labels={n.meta.name: n.meta.labels for n in snapshot.of_kind(Namespace.KIND)},

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CONTROLLER_NAME = "istio.io/gateway-controller"
+MESH_CONTROLLER = "istio.io/mesh-controller"  # a policy's Service (mesh) ancestors
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +86,7 @@ class ObjectStatus:
     conditions: tuple[Condition, ...] = ()
     addresses: tuple[tuple[str, str], ...] = ()  # (type, value), Gateways only
     listeners: tuple[ListenerStatus, ...] = ()  # Gateways and ListenerSets
-    parents: tuple[RouteParentStatus, ...] = ()  # routes only
+    parents: tuple[RouteParentStatus, ...] = ()  # routes; a policy's ancestors
     attached_listener_sets: int = 0  # Gateways only
 
     @property
@@ -106,7 +107,8 @@ class ObjectStatus:
             where = f"{ref.kind or 'Gateway'} {ref.namespace or self.namespace}/{ref.name}"
             if ref.section_name:
                 where += f" section {ref.section_name}"
-            out += [f"parent {where}: {c.type}={c.status} {c.reason}: {c.message}"
+            role = "ancestor" if self.kind in POLICY_KINDS else "parent"
+            out += [f"{role} {where}: {c.type}={c.status} {c.reason}: {c.message}"
                     for c in parent.conditions if not _healthy(c)]
         return out
 
@@ -132,9 +134,11 @@ class ObjectStatus:
                 for l in self.listeners
             ]
         if self.kind not in _WITH_CONDITIONS:
-            out["parents"] = [
+            # a route's parents, or a policy's ancestors (the same shape, other names)
+            entries, ref_name = ("ancestors", "ancestorRef") if self.kind in POLICY_KINDS else ("parents", "parentRef")
+            out[entries] = [
                 {
-                    "parentRef": {k: v for k, v in (
+                    ref_name: {k: v for k, v in (
                         ("group", p.parent_ref.group), ("kind", p.parent_ref.kind), ("name", p.parent_ref.name),
                         ("namespace", p.parent_ref.namespace), ("sectionName", p.parent_ref.section_name),
                         ("port", p.parent_ref.port)) if v is not None},
@@ -146,8 +150,10 @@ class ObjectStatus:
         return out
 
 
-# Kinds whose status has conditions of their own (routes have them per parent).
+# Kinds whose status has conditions of their own (routes have them per parent, policies per
+# ancestor).
 _WITH_CONDITIONS = ("GatewayClass", "Gateway", "ListenerSet")
+POLICY_KINDS = ("BackendTLSPolicy",)
 _NEGATIVE = frozenset({"Conflicted"})
 
 

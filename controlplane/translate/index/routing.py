@@ -26,6 +26,7 @@ from controlplane.translate.gateway_api import EMPTY as NO_GATEWAY_API
 from controlplane.translate.gateway_api import INPUT_KINDS as GATEWAY_API_INPUT_KINDS
 from controlplane.translate.gateway_api import ConvertedConfig, convert, inputs_from_snapshot
 from controlplane.translate.index import services as svcs
+from controlplane.translate.index.backend_policies import merge_generated_rules
 from controlplane.translate.index.delegation import merge_delegates
 from controlplane.translate.index.service_index import Snapshot
 
@@ -111,6 +112,24 @@ def virtual_service_entries(virtual_services: list[VirtualService], mesh: MeshCo
     return tuple(out)
 
 
+def _destination_rules(snapshot: Snapshot, converted: ConvertedConfig, mesh: MeshConfig) -> list[DestinationRule]:
+    """The user's DestinationRules, and the ones BackendTLSPolicies make merged under them."""
+    user: list[DestinationRule] = snapshot.of_kind(DestinationRule.KIND)
+    if not converted.destination_rules:
+        return user
+    by_namespace: dict[str, list[DestinationRule]] = {}
+    for rule in user:
+        by_namespace.setdefault(rule.meta.namespace, []).append(rule)
+    generated: dict[str, list[DestinationRule]] = {}
+    for rule in converted.destination_rules:
+        generated.setdefault(rule.meta.namespace, []).append(rule)
+    out: list[DestinationRule] = []
+    for ns in sorted(by_namespace.keys() | generated.keys()):
+        out += merge_generated_rules(by_namespace.get(ns, []), generated.get(ns, ()),
+                                     lambda r: resolve_short_name(r.spec.host, r.meta.namespace, mesh.domain_suffix))
+    return out
+
+
 def build_routing_index(snapshot: Snapshot, mesh: MeshConfig) -> RoutingIndex:
     has_gateway_api = any(snapshot.of_kind(kind) for kind in GATEWAY_API_KINDS)
     converted = convert(inputs_from_snapshot(snapshot, mesh.domain_suffix)) if has_gateway_api else NO_GATEWAY_API
@@ -120,7 +139,7 @@ def build_routing_index(snapshot: Snapshot, mesh: MeshConfig) -> RoutingIndex:
     rules: dict[str, list[DestinationRuleEntry]] = {}
     failover_priority = False
     dr: DestinationRule
-    for dr in snapshot.of_kind(DestinationRule.KIND):
+    for dr in _destination_rules(snapshot, converted, mesh):
         ns = dr.meta.namespace
         entry = DestinationRuleEntry(
             dr, resolve_short_name(dr.spec.host, ns, mesh.domain_suffix), svcs.export_set(dr.spec.export_to)
