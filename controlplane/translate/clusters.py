@@ -70,7 +70,8 @@ def outbound_cluster(
     dp.apply_load_balancer(c, policy.load_balancer)
     if c.type == Cluster.ORIGINAL_DST:
         c.lb_policy = Cluster.CLUSTER_PROVIDED
-    dp.apply_connection_pool(c, policy.connection_pool, is_http2(port.protocol), is_http(port.protocol))
+    dp.apply_connection_pool(c, policy.connection_pool, is_http2(port.protocol), is_http(port.protocol),
+                             policy.retry_budget)
     dp.apply_outlier_detection(c, policy.outlier_detection)
     apply_upstream_tls(
         c, policy.tls, service.hostname, port.number, subset_name, mesh,

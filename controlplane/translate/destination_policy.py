@@ -20,6 +20,7 @@ from controlplane.model.destination_rule import (
     DestinationRuleSpec,
     LoadBalancerSettings,
     OutlierDetection,
+    RetryBudget,
     Subset,
     TrafficPolicy,
 )
@@ -31,12 +32,14 @@ HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 @dataclass(frozen=True, slots=True)
 class EffectivePolicy:
-    """The four policy parts that apply to one cluster after merging levels."""
+    """The policy parts that apply to one cluster after merging levels (a retry budget has no
+    port level)."""
 
     load_balancer: LoadBalancerSettings | None = None
     connection_pool: ConnectionPoolSettings | None = None
     outlier_detection: OutlierDetection | None = None
     tls: ClientTLSSettings | None = None
+    retry_budget: RetryBudget | None = None
 
     @property
     def locality_lb_enabled(self) -> bool:
@@ -55,6 +58,7 @@ def _overlay(base: EffectivePolicy, policy: TrafficPolicy | None, port: int) -> 
         connection_pool=policy.connection_pool or base.connection_pool,
         outlier_detection=policy.outlier_detection or base.outlier_detection,
         tls=policy.tls or base.tls,
+        retry_budget=policy.retry_budget or base.retry_budget,
     )
     for pls in policy.port_level_settings:
         if pls.port is not None and pls.port.number == port:
@@ -153,11 +157,17 @@ def default_circuit_breakers() -> circuit_breaker_pb2.CircuitBreakers:
 
 
 def apply_connection_pool(
-    cluster: cluster_pb2.Cluster, pool: ConnectionPoolSettings | None, http2: bool, http_port: bool
+    cluster: cluster_pb2.Cluster, pool: ConnectionPoolSettings | None, http2: bool, http_port: bool,
+    retry_budget: RetryBudget | None = None,
 ) -> None:
-    """Circuit breakers, connect timeout, keepalive and upstream HTTP protocol options."""
+    """Circuit breakers (with the retry budget), connect timeout, keepalive and upstream HTTP
+    protocol options."""
     cluster.circuit_breakers.CopyFrom(default_circuit_breakers())
     th = cluster.circuit_breakers.thresholds[0]
+    if retry_budget is not None:
+        # Istio's applyRetryBudget, defaults included (a percent of 0.2, 3 concurrent retries)
+        th.retry_budget.budget_percent.value = 0.2 if retry_budget.percent is None else retry_budget.percent
+        th.retry_budget.min_retry_concurrency.value = retry_budget.min_retry_concurrency or 3
     tcp = pool.tcp if pool is not None else None
     http = pool.http if pool is not None else None
     options = hpo.HttpProtocolOptions()

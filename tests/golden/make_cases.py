@@ -94,6 +94,8 @@ case("connection_pool", B() + [dr("reviews", [], policy={"connectionPool": {
     "tcp": {"maxConnections": 10, "connectTimeout": "250ms", "tcpKeepalive": {"probes": 3, "time": "30s", "interval": "5s"}},
     "http": {"http1MaxPendingRequests": 1, "http2MaxRequests": 20, "maxRequestsPerConnection": 5, "maxRetries": 2,
              "idleTimeout": "30s", "h2UpgradePolicy": "UPGRADE"}}})])
+case("retry_budget", B() + [dr("reviews", [], policy={"retryBudget": {"percent": 25, "minRetryConcurrency": 5}}),
+                            dr("ratings", [], policy={"retryBudget": {}})])
 case("outlier_detection", B() + [dr("reviews", [], policy={"outlierDetection": {
     "consecutive5xxErrors": 1, "consecutiveGatewayErrors": 2, "interval": "1s", "baseEjectionTime": "30s",
     "maxEjectionPercent": 100, "minHealthPercent": 0}})])
