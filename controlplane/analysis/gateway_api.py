@@ -19,6 +19,7 @@ from controlplane.model.gateway_api import (
     AnyRoute,
     BackendTLSPolicy,
     KubernetesGateway,
+    XBackendTrafficPolicy,
 )
 from controlplane.sources.diagnostics import WARNING, Diagnostic
 from controlplane.sources.parsing import Parsed
@@ -81,7 +82,7 @@ class GatewayApiChecks:
             for c in listener.conditions:
                 if not _healthy(c):
                     yield self._warn(parsed, f"spec.listeners[{index}]", c)
-        if isinstance(parsed.resource, BackendTLSPolicy):
+        if isinstance(parsed.resource, BackendTLSPolicy | XBackendTrafficPolicy):
             yield from self._policy_diagnostics(parsed, parsed.resource, status)
             return
         route = parsed.resource
@@ -93,7 +94,9 @@ class GatewayApiChecks:
                 path = "spec.rules" if c.type == "ResolvedRefs" else f"spec.parentRefs[{index}]"
                 yield self._warn(parsed, path, c)
 
-    def _policy_diagnostics(self, parsed: Parsed, policy: BackendTLSPolicy, status: ObjectStatus) -> Iterator[Diagnostic]:
+    def _policy_diagnostics(
+        self, parsed: Parsed, policy: BackendTLSPolicy | XBackendTrafficPolicy, status: ObjectStatus
+    ) -> Iterator[Diagnostic]:
         """A policy's ancestors: one per target (the Gateways' repeat the last target's)."""
         reported: set[tuple[str, str]] = set()
         for ancestor in status.parents:

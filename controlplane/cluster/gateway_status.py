@@ -20,12 +20,12 @@ from typing import Any
 from kubernetes import client as k8s
 
 from controlplane.cluster.worker import DEFAULT_RESYNC_SECONDS, LeaderWorker
+from controlplane.model.gateway_api import GROUP, X_GROUP
 from controlplane.translate.gateway_api import ObjectStatus
 from controlplane.translate.gateway_api.status import CONTROLLER_NAME, MESH_CONTROLLER
 
 log = logging.getLogger(__name__)
 
-GROUP = "gateway.networking.k8s.io"
 # kind -> (version, plural); versions as the CRDs of Gateway API v1.x serve them
 RESOURCES = {
     "GatewayClass": ("v1", "gatewayclasses"),
@@ -36,7 +36,10 @@ RESOURCES = {
     "TLSRoute": ("v1alpha2", "tlsroutes"),
     "TCPRoute": ("v1alpha2", "tcproutes"),
     "BackendTLSPolicy": ("v1", "backendtlspolicies"),
+    "XBackendTrafficPolicy": ("v1alpha1", "xbackendtrafficpolicies"),
 }
+# kind -> its API group where it is not GROUP (the experimental kinds)
+GROUPS = {"XBackendTrafficPolicy": X_GROUP}
 # The controllers whose entries in a route's parents or a policy's ancestors we write.
 OURS = frozenset({CONTROLLER_NAME, MESH_CONTROLLER})
 
@@ -131,6 +134,7 @@ class GatewayStatusWriter(LeaderWorker):
 
     def _patch(self, status: ObjectStatus, body: dict[str, Any]) -> None:
         version, plural = RESOURCES[status.kind]
+        group = GROUPS.get(status.kind, GROUP)
         version = self._served_versions().get(status.kind, version)
         patch: dict[str, Any] = {"status": body}
         entries = next((name for name in ("parents", "ancestors") if name in body), None)
@@ -139,7 +143,7 @@ class GatewayStatusWriter(LeaderWorker):
             # them: their entries stay (a merge patch replaces the whole list), and the
             # resourceVersion read makes a concurrent write of theirs a 409 rather than lost.
             current: dict[str, Any] = self._api.get_namespaced_custom_object(  # type: ignore[assignment]
-                GROUP, version, status.namespace, plural, status.name
+                group, version, status.namespace, plural, status.name
             )
             theirs = [p for p in (current.get("status") or {}).get(entries) or ()
                       if p.get("controllerName") not in OURS]
@@ -147,7 +151,7 @@ class GatewayStatusWriter(LeaderWorker):
                      "status": {**body, entries: [*body[entries], *theirs]}}
         if status.namespace:
             self._api.patch_namespaced_custom_object_status(
-                GROUP, version, status.namespace, plural, status.name, patch
+                group, version, status.namespace, plural, status.name, patch
             )
         else:
-            self._api.patch_cluster_custom_object_status(GROUP, version, plural, status.name, patch)
+            self._api.patch_cluster_custom_object_status(group, version, plural, status.name, patch)

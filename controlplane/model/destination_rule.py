@@ -175,6 +175,7 @@ class ProxyProtocol:
 class RetryBudget:
     percent: float | None = None
     min_retry_concurrency: int = 0
+    budget_interval: timedelta | None = None  # accepted; Envoy's budget has no interval
 
 
 @dataclass(frozen=True, slots=True)

@@ -571,9 +571,48 @@ class BackendTLSPolicy(Resource):
     spec: BackendTLSPolicySpec
 
 
+# --- XBackendTrafficPolicy (gateway.networking.x-k8s.io, experimental) -------------------------
+
+X_GROUP = "gateway.networking.x-k8s.io"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetDetails:
+    percent: int | None = None  # of active requests that may be retries
+    interval: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRate:
+    count: int | None = None
+    interval: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConstraint:
+    budget: BudgetDetails = field(default_factory=BudgetDetails)
+    min_retry_rate: RequestRate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class XBackendTrafficPolicySpec:
+    target_refs: tuple[PolicyTargetReference, ...] = ()
+    retry_constraint: RetryConstraint | None = None
+    session_persistence: object = None  # not supported (Istio's status says so)
+
+
+@dataclass(frozen=True, slots=True)
+class XBackendTrafficPolicy(Resource):
+    """How gateways and sidecars treat calls to a Service: a retry budget (GEP-3388)."""
+
+    KIND: ClassVar[str] = "XBackendTrafficPolicy"
+    meta: ObjectMeta
+    spec: XBackendTrafficPolicySpec
+
+
 ROUTE_KINDS = (HTTPRoute.KIND, GRPCRoute.KIND, TLSRoute.KIND, TCPRoute.KIND)
 GATEWAY_API_KINDS = frozenset(
     {GatewayClass.KIND, KubernetesGateway.KIND, ListenerSet.KIND, ReferenceGrant.KIND, BackendTLSPolicy.KIND,
-     *ROUTE_KINDS}
+     XBackendTrafficPolicy.KIND, *ROUTE_KINDS}
 )
 AnyRoute = HTTPRoute | GRPCRoute | TLSRoute | TCPRoute

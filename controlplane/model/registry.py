@@ -206,6 +206,10 @@ KINDS: tuple[KindInfo, ...] = (
         validate_gateway_api.validate_backend_tls_policy,
     ),
     KindInfo(
+        gateway_api.X_GROUP, "XBackendTrafficPolicy", ("v1alpha1",), gateway_api.XBackendTrafficPolicy,
+        validate_gateway_api.validate_x_backend_traffic_policy,
+    ),
+    KindInfo(
         _GW, "HTTPRoute", _GW_V1, gateway_api.HTTPRoute, validate_gateway_api.validate_http_route
     ),
     KindInfo(

@@ -30,9 +30,11 @@ from controlplane.model.gateway_api import (
     ListenerEntry,
     ListenerSet,
     ParentReference,
+    PolicyTargetReference,
     ReferenceGrant,
     TCPRoute,
     TLSRoute,
+    XBackendTrafficPolicy,
 )
 from controlplane.model.validate_common import error
 
@@ -255,18 +257,22 @@ MAX_CA_CERTIFICATE_REFS = 8
 MAX_SUBJECT_ALT_NAMES = 5
 
 
+def _validate_targets(targets: Sequence[PolicyTargetReference], errors: list[FieldError]) -> None:
+    if not targets:
+        error(errors, "spec.targetRefs", "Required value: at least one entry")
+    _too_many(targets, MAX_POLICY_TARGETS, "spec.targetRefs", errors)
+    for index, target in enumerate(targets):
+        for name, value in (("kind", target.kind), ("name", target.name)):
+            if not value:
+                error(errors, f"spec.targetRefs[{index}].{name}", "Required value")
+
+
 def validate_backend_tls_policy(resource: Resource, errors: list[FieldError]) -> None:
     """The CRD's rules: 1-16 targets, a precise hostname, a CA from references or the system's
     (not both), subject alt names of their type. An unknown target or CA kind is status."""
     assert isinstance(resource, BackendTLSPolicy)
     spec = resource.spec
-    if not spec.target_refs:
-        error(errors, "spec.targetRefs", "Required value: at least one entry")
-    _too_many(spec.target_refs, MAX_POLICY_TARGETS, "spec.targetRefs", errors)
-    for index, target in enumerate(spec.target_refs):
-        for name, value in (("kind", target.kind), ("name", target.name)):
-            if not value:
-                error(errors, f"spec.targetRefs[{index}].{name}", "Required value")
+    _validate_targets(spec.target_refs, errors)
     validation = spec.validation
     if not validation.hostname:
         error(errors, "spec.validation.hostname", "Required value")
@@ -288,3 +294,18 @@ def validate_backend_tls_policy(resource: Resource, errors: list[FieldError]) ->
             error(errors, path, "hostname must be specified (and uri not) when type is Hostname")
         elif san.type == "URI" and (not san.uri or san.hostname):
             error(errors, path, "uri must be specified (and hostname not) when type is URI")
+
+
+def validate_x_backend_traffic_policy(resource: Resource, errors: list[FieldError]) -> None:
+    """The CRD's rules: 1-16 targets; a budget percent of 0-100; counts not negative."""
+    assert isinstance(resource, XBackendTrafficPolicy)
+    spec = resource.spec
+    _validate_targets(spec.target_refs, errors)
+    retry = spec.retry_constraint
+    if retry is None:
+        return
+    percent = retry.budget.percent
+    if percent is not None and not 0 <= percent <= 100:
+        error(errors, "spec.retryConstraint.budget.percent", "must be between 0 and 100")
+    if retry.min_retry_rate is not None and (retry.min_retry_rate.count or 0) < 0:
+        error(errors, "spec.retryConstraint.minRetryRate.count", "must not be negative")

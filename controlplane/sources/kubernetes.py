@@ -88,6 +88,7 @@ DEFAULT_KINDS: tuple[WatchedKind, ...] = (
     _istio("TCPRoute", "tcproutes", _GATEWAY_API, ("v1", "v1alpha2")),
     _istio("ReferenceGrant", "referencegrants", _GATEWAY_API, ("v1", "v1beta1")),
     _istio("BackendTLSPolicy", "backendtlspolicies", _GATEWAY_API, ("v1", "v1alpha3")),
+    _istio("XBackendTrafficPolicy", "xbackendtrafficpolicies", "gateway.networking.x-k8s.io", ("v1alpha1",)),
 )
 
 

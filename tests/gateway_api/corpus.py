@@ -28,12 +28,14 @@ from controlplane.model.parse import UnsupportedKind, parse
 from controlplane.model.virtual_service import VirtualServiceSpec
 from controlplane.store import Snapshot
 from controlplane.translate.gateway_api import ConvertedConfig, convert, inputs_from_snapshot
+from controlplane.translate.gateway_api.status import POLICY_KINDS
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "istio" / "gateway-api"
 DOMAIN_SUFFIX = "domain.suffix"
-# The kinds whose status is compared (others, e.g. XBackendTrafficPolicy, are not supported).
+# The kinds whose status is compared (others, e.g. InferencePool, are not supported).
 STATUS_KINDS = frozenset({"GatewayClass", "Gateway", "ListenerSet", "HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute",
-                          "BackendTLSPolicy"})
+                          "BackendTLSPolicy", "XBackendTrafficPolicy"})
+_GATEWAY_API_GROUPS = ("gateway.networking.k8s.io/", "gateway.networking.x-k8s.io/")
 # The controllers whose entries in a policy's ancestors are ours to write (others' are kept).
 OUR_CONTROLLERS = frozenset({"istio.io/mesh-controller", "istio.io/gateway-controller"})
 CASES = sorted(p.name.removesuffix(".yaml") for p in CORPUS.glob("*.yaml") if (CORPUS / f"{p.name}.golden").exists())
@@ -169,7 +171,7 @@ def golden_statuses(name: str) -> dict[tuple[str, str, str], Any]:
     """(kind, namespace, name) -> comparable status of Istio's golden (Gateway API kinds only)."""
     out = {}
     for doc in yaml.safe_load_all((CORPUS / f"{name}.status.yaml.golden").read_text()):
-        if not doc or "gateway.networking.k8s.io" not in doc["apiVersion"] or doc["kind"] not in STATUS_KINDS:
+        if not doc or not doc["apiVersion"].startswith(_GATEWAY_API_GROUPS) or doc["kind"] not in STATUS_KINDS:
             continue
         ns = doc["metadata"].get("namespace", "")
         status = doc.get("status") or {}
@@ -196,10 +198,10 @@ def our_statuses(converted: ConvertedConfig) -> dict[tuple[str, str, str], Any]:
                          for l in s.listeners)),
             _sorted((_ref_key(p.parent_ref, s.namespace), tuple(sorted((c.type, c.status, c.reason)
                                                                          for c in p.conditions)))
-                    for p in s.parents if s.kind != "BackendTLSPolicy")
+                    for p in s.parents if s.kind not in POLICY_KINDS)
             + _sorted((_ref_key(p.parent_ref, s.namespace), p.controller_name,
                        tuple(sorted((c.type, c.status, c.reason) for c in p.conditions)))
-                      for p in s.parents if s.kind == "BackendTLSPolicy"),
+                      for p in s.parents if s.kind in POLICY_KINDS),
             s.attached_listener_sets,
         )
     return out
@@ -239,7 +241,7 @@ def golden_config(name: str) -> tuple[Counter[Any], Counter[Any], Counter[Any], 
             services[(spec.gateways, spec.hosts, spec)] += 1
         elif doc["kind"] == "DestinationRule":
             parents = meta["annotations"]["internal.istio.io/parents"].split(",")
-            if all(p.startswith("BackendTLSPolicy/") for p in parents):
+            if all(p.startswith(("BackendTLSPolicy/", "XBackendTrafficPolicy/")) for p in parents):
                 errors = []
                 rule = decode(DestinationRuleSpec, doc["spec"], "spec", errors)
                 assert rule is not None, errors

@@ -111,7 +111,7 @@ def test_unknown_fields_are_errors_but_experimental_ones_are_kept() -> None:
     assert isinstance(parse(route_doc("TCPRoute", rules=[{"name": "x"}])), TCPRoute)
 
 
-@pytest.mark.parametrize("kind", ["XBackendTrafficPolicy", "BackendLBPolicy"])
+@pytest.mark.parametrize("kind", ["BackendLBPolicy", "XMesh"])
 def test_kinds_not_modelled_are_skipped(kind: str) -> None:
     assert not is_supported(f"{API}/v1", kind)
     with pytest.raises(UnsupportedKind):
@@ -128,9 +128,9 @@ spec:
   listeners: [{name: http, port: 80, protocol: HTTP}]
 ---
 apiVersion: gateway.networking.x-k8s.io/v1alpha1
-kind: XBackendTrafficPolicy
-metadata: {name: retries, namespace: apps}
-spec: {targetRefs: []}
+kind: XBackend
+metadata: {name: external, namespace: apps}
+spec: {protocol: HTTP}
 """)
     store = Store()
     source = FolderSource(store, tmp_path)

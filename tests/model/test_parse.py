@@ -120,7 +120,7 @@ def test_unknown_version_of_known_kind_is_an_error() -> None:
         ("networking.istio.io/v1beta1", "ProxyConfig"),
         ("v1", "LimitRange"),
         ("gateway.networking.k8s.io/v1", "XListenerSet"),
-        ("gateway.networking.x-k8s.io/v1alpha1", "XBackendTrafficPolicy"),
+        ("gateway.networking.x-k8s.io/v1alpha1", "XBackend"),
     ],
 )
 def test_unknown_kinds_are_unsupported_not_invalid(api_version: str, kind: str) -> None:

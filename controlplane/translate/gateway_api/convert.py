@@ -11,10 +11,12 @@ from controlplane.model.gateway import Gateway
 from controlplane.model.gateway_api import AnyRoute, GRPCRoute, HTTPRoute, TCPRoute, TLSRoute
 from controlplane.model.virtual_service import VirtualService
 from controlplane.translate.credentials import CA_SUFFIX
-from controlplane.translate.gateway_api.backend_tls import (
-    backend_ca_credentials,
-    convert_backend_tls_policies,
+from controlplane.translate.gateway_api.backend_rules import backend_ca_credentials
+from controlplane.translate.gateway_api.backend_rules import (
+    destination_rules as backend_destination_rules,
 )
+from controlplane.translate.gateway_api.backend_tls import convert_backend_tls_policies
+from controlplane.translate.gateway_api.backend_traffic import convert_backend_traffic_policies
 from controlplane.translate.gateway_api.gateways import convert_gateways, finish_gateways
 from controlplane.translate.gateway_api.http import RouteContext
 from controlplane.translate.gateway_api.inputs import ConversionInputs
@@ -31,7 +33,8 @@ from controlplane.translate.gateway_api.tls import CONFIG_MAP_PREFIX, CREDENTIAL
 
 # The order Istio lists statuses in (then namespace, name).
 _KIND_ORDER = {"GatewayClass": 0, "Gateway": 1, "ListenerSet": 2, "HTTPRoute": 3, "GRPCRoute": 4, "TLSRoute": 5,
-               "TCPRoute": 6, "BackendTLSPolicy": 7}
+               "TCPRoute": 6, "BackendTLSPolicy": 7,
+               "XBackendTrafficPolicy": 8}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +120,10 @@ def convert(inputs: ConversionInputs) -> ConvertedConfig:
         statuses.append(replace(status, listeners=listeners))
     statuses += routes.statuses
     all_routes: list[AnyRoute] = [*http_like, *l4_routes]
-    destination_rules, policy_statuses = convert_backend_tls_policies(inputs, gateways, all_routes)
-    statuses += policy_statuses
+    tls_parts, tls_statuses = convert_backend_tls_policies(inputs, gateways, all_routes)
+    traffic_parts, traffic_statuses = convert_backend_traffic_policies(inputs)
+    destination_rules = backend_destination_rules([*tls_parts, *traffic_parts], inputs)
+    statuses += tls_statuses + traffic_statuses
     statuses.sort(key=lambda s: (_KIND_ORDER.get(s.kind, 9), s.namespace, s.name))
     return ConvertedConfig(
         gateways=tuple(sorted(gateways.gateways, key=lambda g: (g.meta.namespace, g.meta.name))),

@@ -25,6 +25,7 @@ from controlplane.model.gateway_api import (
     ReferenceGrant,
     TCPRoute,
     TLSRoute,
+    XBackendTrafficPolicy,
 )
 from controlplane.model.hosts import DEFAULT_DOMAIN_SUFFIX, normalize_host, service_fqdn
 from controlplane.model.kubernetes import ConfigMap, Namespace, Secret, Service
@@ -60,6 +61,7 @@ class ConversionInputs:
     tcp_routes: tuple[TCPRoute, ...] = ()
     grants: tuple[ReferenceGrant, ...] = ()
     backend_tls_policies: tuple[BackendTLSPolicy, ...] = ()
+    backend_traffic_policies: tuple[XBackendTrafficPolicy, ...] = ()
     # (namespace, name) of every Kubernetes Service
     services: frozenset[tuple[str, str]] = frozenset()
     # (namespace, name) of every Kubernetes Service -> its ports' numbers by name
@@ -77,7 +79,7 @@ class ConversionInputs:
     @property
     def empty(self) -> bool:
         return not (self.gateways or self.listener_sets or self.http_routes or self.grpc_routes or self.tls_routes
-                    or self.tcp_routes or self.backend_tls_policies)
+                    or self.tcp_routes or self.backend_tls_policies or self.backend_traffic_policies)
 
 
 def _sorted(items: list) -> tuple:  # type: ignore[type-arg]
@@ -117,6 +119,7 @@ def inputs_from_snapshot(snapshot: Snapshot, domain_suffix: str = DEFAULT_DOMAIN
         tcp_routes=_sorted(snapshot.of_kind(TCPRoute.KIND)),
         grants=_sorted(snapshot.of_kind(ReferenceGrant.KIND)),
         backend_tls_policies=_sorted(snapshot.of_kind(BackendTLSPolicy.KIND)),
+        backend_traffic_policies=_sorted(snapshot.of_kind(XBackendTrafficPolicy.KIND)),
         services=frozenset(services),
         service_ports=service_ports,
         hosts=hosts,

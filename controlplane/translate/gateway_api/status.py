@@ -153,7 +153,7 @@ class ObjectStatus:
 # Kinds whose status has conditions of their own (routes have them per parent, policies per
 # ancestor).
 _WITH_CONDITIONS = ("GatewayClass", "Gateway", "ListenerSet")
-POLICY_KINDS = ("BackendTLSPolicy",)
+POLICY_KINDS = ("BackendTLSPolicy", "XBackendTrafficPolicy")
 _NEGATIVE = frozenset({"Conflicted"})
 
 

@@ -1,8 +1,10 @@
-"""BackendTLSPolicy in the translator: its rule merged under a user-written DestinationRule of
-the same host (the user's fields win, the policy fills the gaps), the cluster's TLS from the
-merge, and its CA ConfigMap served to any proxy calling the backend but never to a user-written
-rule naming a ConfigMap. Istio's corpus (backend-tls-policy*) covers the conversion and status;
-test_bookinfo_envoy.py the traffic through a real Envoy."""
+"""Gateway API backend policies in the translator. BackendTLSPolicy: its rule merged under a
+user-written DestinationRule of the same host (the user's fields win, the policy fills the
+gaps), the cluster's TLS from the merge, and its CA ConfigMap served to any proxy calling the
+backend but never to a user-written rule naming a ConfigMap. XBackendTrafficPolicy: the
+cluster's retry budget, beside the TLS of a BackendTLSPolicy for the same Service. Istio's corpus
+(backend-*-policy*) covers the conversion and status; test_bookinfo_envoy.py the traffic
+through a real Envoy."""
 
 from __future__ import annotations
 
@@ -83,3 +85,20 @@ def test_a_user_rule_keeps_its_fields_and_takes_the_policy_tls_where_it_sets_non
 def test_a_user_rule_cannot_read_a_config_map_through_credential_name() -> None:
     ctx = _context()
     assert proxy_credentials(ctx, proxy_from({"namespace": "infra"}), ("configmap://infra/private-ca-cacert",)) == {}
+
+
+def test_a_traffic_policy_gives_the_cluster_its_retry_budget_beside_the_tls_policy() -> None:
+    docs = _documents() + [{
+        "apiVersion": "gateway.networking.x-k8s.io/v1alpha1", "kind": "XBackendTrafficPolicy",
+        "metadata": {"name": "retries", "namespace": "shop"},
+        "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": "secure"}],
+                 "retryConstraint": {"budget": {"percent": 30, "interval": "10s"},
+                                     "minRetryRate": {"count": 5, "interval": "1s"}}}}]
+    ctx = push_context(snapshot_of([parse(d) for d in docs]), mesh_from({}))
+    cluster, tls = _upstream_tls(ctx, proxy_from({"namespace": "web"}))
+    budget = cluster.circuit_breakers.thresholds[0].retry_budget
+    assert (budget.budget_percent.value, budget.min_retry_concurrency.value) == (30.0, 5)
+    assert tls is not None and tls.sni == "secure.example.com"  # the TLS policy's part of the same rule
+    without = push_context(snapshot_of([parse(d) for d in _documents()]), mesh_from({}))
+    cluster, _ = _upstream_tls(without, proxy_from({"namespace": "web"}))
+    assert not cluster.circuit_breakers.thresholds[0].HasField("retry_budget")
