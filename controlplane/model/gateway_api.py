@@ -187,11 +187,28 @@ class AllowedListeners:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalParametersReference:
+    group: str
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfrastructure:
+    """What the deployment made for the Gateway carries; ``parametersRef`` names a ConfigMap of
+    the Gateway's namespace with its customizations (checked, not applied: no deployment here)."""
+
+    labels: Mapping[str, str] = field(default=EMPTY)
+    annotations: Mapping[str, str] = field(default=EMPTY)
+    parameters_ref: LocalParametersReference | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewaySpec:
     gateway_class_name: str
     listeners: tuple[Listener, ...] = ()
     addresses: tuple[GatewayAddress, ...] = ()
-    infrastructure: object = None
+    infrastructure: GatewayInfrastructure | None = None
     allowed_listeners: AllowedListeners | None = None
     tls: GatewayTLS | None = None
     backend_tls: object = jfield("backendTLS", default=None)

@@ -20,7 +20,6 @@ KNOWN = {
     "east-west-ambient": _AMBIENT,
     "foreign-waypoint": _AMBIENT,
     "waypoint": _AMBIENT,
-    "gateway-invalid-parameters-ref": "spec.infrastructure.parametersRef (a ConfigMap: InvalidParameters) is not checked",
     "http": "InferencePool backends (inference.networking.k8s.io) are not supported: InvalidKind instead",
     "reference-policy-inferencepool": "InferencePool backends (inference.networking.k8s.io) are not supported",
     "xbackend": "XBackend backends (gateway.networking.x-k8s.io, experimental) are not supported: InvalidKind instead",

@@ -258,7 +258,7 @@ def _gateway_conditions(
     valid: int,
     inputs: ConversionInputs,
 ) -> tuple[tuple[Condition, ...], tuple[tuple[str, str], ...]]:
-    accepted_error = address_error
+    accepted_error = address_error or _parameters_error(gw, inputs)
     accepted = condition("Accepted", "Accepted", "Resource accepted", accepted_error)
     if accepted_error is None and gw.spec.listeners and valid < len(gw.spec.listeners):
         if valid == 0:
@@ -273,6 +273,20 @@ def _gateway_conditions(
     ]
     addresses = tuple(("IPAddress" if is_ip(a) else "Hostname", a) for a in reported)
     return sort_conditions(conditions), addresses
+
+
+def _parameters_error(gw: KubernetesGateway, inputs: ConversionInputs) -> ConfigError | None:
+    """Istio's validateParametersRef: ``spec.infrastructure.parametersRef`` names a ConfigMap
+    of the Gateway's namespace that exists."""
+    ref = gw.spec.infrastructure.parameters_ref if gw.spec.infrastructure is not None else None
+    if ref is None:
+        return None
+    if (ref.group, ref.kind) != ("", "ConfigMap"):
+        return ConfigError("InvalidParameters",
+                           f"Unsupported parametersRef group/kind {ref.group}/{ref.kind}, only ConfigMap is supported")
+    if (gw.meta.namespace, ref.name) not in inputs.config_maps:
+        return ConfigError("InvalidParameters", f"parametersRef ConfigMap {gw.meta.namespace}/{ref.name} does not exist")
+    return None
 
 
 def programmed_condition(
