@@ -304,15 +304,20 @@ class ConfigMap(Resource):
 
     @property
     def ca_certificate(self) -> bytes | None:
-        """``ca.crt`` from ``data``, else from ``binaryData`` (Istio's ExtractRoot)."""
-        text = self.data.get("ca.crt")
-        if text:
-            return text.encode()
-        encoded = self.binary_data.get("ca.crt")
-        try:
-            return base64.b64decode(encoded, validate=True) if encoded else None
-        except (binascii.Error, ValueError):
-            return None
+        """``cacert``, else ``ca.crt``, from ``data``, else from ``binaryData`` (Istio's
+        ExtractRootFromString)."""
+        for key in ("cacert", "ca.crt"):
+            text = self.data.get(key)
+            if text:
+                return text.encode()
+        for key in ("cacert", "ca.crt"):
+            encoded = self.binary_data.get(key)
+            if encoded:
+                try:
+                    return base64.b64decode(encoded, validate=True)
+                except (binascii.Error, ValueError):
+                    return None
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,7 +103,7 @@ def config_map_ca(resource: str, namespace: str, name: str, config_map: ConfigMa
         return CredentialProblem(resource, namespace, name, "", "not found", kind="ConfigMap")
     ca = config_map.ca_certificate
     if not ca:
-        return CredentialProblem(resource, namespace, name, "data[ca.crt]", "missing or empty", kind="ConfigMap")
+        return CredentialProblem(resource, namespace, name, "data", "has neither cacert nor ca.crt", kind="ConfigMap")
     try:
         x509.load_pem_x509_certificates(ca)
     except ValueError:

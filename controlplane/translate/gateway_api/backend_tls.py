@@ -45,7 +45,6 @@ from controlplane.translate.gateway_api.status import (
 from controlplane.translate.gateway_api.tls import CONFIG_MAP_PREFIX
 
 INVALID_CREDENTIAL = "invalid://"
-_CA_KEYS = ("cacert", "ca.crt")
 
 
 def convert_backend_tls_policies(
@@ -117,7 +116,7 @@ def _tls(
         elif (config_map := inputs.config_maps.get((ns, ref.name))) is None:
             problem = ("InvalidCACertificateRef", "Certificate reference not found",
                        f"reference {ns}/{ref.name} (of kind ConfigMap) not found")
-        elif not any(config_map.data.get(k) or config_map.binary_data.get(k) for k in _CA_KEYS):
+        elif config_map.ca_certificate is None:
             found = ", ".join(sorted([*config_map.data, *config_map.binary_data]))
             problem = ("InvalidCACertificateRef", "Certificate invalid",
                        f"found secret, but didn't have expected keys cacert or ca.crt; found: {found}")
