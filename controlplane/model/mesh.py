@@ -64,6 +64,10 @@ class MeshConfig:
     virtual_inbound_port: int = 15006
     # Access logs, tracing and providers from Istio's MeshConfig (see translate/telemetry.py).
     telemetry: TelemetryDefaults = field(default_factory=TelemetryDefaults)
+    # The OS trust bundle (PEM) the server found, for Istio's VERIFY_CERTIFICATE_AT_CLIENT (on
+    # since Istio 1.21): DestinationRule SIMPLE or MUTUAL TLS with neither caCertificates nor
+    # credentialName verifies the server against it. Empty: no bundle, no such verification.
+    system_ca_bundle: bytes = b""
 
 
 def parse_document(document: Any, origin: Origin | None = None) -> IstioMeshConfig:

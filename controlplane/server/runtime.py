@@ -9,7 +9,7 @@ import logging
 import random
 import signal
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -37,6 +37,7 @@ from controlplane.server.settings import Settings
 from controlplane.server.workload_certs import WorkloadCertificates
 from controlplane.sources.folder import FolderSource
 from controlplane.sources.jwks import JwksSource
+from controlplane.sources.system_ca import load_system_ca_bundle
 from controlplane.store import ChangeSet, Store
 from controlplane.translate import MeshConfig
 from controlplane.xds.limits import peer_address
@@ -52,7 +53,9 @@ def mesh_config(settings: Settings) -> MeshConfig:
         from controlplane.sources.mesh_config import load_mesh_config
 
         mesh = apply_mesh_config(mesh, load_mesh_config(settings.mesh_config_file))
-    return mesh
+    # Istio's VERIFY_CERTIFICATE_AT_CLIENT: TLS to a backend that names no CA is checked against
+    # the OS trust bundle, which the proxies get from here (no agent beside them reads it).
+    return replace(mesh, system_ca_bundle=load_system_ca_bundle())
 
 
 class _Callbacks(xds.XdsCallbacks):

@@ -34,6 +34,7 @@ from controlplane.model.kubernetes import ConfigMap, Secret
 from controlplane.translate.secrets import (
     DEFAULT_CERTIFICATE_SECRET,
     ROOT_CA_SECRET,
+    SYSTEM_CA_SECRET,
     tls_certificate_secret,
     validation_context_secret,
 )
@@ -69,14 +70,21 @@ class CredentialProblem:
 
 
 def credential_resource_names(tls: ClientTLSSettings | None) -> tuple[str, ...]:
-    """The SDS names a DestinationRule's ClientTLSSettings make a cluster ask for (see
-    transport.upstream_transport_socket)."""
-    if tls is None:
+    """The SDS names a DestinationRule's ClientTLSSettings may make a cluster ask for (see
+    transport.upstream_transport_socket; the system CA only where the mesh has a bundle)."""
+    if tls is None or tls.mode not in ("SIMPLE", "MUTUAL"):
         return ()
     name = tls.credential_name
-    if not name or tls.mode not in ("SIMPLE", "MUTUAL"):
-        return ()
+    if not name:
+        return (SYSTEM_CA_SECRET,) if verifies_with_system_ca(tls) else ()
     return (name, name + CA_SUFFIX) if tls.mode == "MUTUAL" else (name + CA_SUFFIX,)
+
+
+def verifies_with_system_ca(tls: ClientTLSSettings) -> bool:
+    """SIMPLE or MUTUAL TLS that names no CA and does not skip verification: Istio checks the
+    server against the OS trust bundle (VERIFY_CERTIFICATE_AT_CLIENT)."""
+    return (tls.mode in ("SIMPLE", "MUTUAL") and not tls.credential_name and not tls.ca_certificates
+            and not tls.insecure_skip_verify)
 
 
 def resolve(lookup: Lookup, namespace: str, resource: str) -> secret_pb2.Secret | CredentialProblem:

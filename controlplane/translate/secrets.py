@@ -10,6 +10,9 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
 
 DEFAULT_CERTIFICATE_SECRET = "default"
 ROOT_CA_SECRET = "ROOTCA"
+# The OS trust bundle the control plane found (MeshConfig.system_ca_bundle): Istio's "system" CA.
+# A colon cannot appear in a Secret's name, so no credentialName can shadow it.
+SYSTEM_CA_SECRET = "file-root:system"
 
 
 def _bytes(pem: str | bytes) -> bytes:

@@ -24,10 +24,11 @@ from google.protobuf import struct_pb2, wrappers_pb2
 
 from controlplane.model.destination_rule import ClientTLSSettings
 from controlplane.model.mesh import MeshConfig
-from controlplane.translate.credentials import CA_SUFFIX
+from controlplane.translate.credentials import CA_SUFFIX, verifies_with_system_ca
 from controlplane.translate.index.registry import TLS_MODE_ISTIO
 from controlplane.translate.names import mtls_sni
 from controlplane.translate.pb import ads_source, any_of
+from controlplane.translate.secrets import SYSTEM_CA_SECRET
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
 RAW_BUFFER_SOCKET = "envoy.transport_sockets.raw_buffer"
@@ -115,13 +116,7 @@ def upstream_transport_socket(
     ctx = tls_pb2.UpstreamTlsContext(sni=tls.sni or host)
     common = ctx.common_tls_context
     if tls.credential_name:
-        ca = sds_config(tls.credential_name + CA_SUFFIX)
-        if tls.subject_alt_names:  # Istio's combined context: the CA from SDS, the SANs here
-            combined = common.combined_validation_context
-            combined.validation_context_sds_secret_config.CopyFrom(ca)
-            combined.default_validation_context.match_typed_subject_alt_names.extend(exact_sans(tls.subject_alt_names))
-        else:
-            common.validation_context_sds_secret_config.CopyFrom(ca)
+        _sds_validation(common, tls.credential_name + CA_SUFFIX, tls.subject_alt_names)
         if mode == "MUTUAL":
             common.tls_certificate_sds_secret_configs.append(sds_config(tls.credential_name))
     else:
@@ -129,12 +124,25 @@ def upstream_transport_socket(
             vc = common.validation_context
             vc.trusted_ca.filename = tls.ca_certificates
             vc.match_typed_subject_alt_names.extend(exact_sans(tls.subject_alt_names))
+        elif mesh.system_ca_bundle and verifies_with_system_ca(tls):
+            _sds_validation(common, SYSTEM_CA_SECRET, tls.subject_alt_names)
         if mode == "MUTUAL" and tls.client_certificate:
             cert = common_pb2.TlsCertificate()
             cert.certificate_chain.filename = tls.client_certificate
             cert.private_key.filename = tls.private_key
             common.tls_certificates.append(cert)
     return tls_socket(ctx)
+
+
+def _sds_validation(common: common_pb2.CommonTlsContext, secret: str, sans: tuple[str, ...]) -> None:
+    """The server is checked against the CA of SDS ``secret`` (and ``sans``, when given, in
+    Istio's combined context)."""
+    if sans:
+        combined = common.combined_validation_context
+        combined.validation_context_sds_secret_config.CopyFrom(sds_config(secret))
+        combined.default_validation_context.match_typed_subject_alt_names.extend(exact_sans(sans))
+    else:
+        common.validation_context_sds_secret_config.CopyFrom(sds_config(secret))
 
 
 def apply_upstream_tls(

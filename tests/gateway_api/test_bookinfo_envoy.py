@@ -11,7 +11,9 @@ second port its frontend validation (``spec.tls.frontend``) checks clients again
 ConfigMap (served as configmap://...). A ListenerSet in a team's namespace adds an HTTPS listener
 to that Gateway, with the team's own certificate and route. A BackendTLSPolicy makes the gateway
 call an HTTPS backend with the policy's hostname as SNI, verifying it against a ConfigMap's CA:
-a backend the CA did not sign is refused.
+a backend the CA did not sign is refused. With ``wellKnownCACertificates: System`` the backend is
+verified against the OS trust bundle the control plane found (here ``SSL_CERT_FILE``, holding a
+test CA): a backend that CA signed is reached, one signed by another CA is refused.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ HTTPS, SECURE_HOST = 8443, "secure.example.com"
 VERIFIED = 8444  # the port whose listener checks client certificates
 TEAM, TEAM_HOST = 8445, "team.example.com"  # a ListenerSet's listener
 BACKEND_HOST = "backend.example.com"  # an HTTPS backend, under a BackendTLSPolicy
+# HTTPS backends under BackendTLSPolicies trusting the system's CAs: one signed by the CA the
+# control plane takes for the system's, one by another
+PUBLIC_HOST, STRANGER_HOST = "public.example.com", "stranger.example.com"
 
 
 def _secure_gateway(ca: LocalCA, client_ca: LocalCA) -> list[dict[str, Any]]:
@@ -113,6 +118,19 @@ def _backend_tls(backend_ca: LocalCA) -> list[dict[str, Any]]:
     ]
 
 
+def _system_trusting(name: str, host: str, upstream_port: int) -> list[dict[str, Any]]:
+    """A Service on loopback, an HTTPRoute to it and a BackendTLSPolicy trusting the system's CAs."""
+    api = "gateway.networking.k8s.io/v1"
+    return service(name, 443, "127.0.0.1", upstream_port, port_name="https") + [
+        {"apiVersion": api, "kind": "HTTPRoute", "metadata": {"name": name, "namespace": "default"},
+         "spec": {"parentRefs": [{"name": "bookinfo-gateway"}], "hostnames": [host],
+                  "rules": [{"backendRefs": [{"name": name, "port": 443}]}]}},
+        {"apiVersion": api, "kind": "BackendTLSPolicy", "metadata": {"name": name, "namespace": "default"},
+         "spec": {"targetRefs": [{"group": "", "kind": "Service", "name": name}],
+                  "validation": {"hostname": host, "wellKnownCACertificates": "System"}}},
+    ]
+
+
 def _backend_ca_config_map(ca: LocalCA) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "backend-ca", "namespace": "default"},
             "data": {"ca.crt": ca.pem.decode()}}
@@ -142,6 +160,11 @@ def bookinfo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         app = stack.enter_context(HttpUpstream("productpage"))
         backend = stack.enter_context(HttpUpstream(
             "secure-backend", tls=backend_ca.issue(BACKEND_HOST, dns=(BACKEND_HOST,))))
+        system_ca = LocalCA("system-root")
+        public = stack.enter_context(HttpUpstream("public", tls=system_ca.issue(PUBLIC_HOST, dns=(PUBLIC_HOST,))))
+        stranger = stack.enter_context(HttpUpstream(
+            "stranger", tls=LocalCA("unknown-root").issue(STRANGER_HOST, dns=(STRANGER_HOST,))))
+        (workdir / "system-roots.pem").write_bytes(system_ca.pem)
         reviews = stack.enter_context(HttpUpstream("reviews"))
         team = stack.enter_context(HttpUpstream("team-app"))
         (config / "bookinfo-gateway.yaml").write_text(dump(docs))
@@ -152,14 +175,18 @@ def bookinfo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
             + service("secure-backend", 443, "127.0.0.1", backend.port, port_name="https")
         ))
         (config / "backend-tls.yaml").write_text(dump(_backend_tls(backend_ca)))
-        cp = stack.enter_context(served_control_plane(workdir, config))
+        (config / "system-tls.yaml").write_text(dump(_system_trusting("public", PUBLIC_HOST, public.port)
+                                                     + _system_trusting("stranger", STRANGER_HOST, stranger.port)))
+        cp = stack.enter_context(served_control_plane(
+            workdir, config, env={"SSL_CERT_FILE": str(workdir / "system-roots.pem")}))
         gateway = stack.enter_context(gateway_envoy(
             workdir, cp.ca_dir, cp.xds_tls_port, name="bookinfo-gateway", address=address, namespace="default",
             labels=LABELS, service_account="bookinfo-gateway-istio",
         ))
         gateway.wait_ready()
         yield {"address": address, "port": port, "config": config, "gateway": gateway, "ca": ca,
-               "client_ca": client_ca, "backend": backend, "backend_ca": backend_ca}
+               "client_ca": client_ca, "backend": backend, "backend_ca": backend_ca, "public": public,
+               "stranger": stranger}
 
 
 def test_productpage_through_the_gateway_api_sample(bookinfo: dict[str, Any]) -> None:
@@ -242,6 +269,15 @@ def test_a_backend_tls_policy_makes_the_gateway_call_and_verify_an_https_backend
     finally:
         path.write_text(original)
     wait_for(lambda: get(address, port, BACKEND_HOST, "/")[0] == 200, message="verified again")
+
+
+def test_a_backend_trusted_by_the_system_cas_is_verified_against_the_os_bundle(bookinfo: dict[str, Any]) -> None:
+    address, port = bookinfo["address"], bookinfo["port"]
+    _, headers, _ = wait_for(lambda: (r := get(address, port, PUBLIC_HOST, "/"))[0] == 200 and r,
+                             message="the backend a system CA signed, through the gateway")
+    assert headers["x-upstream"] == "public" and PUBLIC_HOST in bookinfo["public"].server_names
+    assert get(address, port, STRANGER_HOST, "/")[0] == 503  # signed by a CA the system does not trust
+    assert bookinfo["stranger"].requests == 0
 
 
 def _https(bookinfo: dict[str, Any], port: int = HTTPS, client: Any = None,

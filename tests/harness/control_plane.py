@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.request
@@ -54,9 +55,11 @@ def served_control_plane(
     *extra: str,
     ports: Mapping[str, int] | None = None,
     log_name: str = "controlplane.log",
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[ServedControlPlane]:
     """``ports`` ("tls", "plain", "monitoring"; free ones if not given) lets a restarted
-    control plane come back where its proxies look for it."""
+    control plane come back where its proxies look for it; ``env`` is added to the process's
+    environment."""
     ports = dict(ports) if ports is not None else {
         name: free_port() for name in ("tls", "plain", "monitoring")
     }
@@ -86,6 +89,7 @@ def served_control_plane(
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
         )
     served = ServedControlPlane(
         process, config_dir, ca_dir, log_path, ports["tls"], ports["plain"], ports["monitoring"]

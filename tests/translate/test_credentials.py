@@ -15,6 +15,7 @@ import yaml
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from controlplane.auth import ProvenIdentity
+from controlplane.model.destination_rule import ClientTLSSettings
 from controlplane.model.parse import parse
 from controlplane.server.config_dump import config_dump_dict
 from controlplane.server.push import Pusher
@@ -62,12 +63,34 @@ def _body(pem: bytes) -> str:
 
 
 def test_resource_names_follow_the_mode() -> None:
-    tls = dataclasses.make_dataclass("T", [("mode", str), ("credential_name", str)])
+    def tls(mode: str, credential: str, **more: Any) -> ClientTLSSettings:
+        return ClientTLSSettings(mode=mode, credential_name=credential, **more)  # type: ignore[arg-type]
+
     assert credential_resource_names(tls("MUTUAL", "cred")) == ("cred", "cred-cacert")
     assert credential_resource_names(tls("SIMPLE", "cred")) == ("cred-cacert",)
     assert credential_resource_names(tls("ISTIO_MUTUAL", "cred")) == ()
-    assert credential_resource_names(tls("MUTUAL", "")) == ()
+    # no CA named: the system's (VERIFY_CERTIFICATE_AT_CLIENT), unless another CA or no check is asked
+    assert credential_resource_names(tls("MUTUAL", "")) == ("file-root:system",)
+    assert credential_resource_names(tls("SIMPLE", "", ca_certificates="/etc/ca.pem")) == ()
+    assert credential_resource_names(tls("SIMPLE", "", insecure_skip_verify=True)) == ()
     assert credential_resource_names(None) == ()
+
+
+def test_the_system_bundle_is_served_where_a_rule_names_no_ca_and_the_server_found_one() -> None:
+    docs = [{"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+             "metadata": {"name": "api", "namespace": "default"},
+             "spec": {"host": "api.example.com", "trafficPolicy": {"tls": {"mode": "SIMPLE"}}}},
+            {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+             "metadata": {"name": "api", "namespace": "default"},
+             "spec": {"hosts": ["api.example.com"], "resolution": "DNS",
+                      "ports": [{"number": 443, "name": "https", "protocol": "HTTPS"}]}}]
+    proxy = Proxy.make("sidecar", "default", ips=["10.0.0.9"])
+    for bundle, served in ((SERVER_CA.pem, True), (b"", False)):
+        ctx = push_context(snapshot_of([parse(d) for d in docs]), MeshConfig(system_ca_bundle=bundle))
+        secrets = _secrets(translate(ctx, proxy))
+        assert ("file-root:system" in secrets) is served
+        if served:
+            assert secrets["file-root:system"].validation_context.trusted_ca.inline_bytes == SERVER_CA.pem
 
 
 def test_kubernetes_tls_secret() -> None:

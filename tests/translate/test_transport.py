@@ -52,3 +52,20 @@ def test_disable_simple_mutual() -> None:
     cred = _ctx(upstream_transport_socket(ClientTLSSettings(mode="MUTUAL", credential_name="client-cred"), "x.example", 443, "", mesh))
     assert cred.common_tls_context.tls_certificate_sds_secret_configs[0].name == "client-cred"
     assert cred.common_tls_context.validation_context_sds_secret_config.name == "client-cred-cacert"
+
+
+def test_tls_naming_no_ca_is_verified_against_the_system_bundle_when_the_server_has_one() -> None:
+    """Istio's VERIFY_CERTIFICATE_AT_CLIENT: SIMPLE TLS without caCertificates or credentialName."""
+    simple = ClientTLSSettings(mode="SIMPLE", sni="api.example.com")
+    with_bundle = MeshConfig(system_ca_bundle=b"-----BEGIN CERTIFICATE-----\n...")
+    ctx = _ctx(upstream_transport_socket(simple, HOST, 443, "", with_bundle))
+    assert ctx.common_tls_context.validation_context_sds_secret_config.name == "file-root:system"
+    sans = ClientTLSSettings(mode="SIMPLE", subject_alt_names=("api.example.com",))
+    combined = _ctx(upstream_transport_socket(sans, HOST, 443, "", with_bundle)).common_tls_context.combined_validation_context
+    assert combined.validation_context_sds_secret_config.name == "file-root:system"
+    assert combined.default_validation_context.match_typed_subject_alt_names[0].matcher.exact == "api.example.com"
+    skip = ClientTLSSettings(mode="SIMPLE", insecure_skip_verify=True)
+    for tls, mesh in ((skip, with_bundle), (simple, MeshConfig())):  # skipped, or no bundle found
+        common = _ctx(upstream_transport_socket(tls, HOST, 443, "", mesh)).common_tls_context
+        assert not common.HasField("validation_context_sds_secret_config")
+        assert not common.HasField("combined_validation_context") and not common.HasField("validation_context")

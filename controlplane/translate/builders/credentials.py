@@ -9,12 +9,15 @@ that cannot be served is left out; the index keeps the reason for the runtime to
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from controlplane.translate.gateway_api.tls import CONFIG_MAP_PREFIX
 from controlplane.translate.gateway_tls import GATEWAY_SDS_PREFIX
 from controlplane.translate.index.context import PushContext
 from controlplane.translate.proxy import Proxy
+from controlplane.translate.secrets import SYSTEM_CA_SECRET, validation_context_secret
 
 
 def proxy_credentials(ctx: PushContext, proxy: Proxy, names: tuple[str, ...]) -> dict[str, secret_pb2.Secret]:
@@ -22,6 +25,11 @@ def proxy_credentials(ctx: PushContext, proxy: Proxy, names: tuple[str, ...]) ->
         return {}
     out: dict[str, secret_pb2.Secret] = {}
     for name in names:
+        if name == SYSTEM_CA_SECRET:
+            # the OS trust bundle the server found, for TLS to a backend that names no CA
+            if ctx.mesh.system_ca_bundle:
+                out[name] = _system_ca(ctx.mesh.system_ca_bundle)
+            continue
         if name.startswith(CONFIG_MAP_PREFIX):
             # a BackendTLSPolicy's CA (configmap://<ns>/<name>-cacert): public, read from its ConfigMap
             config_map = ctx.routing.gateway_api.backend_config_map(name)
@@ -31,6 +39,12 @@ def proxy_credentials(ctx: PushContext, proxy: Proxy, names: tuple[str, ...]) ->
         if isinstance(resolved, secret_pb2.Secret):
             out[name] = resolved
     return out
+
+
+@lru_cache(maxsize=2)
+def _system_ca(bundle: bytes) -> secret_pb2.Secret:
+    """One secret for every proxy (the bundle is ~0.2 MB; it changes only with the server)."""
+    return validation_context_secret(bundle, name=SYSTEM_CA_SECRET)
 
 
 def gateway_credentials(ctx: PushContext, proxy: Proxy, resources: tuple[str, ...]) -> dict[str, secret_pb2.Secret]:
