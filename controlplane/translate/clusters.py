@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import TypeAlias
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
@@ -26,7 +27,7 @@ from controlplane.translate.pb import ads_source, duration
 from controlplane.translate.protocol import is_http, is_http2
 from controlplane.translate.transport import apply_upstream_tls
 
-Cluster = cluster_pb2.Cluster
+Cluster: TypeAlias = cluster_pb2.Cluster
 
 
 def _base(name: str, mesh: MeshConfig) -> Cluster:

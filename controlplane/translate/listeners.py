@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from envoy.config.accesslog.v3 import accesslog_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
@@ -45,7 +46,7 @@ from controlplane.translate.transport import (
     inbound_transport_socket,
 )
 
-Listener = listener_pb2.Listener
+Listener: TypeAlias = listener_pb2.Listener
 LOCALHOST = "127.0.0.1"
 
 

@@ -25,6 +25,8 @@ A router never gets sidecar listeners.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
@@ -60,7 +62,7 @@ from controlplane.translate.scope import SidecarScope, gateway_scope
 from controlplane.translate.tcp_routes import tcp_destinations, tls_chains
 from controlplane.translate.transport import forward_client_cert, tls_socket
 
-Listener = listener_pb2.Listener
+Listener: TypeAlias = listener_pb2.Listener
 
 
 class _Build:
