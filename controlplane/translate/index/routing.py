@@ -26,8 +26,8 @@ from controlplane.translate.gateway_api import EMPTY as NO_GATEWAY_API
 from controlplane.translate.gateway_api import INPUT_KINDS as GATEWAY_API_INPUT_KINDS
 from controlplane.translate.gateway_api import ConvertedConfig, convert, inputs_from_snapshot
 from controlplane.translate.index import services as svcs
-from controlplane.translate.index.backend_policies import merge_generated_rules
 from controlplane.translate.index.delegation import merge_delegates
+from controlplane.translate.index.rule_merge import merge_namespace_rules
 from controlplane.translate.index.service_index import Snapshot
 
 MESH_GATEWAY = "mesh"
@@ -113,20 +113,18 @@ def virtual_service_entries(virtual_services: list[VirtualService], mesh: MeshCo
 
 
 def _destination_rules(snapshot: Snapshot, converted: ConvertedConfig, mesh: MeshConfig) -> list[DestinationRule]:
-    """The user's DestinationRules, and the ones BackendTLSPolicies make merged under them."""
-    user: list[DestinationRule] = snapshot.of_kind(DestinationRule.KIND)
-    if not converted.destination_rules:
-        return user
+    """The user's DestinationRules and the ones Gateway API backend policies make, those of one
+    host in one namespace merged as Istio merges them (rule_merge.py)."""
     by_namespace: dict[str, list[DestinationRule]] = {}
-    for rule in user:
+    for rule in (*snapshot.of_kind(DestinationRule.KIND), *converted.destination_rules):
         by_namespace.setdefault(rule.meta.namespace, []).append(rule)
-    generated: dict[str, list[DestinationRule]] = {}
-    for rule in converted.destination_rules:
-        generated.setdefault(rule.meta.namespace, []).append(rule)
+
+    def host_of(rule: DestinationRule) -> str:
+        return resolve_short_name(rule.spec.host, rule.meta.namespace, mesh.domain_suffix)
+
     out: list[DestinationRule] = []
-    for ns in sorted(by_namespace.keys() | generated.keys()):
-        out += merge_generated_rules(by_namespace.get(ns, []), generated.get(ns, ()),
-                                     lambda r: resolve_short_name(r.spec.host, r.meta.namespace, mesh.domain_suffix))
+    for rules in by_namespace.values():
+        out += rules if len(rules) == 1 else merge_namespace_rules(rules, host_of)
     return out
 
 
