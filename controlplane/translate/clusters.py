@@ -25,7 +25,7 @@ from controlplane.translate.index.registry import (
 )
 from controlplane.translate.pb import ads_source, duration
 from controlplane.translate.protocol import is_http, is_http2
-from controlplane.translate.transport import apply_upstream_tls
+from controlplane.translate.transport import apply_upstream_proxy_protocol, apply_upstream_tls
 
 Cluster: TypeAlias = cluster_pb2.Cluster
 
@@ -78,6 +78,7 @@ def outbound_cluster(
         c, policy.tls, service.hostname, port.number, subset_name, mesh,
         service_accounts=service_accounts, auto_mtls=auto_mtls,
     )
+    apply_upstream_proxy_protocol(c, policy.proxy_protocol)
     _service_metadata(c, service)
     return c
 

@@ -20,6 +20,7 @@ from controlplane.model.destination_rule import (
     DestinationRuleSpec,
     LoadBalancerSettings,
     OutlierDetection,
+    ProxyProtocol,
     RetryBudget,
     Subset,
     TrafficPolicy,
@@ -32,14 +33,15 @@ HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 @dataclass(frozen=True, slots=True)
 class EffectivePolicy:
-    """The policy parts that apply to one cluster after merging levels (a retry budget has no
-    port level)."""
+    """The policy parts that apply to one cluster after merging levels (a retry budget and the
+    PROXY protocol have no port level)."""
 
     load_balancer: LoadBalancerSettings | None = None
     connection_pool: ConnectionPoolSettings | None = None
     outlier_detection: OutlierDetection | None = None
     tls: ClientTLSSettings | None = None
     retry_budget: RetryBudget | None = None
+    proxy_protocol: ProxyProtocol | None = None
 
     @property
     def locality_lb_enabled(self) -> bool:
@@ -59,6 +61,7 @@ def _overlay(base: EffectivePolicy, policy: TrafficPolicy | None, port: int) -> 
         outlier_detection=policy.outlier_detection or base.outlier_detection,
         tls=policy.tls or base.tls,
         retry_budget=policy.retry_budget or base.retry_budget,
+        proxy_protocol=policy.proxy_protocol or base.proxy_protocol,
     )
     for pls in policy.port_level_settings:
         if pls.port is not None and pls.port.number == port:
@@ -113,9 +116,35 @@ def apply_load_balancer(cluster: cluster_pb2.Cluster, lb: LoadBalancerSettings |
             cluster.lb_policy = cluster_pb2.Cluster.RING_HASH
             ring = chash.ring_hash.minimum_ring_size if chash.ring_hash is not None else 0
             cluster.ring_hash_lb_config.minimum_ring_size.value = ring or chash.minimum_ring_size or 1024
+    _apply_warmup(cluster, lb)
     setting = lb.locality_lb_setting
     if setting is not None and setting.distribute:
         cluster.common_lb_config.locality_weighted_lb_config.SetInParent()
+
+
+def _apply_warmup(cluster: cluster_pb2.Cluster, lb: LoadBalancerSettings) -> None:
+    """Istio's setWarmup (and the deprecated warmupDurationSecs): slow start of new endpoints,
+    for round robin and least request only."""
+    if lb.warmup is None and lb.warmup_duration_secs is None:
+        return
+    if cluster.lb_policy == cluster_pb2.Cluster.ROUND_ROBIN:
+        slow = cluster.round_robin_lb_config.slow_start_config
+    elif cluster.lb_policy == cluster_pb2.Cluster.LEAST_REQUEST and cluster.type != cluster_pb2.Cluster.ORIGINAL_DST:
+        slow = cluster.least_request_lb_config.slow_start_config
+    else:
+        return
+    warmup = lb.warmup
+    if warmup is None:
+        if lb.warmup_duration_secs is not None:
+            slow.slow_start_window.CopyFrom(duration(lb.warmup_duration_secs))
+        return
+    if warmup.duration is not None:
+        slow.slow_start_window.CopyFrom(duration(warmup.duration))
+    # Istio's defaults: a linear ramp (aggression 1) from 10 % of the weight; its runtime key
+    # is Istio's placeholder (the value is fixed, not a runtime setting).
+    slow.aggression.default_value = 1.0 if warmup.aggression is None else warmup.aggression
+    slow.aggression.runtime_key = "("
+    slow.min_weight_percent.value = 10.0 if warmup.minimum_percent is None else warmup.minimum_percent
 
 
 def hash_policies(lb: LoadBalancerSettings | None) -> list[rc.RouteAction.HashPolicy]:
@@ -213,9 +242,16 @@ def apply_connection_pool(
         options.use_downstream_protocol_config.http2_protocol_options.SetInParent()
     elif http2 or upgrade:
         options.explicit_http_config.http2_protocol_options.SetInParent()
+        h2 = options.explicit_http_config.http2_protocol_options
         streams = http.max_concurrent_streams if http is not None else 0
         if streams:
-            options.explicit_http_config.http2_protocol_options.max_concurrent_streams.value = streams
+            h2.max_concurrent_streams.value = streams
+        keepalive = http.http2_keep_alive if http is not None else None
+        if keepalive is not None:  # HTTP/2 PINGs on the upstream connections
+            if keepalive.interval is not None:
+                h2.connection_keepalive.interval.CopyFrom(duration(keepalive.interval))
+            if keepalive.timeout is not None:
+                h2.connection_keepalive.timeout.CopyFrom(duration(keepalive.timeout))
     else:
         options.explicit_http_config.http_protocol_options.SetInParent()
     cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(any_of(options))

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
+from envoy.config.core.v3 import proxy_protocol_pb2 as proxy_protocol_config_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
+)
+from envoy.extensions.transport_sockets.proxy_protocol.v3 import (
+    upstream_proxy_protocol_pb2 as proxy_protocol_pb2,
 )
 from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import struct_pb2, wrappers_pb2
 
-from controlplane.model.destination_rule import ClientTLSSettings
+from controlplane.model.destination_rule import ClientTLSSettings, ProxyProtocol
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate.credentials import CA_SUFFIX, verifies_with_system_ca
 from controlplane.translate.index.registry import TLS_MODE_ISTIO
@@ -32,6 +36,7 @@ from controlplane.translate.secrets import SYSTEM_CA_SECRET
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
 RAW_BUFFER_SOCKET = "envoy.transport_sockets.raw_buffer"
+PROXY_PROTOCOL_SOCKET = "envoy.transport_sockets.upstream_proxy_protocol"
 WORKLOAD_SECRET = "default"
 ROOT_SECRET = "ROOTCA"
 ISTIO_ALPN = ("istio-peer-exchange", "istio")
@@ -177,6 +182,22 @@ def apply_upstream_tls(
     plain = cluster.transport_socket_matches.add(name=f"{TLS_MODE_KEY}-disabled")
     plain.match.SetInParent()
     plain.transport_socket.CopyFrom(raw_buffer_socket())
+
+
+def apply_upstream_proxy_protocol(cluster: cluster_pb2.Cluster, proxy_protocol: ProxyProtocol | None) -> None:
+    """Istio's applyUpstreamProxyProtocol: a PROXY protocol header (V1 or V2) before what the
+    cluster's transport socket (or each matched one, or plain TCP) sends."""
+    if proxy_protocol is None:
+        return
+    sockets = [m.transport_socket for m in cluster.transport_socket_matches]
+    if cluster.HasField("transport_socket") or not sockets:
+        sockets.append(cluster.transport_socket)
+    for socket in sockets:
+        inner = base_pb2.TransportSocket()
+        inner.CopyFrom(socket if socket.name else raw_buffer_socket())
+        wrapper = proxy_protocol_pb2.ProxyProtocolUpstreamTransport(transport_socket=inner)
+        wrapper.config.version = proxy_protocol_config_pb2.ProxyProtocolConfig.Version.Value(proxy_protocol.version)
+        socket.CopyFrom(base_pb2.TransportSocket(name=PROXY_PROTOCOL_SOCKET, typed_config=any_of(wrapper)))
 
 
 def raw_buffer_socket() -> base_pb2.TransportSocket:

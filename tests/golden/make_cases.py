@@ -96,6 +96,12 @@ case("connection_pool", B() + [dr("reviews", [], policy={"connectionPool": {
              "idleTimeout": "30s", "h2UpgradePolicy": "UPGRADE"}}})])
 case("retry_budget", B() + [dr("reviews", [], policy={"retryBudget": {"percent": 25, "minRetryConcurrency": 5}}),
                             dr("ratings", [], policy={"retryBudget": {}})])
+case("dr_warmup_keepalive_proxy_protocol", B() + [
+    dr("reviews", [], policy={"loadBalancer": {"simple": "ROUND_ROBIN", "warmup": {"duration": "30s", "aggression": 2, "minimumPercent": 20}},
+                              "connectionPool": {"http": {"h2UpgradePolicy": "UPGRADE", "http2KeepAlive": {"interval": "10s", "timeout": "3s"}}},
+                              "proxyProtocol": {"version": "V2"}}),
+    dr("ratings", [], policy={"loadBalancer": {"warmupDurationSecs": "15s"}, "proxyProtocol": {"version": "V1"},
+                              "tls": {"mode": "SIMPLE", "sni": "ratings.example.com", "insecureSkipVerify": True}})])
 case("outlier_detection", B() + [dr("reviews", [], policy={"outlierDetection": {
     "consecutive5xxErrors": 1, "consecutiveGatewayErrors": 2, "interval": "1s", "baseEjectionTime": "30s",
     "maxEjectionPercent": 100, "minHealthPercent": 0}})])
