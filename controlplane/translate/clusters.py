@@ -10,7 +10,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import struct_pb2
 
-from controlplane.model.destination_rule import DestinationRuleSpec, Subset
+from controlplane.model.destination_rule import ConnectionPoolSettings, DestinationRuleSpec, Subset
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate import destination_policy as dp
 from controlplane.translate import names
@@ -99,8 +99,12 @@ def _istio_metadata(host: str, name: str, namespace: str) -> base_pb2.Metadata:
     return metadata
 
 
-def inbound_cluster(port: int, address: str, target_port: int, mesh: MeshConfig, http2: bool = False) -> Cluster:
-    """``inbound|<port>||``: a static cluster to the app behind this sidecar."""
+def inbound_cluster(
+    port: int, address: str, target_port: int, mesh: MeshConfig, http2: bool = False, *,
+    pool: ConnectionPoolSettings | None = None, http: bool = False,
+) -> Cluster:
+    """``inbound|<port>||``: a static cluster to the app behind this sidecar; ``pool`` is the
+    Sidecar's connection pool for the port (its ingress listener's, else ``inboundConnectionPool``)."""
     name = names.inbound_cluster(port)
     c = _base(name, mesh)
     c.type = Cluster.STATIC
@@ -108,7 +112,9 @@ def inbound_cluster(port: int, address: str, target_port: int, mesh: MeshConfig,
     c.circuit_breakers.CopyFrom(dp.default_circuit_breakers())
     ep = MeshEndpoint(address=address, port=target_port)
     c.load_assignment.CopyFrom(load_assignment(name, [ep]))
-    if http2:
+    if pool is not None:
+        dp.apply_connection_pool(c, pool, http2, http)
+    elif http2:
         from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 
         from controlplane.translate.pb import any_of

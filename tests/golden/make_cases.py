@@ -192,6 +192,13 @@ case("sidecar_root_namespace_default", [
     svc("a", "10.96.7.1", [{"name": "http", "port": 80}], ns="ns1"), svc("b", "10.96.7.2", [{"name": "http", "port": 80}], ns="ns2"),
     kind("Sidecar", "default", {"egress": [{"hosts": ["./*", "istio-system/*"]}]}, ns="istio-system")],
     {"namespace": "ns2", "labels": {"app": "b"}})
+case("sidecar_inbound_connection_pool", B() + [
+    kind("Sidecar", "reviews", {"workloadSelector": {"labels": {"app": "reviews"}},
+        "inboundConnectionPool": {"tcp": {"maxConnections": 50}, "http": {"http1MaxPendingRequests": 5, "idleTimeout": "20s"}},
+        "ingress": [{"port": {"number": 9080, "protocol": "HTTP", "name": "http"}, "defaultEndpoint": "127.0.0.1:9080"},
+                    {"port": {"number": 9090, "protocol": "GRPC", "name": "grpc"}, "defaultEndpoint": "127.0.0.1:9090",
+                     "connectionPool": {"http": {"http2MaxRequests": 7, "maxRequestsPerConnection": 3}}}]})],
+    {"namespace": "default", "labels": {"app": "reviews", "version": "v1"}})
 LOCAL = {"namespace": "default", "labels": {"app": "productpage", "version": "v1"}, "ips": ["127.0.10.1"], "interceptionMode": "NONE"}
 case("explicit_bind_local_mesh", B() + [
     kind("Sidecar", "productpage", {"workloadSelector": {"labels": {"app": "productpage"}},

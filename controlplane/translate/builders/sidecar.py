@@ -10,6 +10,7 @@ from __future__ import annotations
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 
+from controlplane.model.destination_rule import ConnectionPoolSettings
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate import clusters as cb
 from controlplane.translate import names
@@ -30,7 +31,7 @@ from controlplane.translate.listeners import (
     virtual_outbound,
 )
 from controlplane.translate.peer_authentication import inbound_mtls
-from controlplane.translate.protocol import is_http2, parse_protocol
+from controlplane.translate.protocol import is_http, is_http2, parse_protocol
 from controlplane.translate.proxy import INTERCEPTION_NONE, Proxy
 from controlplane.translate.scope import SidecarScope, sidecar_scope
 from controlplane.translate.transport import DISABLE, PERMISSIVE
@@ -73,12 +74,22 @@ def _parse_default_endpoint(text: str, mesh: MeshConfig, port: int) -> tuple[str
     return (host or mesh.inbound_app_address), int(p) if p.isdigit() else port
 
 
+def _inbound_pool(scope: SidecarScope, port: int) -> ConnectionPoolSettings | None:
+    """Istio's InboundConnectionPoolForPort: the ingress listener's for the port, else the
+    Sidecar's ``inboundConnectionPool``."""
+    for ing in scope.ingress:
+        if ing.port is not None and ing.port.number == port and ing.connection_pool is not None:
+            return ing.connection_pool
+    return scope.sidecar.spec.inbound_connection_pool if scope.sidecar is not None else None
+
+
 def build_sidecar(ctx: PushContext, proxy: Proxy) -> ProxyConfig:
     scope = sidecar_scope(ctx, proxy)
     clusters = outbound_clusters(ctx, proxy, scope)
     inbound = inbound_ports(ctx, proxy, scope)
     for ip in inbound:
-        c = cb.inbound_cluster(ip.port, ip.app_address, ip.app_port, ctx.mesh, http2=is_http2(ip.protocol))
+        c = cb.inbound_cluster(ip.port, ip.app_address, ip.app_port, ctx.mesh, http2=is_http2(ip.protocol),
+                               pool=_inbound_pool(scope, ip.port), http=is_http(ip.protocol))
         clusters.setdefault(c.name, c)
     extra: list[cluster_pb2.Cluster] = [cb.passthrough_cluster(ctx.mesh), cb.blackhole_cluster(ctx.mesh)]
     if proxy.interception_mode != INTERCEPTION_NONE:
