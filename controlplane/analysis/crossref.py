@@ -12,7 +12,9 @@ so field paths in messages are the ones users see in their YAML.
   the root route's (Istio drops all of these, silently);
 - a DestinationRule subset that selects no workload of its service, checked only
   when that service's workloads are known (Pods, WorkloadEntries, or the pod
-  templates of Deployments and the like in the same input).
+  templates of Deployments and the like in the same input);
+- an EndpointSlice endpoint whose targetRef names a Pod the input does not hold: as in
+  Istio, it is left out until that Pod exists.
 """
 
 from __future__ import annotations
@@ -111,7 +113,22 @@ class CrossReferences:
             *self.check_gateway_references(),
             *self.check_subsets_select_workloads(),
             *self.check_delegates(),
+            *self.check_endpoint_pods(),
         ]
+
+    def check_endpoint_pods(self) -> Iterator[Diagnostic]:
+        pods = {(p.key.namespace, p.key.name) for p in self.inputs.valid("Pod") if p.key}
+        for parsed in self.inputs.valid("EndpointSlice"):
+            namespace = _namespace(parsed)
+            for index, endpoint in enumerate(_list(parsed.document.body.get("endpoints"))):
+                ref = _dict(_dict(endpoint).get("targetRef"))
+                if ref.get("kind") != "Pod" or not ref.get("name"):
+                    continue
+                pod = (str(ref.get("namespace") or namespace), str(ref["name"]))
+                if pod not in pods:
+                    yield _warn(parsed, f"endpoints[{index}].targetRef",
+                                f"names Pod {pod[0]}/{pod[1]}, which is not in the input: the endpoint is left "
+                                "out until the Pod exists, as Istio does (add the Pod, or drop the targetRef)")
 
     def _destinations(self, spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         for section in ("http", "tcp", "tls"):

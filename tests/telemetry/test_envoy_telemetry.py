@@ -22,9 +22,9 @@ import yaml
 from envoy.config.core.v3 import base_pb2
 from google.protobuf.json_format import ParseDict
 
-from controlplane.translate.bootstrap import render_bootstrap
 from controlplane.model.mesh import mesh_config_from_yaml
 from controlplane.translate import parse_node, push_context, translate
+from controlplane.translate.bootstrap import render_bootstrap
 from tests.harness.envoy import EnvoyProcess, default_params
 from tests.harness.ports import free_port
 from tests.harness.wait import wait_for
@@ -51,6 +51,13 @@ def _inputs(app_port: int) -> list[Any]:
                 "selector": {"app": "reviews"},
                 "ports": [{"name": "http", "port": PORT}],
             },
+        },
+        # the Pod the slice names (an endpoint whose Pod is unknown is left out, as in Istio)
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "reviews-v1", "labels": {"app": "reviews", "version": "v1"}},
+            "status": {"podIP": REVIEWS},
         },
         {
             "apiVersion": "discovery.k8s.io/v1",
