@@ -133,6 +133,14 @@ def set_weights(state: MeshState, index: int, weights: tuple[int, int]) -> MeshS
     return _with_service(state, replace(svc, weights=weights))
 
 
+def toggle_rule(state: MeshState, index: int) -> MeshState:
+    """Give service ``index`` a DestinationRule (subsets v1/v2), or take its away."""
+    svc = state.services[index]
+    if svc.weights is not None and svc.has_rule:
+        raise ValueError(f"service {index}: its VirtualService routes to the rule's subsets")
+    return _with_service(state, replace(svc, has_rule=not svc.has_rule))
+
+
 def add_service(state: MeshState) -> tuple[MeshState, int]:
     """Append a service (with DestinationRule, no VirtualService); returns its index."""
     i = len(state.services)

@@ -1,7 +1,8 @@
 """What one change costs the pusher as the mesh grows: the benchmark mesh at S services, G
 proxy groups translated into a real SnapshotCache, then endpoint changes (a new address in
 one service, an original one gone: its EndpointSlice and Pods), routing changes (one
-VirtualService's weights), new services (with their DestinationRule) and a new stream's
+VirtualService's weights), DestinationRule changes (one added to a service without one, or
+taken away), new services (with their DestinationRule) and a new stream's
 group (``group_of`` after a change), each timed in-process (no gRPC, no clients): the
 control plane's own work per change.
 
@@ -27,7 +28,7 @@ import time
 from benchmarks import mesh, proxies
 from controlplane.model.parse import parse
 from controlplane.server.push import Pusher
-from controlplane.store import Store
+from controlplane.store import ChangeSet, Store
 from controlplane.translate import ENDPOINT_TYPE, MeshConfig
 from controlplane.xds import SnapshotCache
 
@@ -46,7 +47,7 @@ async def measure(services: int, groups: int, changes: int) -> dict[str, float]:
     await pusher.push(None)
     full = time.perf_counter() - started
 
-    def apply(index: int) -> object:
+    def apply(index: int) -> ChangeSet:
         return store.apply("bench", [parse(d) for d in mesh.service_documents(state, index)])
 
     endpoint_ms, cpu_ms, store_cpu_ms, whole_cpu_ms = [], [], [], []
@@ -71,15 +72,24 @@ async def measure(services: int, groups: int, changes: int) -> dict[str, float]:
         state = mesh.set_weights(state, k, (37, 63) if k % 2 == 0 else (63, 37))
         change = apply(k)
         wall, cpu = time.perf_counter(), time.process_time()
-        await pusher.push(change)  # type: ignore[arg-type]
+        await pusher.push(change)
         routing_ms.append((time.perf_counter() - wall) * 1000)
         routing_cpu_ms.append((time.process_time() - cpu) * 1000)
+    rule_ms, rule_cpu_ms = [], []
+    for k in range(5):
+        index = spec.virtual_services + (k // 2) * 7  # no VirtualService: added, then taken away
+        state = mesh.toggle_rule(state, index)
+        change = apply(index)
+        wall, cpu = time.perf_counter(), time.process_time()
+        await pusher.push(change)
+        rule_ms.append((time.perf_counter() - wall) * 1000)
+        rule_cpu_ms.append((time.process_time() - cpu) * 1000)
     new_service_ms, new_service_cpu_ms = [], []
     for _ in range(3):
         state, index = mesh.add_service(state)  # with its DestinationRule
         change = apply(index)
         wall, cpu = time.perf_counter(), time.process_time()
-        await pusher.push(change)  # type: ignore[arg-type]
+        await pusher.push(change)
         new_service_ms.append((time.perf_counter() - wall) * 1000)
         new_service_cpu_ms.append((time.process_time() - cpu) * 1000)
     state, _, _ = mesh.churn_endpoints(state, 1)
@@ -98,6 +108,8 @@ async def measure(services: int, groups: int, changes: int) -> dict[str, float]:
         "endpoint change store+push+versions CPU ms (p50)": statistics.median(whole_cpu_ms),
         "routing change p50 ms": statistics.median(routing_ms),
         "routing change CPU ms (p50)": statistics.median(routing_cpu_ms),
+        "DestinationRule change p50 ms": statistics.median(rule_ms),
+        "DestinationRule change CPU ms (p50)": statistics.median(rule_cpu_ms),
         "new service p50 ms": statistics.median(new_service_ms),
         "new service CPU ms (p50)": statistics.median(new_service_cpu_ms),
         "group_of after a change ms": group_of_ms,
@@ -110,7 +122,11 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=4)
     parser.add_argument("--changes", type=int, default=20)
     args = parser.parse_args()
-    rows = [asyncio.run(measure(int(s), args.groups, args.changes)) for s in args.services.split(",")]
+    print_rows([asyncio.run(measure(int(s), args.groups, args.changes)) for s in args.services.split(",")])
+
+
+def print_rows(rows: list[dict[str, float]]) -> None:
+    """Rows of figures (the same keys each) as a Markdown table."""
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))

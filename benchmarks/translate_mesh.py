@@ -18,7 +18,14 @@ import time
 
 from controlplane.model.parse import parse
 from controlplane.store import Snapshot
-from controlplane.translate import MeshConfig, Proxy, endpoints, push_context, translate, update_push_context
+from controlplane.translate import (
+    MeshConfig,
+    Proxy,
+    endpoints,
+    push_context,
+    translate,
+    update_push_context,
+)
 
 
 def build_mesh(n_services: int, n_vs: int, n_dr: int, port_name: str = "http") -> Snapshot:

@@ -4,17 +4,23 @@ A push happens once the input has been quiet for ``quiet`` seconds, or ``max_del
 seconds after the first change of a burst, whichever comes first. A burst that is
 ``urgent`` (endpoint changes, whose push is cheap) is not held past ``quiet`` after its
 first change: under a steady stream of them a change waits at most the quiet period plus
-the push running when it came, never ``max_delay``. An urgent burst that starts after the
-debouncer has been idle for ``quiet`` needs only ``settle`` seconds of quiet (a leading
-edge): an isolated endpoint change pays a few milliseconds, not the quiet period, yet the
-events Kubernetes sends for one change a few milliseconds apart (the new Pod, then the
-EndpointSlice naming it) still make one push; a stream of changes is coalesced as before.
-``settle`` may depend on the burst: a source that hands over each change whole (a folder's
-file, read at once) needs none. ``leading`` tells which bursts take the leading edge: the
-urgent ones by default; a caller may add changes of any kind from a source that hands each
-over whole (a folder's, whose watcher already gathers a storm of file events), while the
-per-object events of Kubernetes keep the quiet period (PILOT_DEBOUNCE_AFTER), which a
-``kubectl apply`` of several documents needs to make one push.
+the push running when it came, never ``max_delay``.
+
+A leading edge, for the bursts ``leading`` allows (the urgent ones by default; a caller
+adds a folder's changes, each handed over whole): one that starts after the debouncer has
+been idle for ``quiet`` is pushed after ``settle(burst)`` seconds of quiet, which the caller
+makes none for a burst that is complete (a folder's change; a Kubernetes endpoint event
+that leaves no endpoint waiting for its Pod) and a few milliseconds for one that is not
+(Kubernetes sends the new Pod, the EndpointSlice naming it and the old Pod's deletion as
+separate events, in any order). What follows close behind such a push (the rest of the
+change) makes one trailing push on the same terms. Anything later within the quiet period
+is coalesced as Istio's PILOT_DEBOUNCE_AFTER does: a stream of changes gets these two quick
+pushes, then one per quiet period. Other bursts (the per-object events of a ``kubectl
+apply``) always wait the quiet period.
+
+A flush that returns False changed nothing any proxy is sent (a Pod no endpoint refers to):
+it does not count as a push here, so the event that follows it (the EndpointSlice naming
+the new Pod) still takes the leading edge, as Istio never pushes for such a Pod at all.
 """
 
 from __future__ import annotations
@@ -34,12 +40,13 @@ class Debouncer(Generic[T]):
     """Collects items with ``submit`` and hands each burst to ``flush`` as one merged value.
 
     ``merge(accumulated, item)`` folds an item into the pending value; ``flush`` runs
-    one burst at a time (a burst that arrives during a flush waits for the next one).
+    one burst at a time (a burst that arrives during a flush waits for the next one) and
+    returns False when the burst changed nothing (see the module doc).
     """
 
     def __init__(
         self,
-        flush: Callable[[T, float], Awaitable[None]],
+        flush: Callable[[T, float], Awaitable[bool | None]],
         merge: Callable[[T | None, T], T],
         *,
         quiet: float,
@@ -62,7 +69,8 @@ class Debouncer(Generic[T]):
         self._pending: T | None = None
         self._first_at = 0.0
         self._last_at = 0.0
-        self._last_flush_at = float("-inf")  # when the last flush ended
+        self._last_flush_at = float("-inf")  # when the last flush that changed something ended
+        self._after_leading_edge = False  # that flush was taken on the leading edge
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -96,27 +104,44 @@ class Debouncer(Generic[T]):
             await self._wake.wait()
             self._wake.clear()
             # Wait until the burst is quiet, or it has lasted max_delay (quiet when urgent).
+            leading_edge = False
             while self._pending is not None:
                 now = self._clock()
-                urgent = self._urgent(self._pending)
-                isolated = self._first_at - self._last_flush_at >= self._quiet and self._leading(self._pending)
-                settle = min(self._settle(self._pending), self._quiet) if isolated else self._quiet
-                quiet_at = self._last_at + settle
-                longest = self._quiet if urgent else self._max_delay
-                due = min(quiet_at, self._first_at + longest)
+                leading = self._leading(self._pending)
+                leading_edge = leading and self._first_at - self._last_flush_at >= self._quiet
+                trailing = leading and self._after_leading_edge
+                quick = leading_edge or trailing
+                settle = min(self._settle(self._pending), self._quiet) if quick else self._quiet
+                longest = self._quiet if self._urgent(self._pending) else self._max_delay
+                due = min(self._last_at + settle, self._first_at + longest)
                 if now >= due:
                     break
-                await self._sleep(due - now)
+                await self._sleep_or_wake(due - now)
             pending, self._pending = self._pending, None
             if pending is None:
                 continue
             debounce_seconds = self._clock() - self._first_at
+            changed: bool | None = True
             try:
-                await self._flush(pending, debounce_seconds)
+                changed = await self._flush(pending, debounce_seconds)
             except Exception:  # one failed push must not stop later ones
                 log.exception("push failed")
             finally:
-                self._last_flush_at = self._clock()
+                if changed is not False:
+                    self._last_flush_at = self._clock()
+                    self._after_leading_edge = leading_edge
+
+    async def _sleep_or_wake(self, seconds: float) -> None:
+        """Sleep, but look again as soon as a change comes: it may complete the burst (the
+        Pod its slice was waiting for), whose settle is then over."""
+        self._wake.clear()
+        sleeping = asyncio.ensure_future(self._sleep(seconds))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait((sleeping, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            woken.cancel()
 
 
 def _fixed(seconds: float) -> Callable[[object], float]:

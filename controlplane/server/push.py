@@ -18,13 +18,14 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from envoy.config.core.v3 import base_pb2
 from google.protobuf.message import Message
 
 from controlplane import translate
+from controlplane.model.kubernetes import Endpoints, EndpointSlice, Pod
 from controlplane.store import ChangeSet, Snapshot
 from controlplane.translate import ENDPOINT_TYPE, GroupKey, MeshConfig, Proxy, PushContext
 from controlplane.translate.index.envoy_filters import EnvoyFilterProblem
@@ -43,6 +44,9 @@ ENDPOINT_KINDS_UNLESS_OWN_POD = ENDPOINT_ONLY_KINDS | {"Pod"}
 # Pusher.warm's sidecar: no Kubernetes namespace has a dot in its name, so it sees the mesh
 # as a proxy of a namespace holding nothing does (no short names of its own).
 WARM_UP_NAMESPACE = "warm-up.controlplane"
+# Rounds of first translations one job runs: groups asked for while a round ran are taken by
+# the next (see Pusher._first_translations).
+FIRST_ROUNDS = 4
 MAX_LOGGED_PROBLEMS = 20  # new problems of one kind logged per push; /debug/configz lists them all
 
 
@@ -63,6 +67,9 @@ class PushReport:
     seconds: float  # from the push's start to the end of its translation (its own work)
     snapshot_version: int
     failed_groups: int = 0
+    # False: an endpoint push that changed no group's assignments (a Pod no EndpointSlice
+    # names yet; a slice whose new address waits for its Pod): nothing was sent.
+    changed: bool = True
 
 
 class Pusher:
@@ -84,8 +91,9 @@ class Pusher:
         self._groups_lock = threading.Lock()
         self._job = asyncio.Lock()
         # Groups whose streams asked for a first translation since the last such job took
-        # them (ordered: first asked, first translated).
+        # them (ordered: first asked, first translated); the job's thread takes them too.
         self._first_needed: dict[str, None] = {}
+        self._first_lock = threading.Lock()
         self._context: PushContext | None = None
         self._context_snapshot: Snapshot | None = None
         self._context_version = -1
@@ -128,32 +136,45 @@ class Pusher:
 
     async def translate_group(self, group: str) -> None:
         """A stream joined a group with nothing translated yet. One job translates every
-        group asked for while the job before it ran, so the new groups of streams that join
-        at once (a cold start) do not each wait behind a job of their own."""
-        self._first_needed[group] = None
+        group asked for before it ends, those asked for while it runs included, so the new
+        groups of streams that join at once (a cold start) do not each wait behind a job of
+        their own, nor for the event loop (busy sending the first groups' configs) to start
+        the next job."""
+        with self._first_lock:
+            self._first_needed[group] = None
         async with self._job:
-            if group not in self._first_needed:
-                return  # an earlier job took it
-            needed, self._first_needed = self._first_needed, {}
+            with self._first_lock:
+                if group not in self._first_needed:
+                    return  # an earlier job took it
+            await asyncio.to_thread(self._first_translations)
+
+    def _first_translations(self) -> None:
+        """Translate the groups asked for, until none is left or FIRST_ROUNDS rounds ran (a
+        push waiting for the job is not held back by groups that keep coming; those left
+        start a job of their own). In the job's thread."""
+        ctx = None
+        for _ in range(FIRST_ROUNDS):
+            with self._first_lock:
+                needed, self._first_needed = self._first_needed, {}
             groups = self.groups()
             waiting = {g: groups[g] for g in needed if g in groups and not self._cache.has_group(g)}
             if not waiting:
-                return
-
-            def first() -> None:
-                ctx = self.context()
-                self._full(waiting, ctx)
-                self._report_problems(ctx, complete=False)
-
-            await asyncio.to_thread(first)
+                break
+            ctx = self.context()
+            self._full(waiting, ctx)
+        if ctx is not None:
+            self._report_problems(ctx, complete=False)
 
     async def warm(self, has_certificate: bool = True) -> None:
         """While no group exists (the server just started, or every proxy left), translate a
         sidecar of no group and drop its output: the units every sidecar shares (each service
         port's clusters and assignments, each virtual host) are built before the first proxy
-        comes, whose first translation is then mostly assembly. Runs as a push job, in the
-        worker thread, after the server is ready; no proxy's config is made ahead of it.
-        ``has_certificate``: as the proxies expected (auto mTLS makes other clusters)."""
+        comes, whose first translation is then mostly assembly; a proxy of a namespace that
+        sees the mesh as this one does (the same services and DestinationRules, as Kubernetes
+        namespaces without a Sidecar or rules of their own do) takes its outbound clusters and
+        assignments whole. Runs as a push job, in the worker thread, after the server is
+        ready; no proxy's config is made ahead of it. ``has_certificate``: as the proxies
+        expected (auto mTLS makes other clusters)."""
         async with self._job:
             if self.groups():
                 return  # their translations keep the shared units in use
@@ -182,12 +203,12 @@ class Pusher:
             endpoints_only = changes is not None and _endpoints_only(changes, groups)
             started = time.perf_counter()
 
-            def work() -> tuple[int, bool, int, float]:
+            def work() -> tuple[int, bool, int, bool, float]:
                 # Timed here: the push's own time, not the wait for the event loop (busy
                 # sending what the push just gave the streams) to take the result.
                 return (*self._work(groups, endpoints_only), time.perf_counter())
 
-            failed, endpoints_only, version, finished = await asyncio.to_thread(work)
+            failed, endpoints_only, version, changed, finished = await asyncio.to_thread(work)
             if not endpoints_only:
                 # The version translated, not the newest context's: a stream joining, or the
                 # problem report, may have moved the context on meanwhile, and the burst that
@@ -199,6 +220,7 @@ class Pusher:
                 seconds=finished - started,
                 snapshot_version=version,
                 failed_groups=failed,
+                changed=changed,
             )
             self.pushes += 1
             self._on_push(report)
@@ -240,9 +262,9 @@ class Pusher:
             hosts, self._endpoint_hosts = self._endpoint_hosts, frozenset()
             return self._context, hosts, self._context_version
 
-    def _work(self, groups: dict[str, Proxy], endpoints_only: bool) -> tuple[int, bool, int]:
+    def _work(self, groups: dict[str, Proxy], endpoints_only: bool) -> tuple[int, bool, int, bool]:
         """Translate ``groups``; returns (failed groups, whether it was endpoints alone, the
-        snapshot version translated).
+        snapshot version translated, whether it could change any group's config).
 
         Clusters name the service accounts they accept from their endpoints, so endpoint
         changes that bring a new identity behind a service must retranslate clusters too.
@@ -251,13 +273,14 @@ class Pusher:
         if self._identities_changed(ctx, hosts):
             endpoints_only = False
         if endpoints_only:
-            return self._endpoints(groups, ctx, hosts), True, version
+            failed, changed = self._endpoints(groups, ctx, hosts)
+            return failed, True, version, changed
         ctx.begin_full_push()
         failed = self._full(groups, ctx)
         ctx.end_full_push()  # every group was translated: the caches may drop what none used
         self._serialized.end_push()
         self._report_problems(ctx, complete=True)
-        return failed, False, version
+        return failed, False, version, True
 
     def _report_problems(self, ctx: PushContext, complete: bool) -> None:
         """Log what the translation just met, once each: credentialName Secrets that cannot be
@@ -306,21 +329,27 @@ class Pusher:
                         changed = True
         return changed
 
-    def _endpoints(self, groups: dict[str, Proxy], ctx: PushContext, hosts: frozenset[str] | None) -> int:
-        """Update every group's ClusterLoadAssignments: those of ``hosts`` alone when known."""
+    def _endpoints(
+        self, groups: dict[str, Proxy], ctx: PushContext, hosts: frozenset[str] | None
+    ) -> tuple[int, bool]:
+        """Update every group's ClusterLoadAssignments: those of ``hosts`` alone when known.
+        Returns the failed groups and whether any group's config changed."""
+        changed = False
 
         def work(group: str, proxy: Proxy) -> None:
+            nonlocal changed
             if not self._cache.has_group(group):
                 # joined since the last full push: nothing to update yet, translate it whole
                 self._cache.set_snapshot(group, translate.translate(ctx, proxy))
+                changed = True
             elif hosts is None:
                 self._cache.set_resources(group, ENDPOINT_TYPE, translate.endpoints(ctx, proxy))
+                changed = True
             elif hosts:
-                self._cache.update_resources(
-                    group, ENDPOINT_TYPE, translate.endpoints(ctx, proxy, hosts=hosts)
-                )
+                endpoints = translate.endpoints(ctx, proxy, hosts=hosts)
+                changed = self._cache.update_resources(group, ENDPOINT_TYPE, endpoints) or changed
 
-        return self._each(groups, work)
+        return self._each(groups, work), changed
 
     def _each(self, groups: dict[str, Proxy], work: Callable[[str, Proxy], None]) -> int:
         """Run ``work`` per group; a group that fails keeps its last config, the rest go on."""
@@ -361,9 +390,11 @@ class SerializedMessages:
     def _prepared_list(self, group: str, type_url: str, messages: list[Message]) -> tuple[PreparedResource, ...]:
         key = (group, type_url)
         held = self._lists_sending.get(key) or self._lists_sent.get(key)
-        if held is None:
-            held = (tuple(messages), tuple(self._prepared(type_url, m) for m in messages))
-        elif len(held[0]) != len(messages):  # some added or gone: found by id (held: unique)
+        if held is None:  # a group's first list: each message looked up (and kept) once
+            held = (tuple(messages), self._prepared_all(type_url, messages))
+            self._lists_sending[key] = held
+            return held[1]
+        if len(held[0]) != len(messages):  # some added or gone: found by id (held: unique)
             known = dict(zip(map(id, held[0]), held[1]))
             held = (tuple(messages), tuple(known.get(id(m)) or self._prepared(type_url, m) for m in messages))
         else:
@@ -379,13 +410,25 @@ class SerializedMessages:
         self._lists_sending[key] = held
         return held[1]
 
+    def _prepared_all(self, type_url: str, messages: Sequence[Message]) -> tuple[PreparedResource, ...]:
+        """Each message's PreparedResource, kept for later pushes, serialized only if no list
+        since the last full push held that very message. One loop: a new group's first
+        translation hands over thousands of messages, almost all prepared for other groups."""
+        sending, sent = self._sending, self._sent
+        out = []
+        for message in messages:
+            key = id(message)
+            held = sending.get(key)
+            if held is None or held[0] is not message:
+                held = sent.get(key)
+                if held is None or held[0] is not message:
+                    held = (message, prepare(type_url, message))
+                sending[key] = held
+            out.append(held[1])
+        return tuple(out)
+
     def _prepared(self, type_url: str, message: Message) -> PreparedResource:
-        key = id(message)
-        held = self._sending.get(key) or self._sent.get(key)
-        if held is None or held[0] is not message:
-            held = (message, prepare(type_url, message))
-        self._sending[key] = held
-        return held[1]
+        return self._prepared_all(type_url, (message,))[0]
 
     def end_push(self) -> None:
         """After a push that translated every group: what it did not send is dropped."""
@@ -396,6 +439,36 @@ class SerializedMessages:
 def endpoint_kinds_only(changes: ChangeSet) -> bool:
     """Changes of kinds that feed endpoints alone (or a proxy's own Pod): their push is cheap."""
     return changes.kinds <= ENDPOINT_KINDS_UNLESS_OWN_POD
+
+
+def awaits_pods(changes: ChangeSet) -> bool:
+    """Whether these changes leave endpoints between two states of one change: a slice naming
+    a Pod not here yet (about to arrive), or a Pod deleted that no slice among them stopped
+    naming (the slice that still names it is about to). Each such state is correct (the
+    endpoint is left out), but pushing it would cost a second push a moment later."""
+    snapshot = changes.snapshot
+    deleted: set[tuple[str, str]] = set()
+    dropped: set[tuple[str, str]] = set()
+    for key, change in changes.changes.items():
+        if key.kind == "Pod" and change.new is None:
+            deleted.add((key.namespace, key.name))
+        elif key.kind in ("EndpointSlice", "Endpoints"):
+            named = _named_pods(change.new, key.namespace)
+            if any(snapshot.get_typed(Pod, ns, name) is None for ns, name in named):
+                return True
+            dropped |= _named_pods(change.old, key.namespace) - named
+    return bool(deleted - dropped)
+
+
+def _named_pods(resource: object, namespace: str) -> set[tuple[str, str]]:
+    """(namespace, name) of the Pods a slice's or an Endpoints' addresses name."""
+    if isinstance(resource, EndpointSlice):
+        refs = [ep.target_ref for ep in resource.endpoints]
+    elif isinstance(resource, Endpoints):
+        refs = [a.target_ref for subset in resource.subsets for a in subset.addresses]
+    else:
+        return set()
+    return {(ref.namespace or namespace, ref.name) for ref in refs if ref is not None and ref.kind == "Pod"}
 
 
 def _endpoints_only(changes: ChangeSet, groups: dict[str, Proxy]) -> bool:

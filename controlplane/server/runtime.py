@@ -10,7 +10,7 @@ import random
 import signal
 import ssl
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -23,12 +23,14 @@ from controlplane.ca import CertificateAuthority, certificate_renewal_time, load
 from controlplane.inject.webhook import WebhookServer
 from controlplane.server.ca_service_metrics import MeteredCertificateService
 from controlplane.server.debounce import Debouncer
+from controlplane.server.heap import HeapTrimmer, trim_periodically
 from controlplane.server.metrics import Metrics
 from controlplane.server.monitoring import MonitoringInputs, MonitoringServer
 from controlplane.server.observer import Observer
 from controlplane.server.push import (
     Pusher,
     PushReport,
+    awaits_pods,
     describe,
     endpoint_kinds_only,
     merge_changes,
@@ -192,9 +194,10 @@ class ControlPlane:
     async def start(self) -> None:
         s = self.settings
         loop = asyncio.get_running_loop()
-        self._unsubscribe = self.store.subscribe(
-            lambda changes: loop.call_soon_threadsafe(self._debouncer.submit, changes)
-        )
+        def to_debouncer(changes: ChangeSet) -> None:  # from the sources' threads
+            loop.call_soon_threadsafe(self._debouncer.submit, changes)
+
+        self._unsubscribe = self.store.subscribe(to_debouncer)
         self._unsubscribe_observer = self.store.subscribe(self.observer.input_changed)
         for folder in self.folders:
             folder.load()  # reports its own problems
@@ -290,6 +293,9 @@ class ControlPlane:
             await asyncio.wait([self._warming])
             gc.collect()
             gc.freeze()
+        # The free heap that bursts of proxy requests leave in glibc's arenas goes back to
+        # the system (server/heap.py); process-wide, so here too.
+        self._spawn(trim_periodically(HeapTrimmer(), self.settings.heap_trim_interval_seconds))
         try:
             await stop.wait()
             log.info("shutting down")
@@ -448,7 +454,7 @@ class ControlPlane:
             )
 
         def fetch() -> grpc.ServerCertificateConfiguration | None:
-            if datetime.now(timezone.utc) < current["renew_at"]:
+            if datetime.now(UTC) < current["renew_at"]:
                 return None
             return fresh()
 
@@ -474,31 +480,52 @@ class ControlPlane:
         except auth.AuthError as error:
             raise xds.Unauthenticated(str(error)) from None
 
-    def _settle_seconds(self, changes: ChangeSet) -> float:
-        """How long an isolated endpoint change waits for the rest of itself: the Kubernetes
-        events of one change come a few milliseconds apart (the new Pod, then the EndpointSlice
-        naming it); a folder's change comes whole (its files read at once), so it waits for none."""
-        return 0.0 if changes.source in self._folder_source_ids else FOLLOWING_EVENTS_SECONDS
-
     def _takes_leading_edge(self, changes: ChangeSet) -> bool:
-        """Which isolated bursts are pushed after their settle, not the quiet period: endpoint
+        """Which isolated bursts are pushed at once, not after the quiet period: endpoint
         changes, and any change a folder hands over (a file is read whole, and the watcher
         gathers a storm of files). Other config changes wait the quiet period, as Istio's
-        do: the objects of one ``kubectl apply`` come as one watch event each."""
+        do: the objects of one ``kubectl apply`` come as one watch event each.
+
+        The Kubernetes events of one endpoint change (a new Pod, then the EndpointSlice naming
+        it, then the old Pod's deletion; in any order, since each kind has its own watch) come
+        a few milliseconds apart, and each state between them is correct: an endpoint whose Pod
+        is not known is left out until it is, as Istio leaves it (services.kubernetes_endpoints);
+        a push for a Pod that no endpoint names changes nothing and holds back nothing
+        (debounce.py); a state that leaves an endpoint waiting for its Pod waits a few ms for
+        it (_settle_seconds). Istio's own debounce of endpoint changes
+        (PILOT_ENABLE_EDS_DEBOUNCE, on by default) holds each for PILOT_DEBOUNCE_AFTER."""
         return endpoint_kinds_only(changes) or changes.source in self._folder_source_ids
 
-    async def _push_changes(self, changes: ChangeSet, debounce_seconds: float) -> None:
-        self.metrics.debounce_time.observe(debounce_seconds)
+    def _settle_seconds(self, changes: ChangeSet) -> float:
+        """How long a burst on the leading edge waits for more of its change: none when it is
+        complete (a folder's change comes whole; a Kubernetes endpoint event that leaves no
+        endpoint waiting for its Pod), a few milliseconds when the rest is on its way (a slice
+        naming a Pod not yet here, a Pod deleted before its slice drops it): the events of one
+        change come that close, and one push then serves the whole change."""
+        if changes.source in self._folder_source_ids or not awaits_pods(changes):
+            return 0.0
+        return FOLLOWING_EVENTS_SECONDS
+
+    async def _push_changes(self, changes: ChangeSet, debounce_seconds: float) -> bool:
+        """Push a debounced burst; False when it changed nothing any proxy is sent."""
         if not changes:
-            return
+            self.metrics.debounce_time.observe(debounce_seconds)
+            return True
         self.observer.burst_flushed(debounce_seconds)
-        await self.pusher.push(changes)
+        report = await self.pusher.push(changes)
+        if report is not None and not report.changed:
+            return False  # as Istio, which never pushes for such a change: not a push in metrics
+        self.metrics.debounce_time.observe(debounce_seconds)
+        return True
 
     def _pushed(self, report: PushReport) -> None:
         if self.gateway_status is not None:
             self.gateway_status.wake()  # statuses follow the push context
-        self.metrics.xds_push_time.labels("eds" if report.endpoints_only else "full").observe(report.seconds)
         self.observer.pushed(report)
+        if not report.changed:
+            log.debug("%s: nothing changed", describe(report))
+            return
+        self.metrics.xds_push_time.labels("eds" if report.endpoints_only else "full").observe(report.seconds)
         log.info("%s", describe(report))
         if report.groups == 0 and not report.endpoints_only:  # the start, or every proxy gone
             # Proxies over TLS prove an identity: theirs are the clusters to warm (auto mTLS).

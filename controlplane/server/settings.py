@@ -67,6 +67,9 @@ class Settings:
     # Push debounce, as Istio's PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX.
     debounce_after_seconds: float = 0.1
     debounce_max_seconds: float = 10.0
+    # How often the free C heap left by bursts (1,000 EDS ACKs read at once) is handed back
+    # to the system when there is enough of it (server/heap.py); 0: never.
+    heap_trim_interval_seconds: float = 0.5
     # Logging.
     log_level: str = "info"
     log_format: str = "text"

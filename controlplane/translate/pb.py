@@ -36,3 +36,20 @@ def ads_source() -> config_source_pb2.ConfigSource:
     src = config_source_pb2.ConfigSource(resource_api_version=config_source_pb2.V3)
     src.ads.SetInParent()
     return src
+
+
+def field_entry(number: int, message: Message) -> bytes:
+    """``message`` (deterministic) as one entry of its parent's message field ``number``.
+    A parent's bytes may be joined from such entries in field order (how protobuf encodes a
+    repeated field), so a large message can be made from parts serialized once each."""
+    data = message.SerializeToString(deterministic=True)
+    return _varint(number << 3 | 2) + _varint(len(data)) + data  # wire type 2: length-delimited
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

@@ -1,19 +1,21 @@
 """Outbound RouteConfigurations: one per port, a virtual host per service, VS routes.
 
-Across snapshots (translate/units.py): each virtual host is a unit; a port's configuration
-keeps its virtual hosts and, while none changed, itself (the same message, serialized once).
-After a VirtualService change only the virtual hosts of the hosts it routes are looked up again.
+Across snapshots (translate/units.py): each virtual host is a unit, with its bytes; a port's
+configuration keeps its virtual hosts and, while none changed, itself (the same message,
+serialized once). After a change only the virtual hosts it can reach are looked up again
+(_virtual_hosts), and a new configuration is parsed from its virtual hosts' bytes joined.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 
+from controlplane.model.destination_rule import DestinationRule
 from controlplane.model.hosts import resolve_short_name
 from controlplane.model.mesh import ALLOW_ANY
 from controlplane.model.virtual_service import (
@@ -31,7 +33,7 @@ from controlplane.translate.filters import per_route_configs
 from controlplane.translate.http_route_match import applies_to_proxy, route_match
 from controlplane.translate.index.context import MESH_GATEWAY, PushContext, VirtualServiceEntry
 from controlplane.translate.index.registry import MeshService
-from controlplane.translate.pb import duration
+from controlplane.translate.pb import duration, field_entry
 from controlplane.translate.protocol import is_http
 from controlplane.translate.proxy import Proxy
 from controlplane.translate.scope import EgressScope
@@ -44,6 +46,9 @@ _REDIRECT_CODES = {
     307: rc.RedirectAction.TEMPORARY_REDIRECT,
     308: rc.RedirectAction.PERMANENT_REDIRECT,
 }
+
+
+_VIRTUAL_HOSTS_FIELD = route_pb2.RouteConfiguration.DESCRIPTOR.fields_by_name["virtual_hosts"].number
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,86 +246,212 @@ def outbound_route_config(
     Its virtual hosts are units (one per service); the configuration made of them is kept in
     ``slot`` while they are the very same ones (a change elsewhere then costs no copy of a
     thousand virtual hosts, and the xDS side finds the same message, serialized before)."""
-    vhosts = _virtual_hosts(port, egress, inputs, slot)
+    hosts = _virtual_hosts(port, egress, inputs, slot)
     policy = inputs.outbound_policy
     if slot is None:
-        return _route_config(name, vhosts, policy)
+        return _route_config(name, hosts.encoded, policy)
     # By ``==`` (UnitCache.latest): the tuple compares the same objects by identity, in C;
     # and holding them keeps the comparison sound (no id is ever reused meanwhile).
     return inputs.ctx.units.latest(
-        ("route_config", slot), (name, policy, vhosts), partial(_route_config, name, vhosts, policy)
+        ("route_config", slot), (name, policy, hosts.vhosts), partial(_route_config, name, hosts.encoded, policy)
     )
 
 
-def _route_config(name: str, vhosts: tuple[rc.VirtualHost, ...], policy: str) -> route_pb2.RouteConfiguration:
-    rcfg = route_pb2.RouteConfiguration(name=name, virtual_hosts=vhosts)
-    rcfg.validate_clusters.value = False
-    rcfg.virtual_hosts.append(catch_all_virtual_host(policy))
-    return rcfg
+def _route_config(name: str, encoded: tuple[bytes, ...], policy: str) -> route_pb2.RouteConfiguration:
+    """Parsed from the bytes of its parts, the virtual hosts' serialized once each (shared
+    by every configuration that holds them): a join and one parse, not a copy of each."""
+    head = route_pb2.RouteConfiguration(name=name)
+    rest = route_pb2.RouteConfiguration(virtual_hosts=[catch_all_virtual_host(policy)])
+    rest.validate_clusters.value = False
+    # In field order, as the message serializes: name (1), virtual_hosts (2), validate_clusters (7).
+    parts = (head.SerializeToString(deterministic=True), *encoded, rest.SerializeToString(deterministic=True))
+    return route_pb2.RouteConfiguration.FromString(b"".join(parts))
+
+
+@dataclass(frozen=True, slots=True)
+class _VirtualHostUnit:
+    """A virtual host with its bytes as an entry of a RouteConfiguration's ``virtual_hosts``
+    (serialized once, shared by every configuration that holds it), and the hosts its routes
+    read besides their own (its VirtualService's destinations: their ports, their rules)."""
+
+    vhost: rc.VirtualHost
+    encoded: bytes
+    reads: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _HostPart:
+    """One service's virtual host in a route configuration, and what decided it."""
+
+    service: MeshService
+    domains: tuple[str, ...] = ()  # every domain it claims (none: not an HTTP service on the port)
+    unit: _VirtualHostUnit | None = None  # None: not an HTTP service on the port
 
 
 @dataclass(frozen=True, slots=True)
 class _HeldHosts:
     """A route configuration's virtual hosts and what decided them, kept for the next
-    snapshot: while the rest is the same, only the hosts whose VirtualService changed are
-    looked up again."""
+    snapshot (see _virtual_hosts)."""
 
-    base: tuple[object, ...]  # epoch, services, proxy, gateway, port
+    base: tuple[object, ...]  # proxy namespace and labels, gateway, port
+    index: int  # the serial of the service index they were made from
+    rules: dict[int, tuple[DestinationRule, str]]  # id(rule) -> (the rule, held: its id stays unique; its host)
     routing: dict[str, VirtualService]  # exact host -> the VirtualService routing it
     wildcards: tuple[tuple[str, VirtualService], ...]
-    services: tuple[tuple[MeshService, tuple[str, ...]], ...]  # per virtual host: its domains
-    index: dict[str, int]  # hostname -> its virtual host
+    # By hostname, every service of the scope; empty when two services claim one domain
+    # (then only the order of all decides who gets it).
+    parts: dict[str, _HostPart]
+    owners: dict[str, str]  # domain -> the hostname claiming it
     vhosts: tuple[rc.VirtualHost, ...]
+    encoded: tuple[bytes, ...]  # of each of ``vhosts``
+    # (hostname, the hosts it reads) of the parts whose routes read other hosts
+    routed: tuple[tuple[str, tuple[str, ...]], ...] = field(init=False)
+    positions: dict[str, int] = field(init=False)  # hostname -> where its virtual host is in ``vhosts``
+
+    def __post_init__(self) -> None:
+        routed = tuple((host, p.unit.reads) for host, p in self.parts.items() if p.unit is not None and p.unit.reads)
+        object.__setattr__(self, "routed", routed)
+        at = {id(vhost): i for i, vhost in enumerate(self.vhosts)}
+        positions = {host: at[id(p.unit.vhost)] for host, p in self.parts.items() if p.unit is not None}
+        object.__setattr__(self, "positions", positions)
 
 
 def _virtual_hosts(
     port: int, egress: EgressScope, inputs: RouteInputs, slot: Hashable | None
-) -> tuple[rc.VirtualHost, ...]:
+) -> _HeldHosts:
     """The virtual host units of ``egress``'s HTTP services on ``port``, in service order; a
-    domain goes to the first service that claims it."""
-    ns, units = inputs.proxy.namespace, inputs.ctx.units
-    epoch = _routing_epoch(inputs.ctx)
-    base = (epoch, egress.services, ns, inputs.proxy.labels, inputs.gateway, port)
+    domain goes to the first service that claims it.
+
+    Kept in ``slot`` for the next snapshots: while the proxy and the wildcard VirtualServices
+    stay, only the virtual hosts a change can reach are looked up again (those of the services
+    added or changed since, of the hosts whose exact DestinationRule or VirtualService changed,
+    and those whose routes send to any of these); the others are the very same units."""
+    ctx, units = inputs.ctx, inputs.ctx.units
+    base = (inputs.proxy.namespace, inputs.proxy.labels, inputs.gateway, port)
     routing = {host: e.vs for host, e in egress.vs_exact.items()}
     wildcards = tuple((pattern, e.vs) for pattern, e in egress.vs_wildcard)
+    rules = ctx.units.get(("rule_hosts", Ident(ctx.routing)), partial(_rule_hosts, ctx))
     held = units.held(("virtual_hosts", slot)) if slot is not None else None
+    found = None
     if isinstance(held, _HeldHosts) and held.base == base and held.wildcards == wildcards:
-        changed = {h for h in routing.keys() | held.routing.keys() if routing.get(h) is not held.routing.get(h)}
-        vhosts = list(held.vhosts)
-        for host in changed:
-            i = held.index.get(host)
-            if i is not None:
-                kept_service, kept_domains = held.services[i]
-                vhosts[i] = _virtual_host_unit(kept_service, port, list(kept_domains), egress, inputs, epoch)
-        found = replace(held, routing=routing, vhosts=tuple(vhosts))
+        found = _updated_hosts(held, port, egress, inputs, rules, routing)
+    if found is None:
+        found = _all_hosts(port, egress, inputs, base, rules, routing, wildcards)
+    if slot is not None:
         units.hold(("virtual_hosts", slot), found)
-        return found.vhosts
-    made: list[rc.VirtualHost] = []
-    services: list[tuple[MeshService, tuple[str, ...]]] = []
-    used: set[str] = set()
+    return found
+
+
+def _all_hosts(
+    port: int, egress: EgressScope, inputs: RouteInputs, base: tuple[object, ...],
+    rules: dict[int, tuple[DestinationRule, str]], routing: dict[str, VirtualService],
+    wildcards: tuple[tuple[str, VirtualService], ...],
+) -> _HeldHosts:
+    ctx, ns = inputs.ctx, inputs.proxy.namespace
+    epoch = _routing_epoch(ctx)
+    made: list[_VirtualHostUnit] = []
+    parts: dict[str, _HostPart] = {}
+    owners: dict[str, str] = {}
+    shared = False  # a domain claimed twice
     for service in egress.services:
         sp = service.port(port)
         if sp is None or not is_http(sp.protocol):
+            parts[service.hostname] = _HostPart(service)
             continue
-        all_domains = units.get(
-            ("domains", Ident(service), port, service.namespace == ns),
-            partial(_domains, service, port, ns, inputs.ctx.mesh.domain_suffix),
-        )
-        domains = [d for d in all_domains if d not in used]
+        all_domains = _domains_of(ctx, service, port, ns)
+        domains = [d for d in all_domains if d not in owners]
+        if len(domains) != len(all_domains):
+            shared = True
         if not domains:
             continue
-        used.update(domains)
-        services.append((service, tuple(domains)))
-        made.append(_virtual_host_unit(service, port, domains, egress, inputs, epoch))
-    if slot is not None:
-        index = {service.hostname: i for i, (service, _) in enumerate(services)}
-        units.hold(("virtual_hosts", slot), _HeldHosts(base, routing, wildcards, tuple(services), index, tuple(made)))
-    return tuple(made)
+        owners.update(dict.fromkeys(domains, service.hostname))
+        unit = _virtual_host_unit(service, port, domains, egress, inputs, epoch)
+        parts[service.hostname] = _HostPart(service, all_domains, unit)
+        made.append(unit)
+    return _HeldHosts(
+        base, ctx.service_index.serial, rules, routing, wildcards, {} if shared else parts, owners,
+        tuple(unit.vhost for unit in made), tuple(unit.encoded for unit in made),
+    )
+
+
+def _updated_hosts(
+    held: _HeldHosts, port: int, egress: EgressScope, inputs: RouteInputs,
+    rules: dict[int, tuple[DestinationRule, str]], routing: dict[str, VirtualService],
+) -> _HeldHosts | None:
+    """``held`` brought up to this snapshot by the hosts a change can reach, as _all_hosts
+    would make it; None when that cannot be told (an index of another lineage, a wildcard
+    DestinationRule changed, two services claiming one domain)."""
+    ctx = inputs.ctx
+    changed = ctx.service_index.endpoint_hosts_changed_since(held.index)  # services too
+    if not held.parts or changed is None:
+        return None
+    rule_hosts = {host for key, (_, host) in held.rules.items() if key not in rules}
+    rule_hosts.update(host for key, (_, host) in rules.items() if key not in held.rules)
+    if any("*" in host for host in rule_hosts):
+        return None
+    stale = changed | rule_hosts  # hosts whose service or DestinationRule may differ
+    parts, by_host = held.parts, egress.by_host
+    again = {s.hostname for s in egress.services if (p := parts.get(s.hostname)) is None or p.service is not s}
+    again.update(h for h in stale if h in by_host)
+    again.update(h for h in routing.keys() | held.routing.keys() if routing.get(h) is not held.routing.get(h))
+    again.update(h for h, reads in held.routed if not stale.isdisjoint(reads))
+    gone = parts.keys() - by_host.keys()
+    if not again and not gone:  # the same services in the same order: the same virtual hosts
+        return replace(held, index=ctx.service_index.serial, rules=rules, routing=routing)
+    epoch, ns = _routing_epoch(ctx), inputs.proxy.namespace
+    if not gone and all(h not in by_host or (h in parts and parts[h].service is by_host[h]) for h in again):
+        # The same services (a VirtualService or a DestinationRule changed): the domains
+        # are as they were, and each virtual host built again takes its old one's place.
+        updated, vhosts, encoded = dict(parts), list(held.vhosts), list(held.encoded)
+        for host in again:
+            old = updated.get(host)
+            if old is None or old.unit is None:
+                continue  # not in this scope, or not an HTTP service on the port
+            built = _virtual_host_unit(old.service, port, list(old.domains), egress, inputs, epoch)
+            updated[host] = _HostPart(old.service, old.domains, built)
+            at = held.positions[host]
+            vhosts[at], encoded[at] = built.vhost, built.encoded
+        return _HeldHosts(
+            held.base, ctx.service_index.serial, rules, routing, held.wildcards, updated, held.owners,
+            tuple(vhosts), tuple(encoded),
+        )
+    updated, owners = dict(parts), dict(held.owners)
+    for host in again | gone:
+        old = updated.pop(host, None)
+        for domain in old.domains if old is not None else ():
+            del owners[domain]
+    for host in again:
+        service = by_host.get(host)
+        if service is None:
+            continue
+        sp = service.port(port)
+        if sp is None or not is_http(sp.protocol):
+            updated[host] = _HostPart(service)
+            continue
+        domains = _domains_of(ctx, service, port, ns)
+        if any(d in owners for d in domains):
+            return None  # a domain claimed twice: who gets it depends on the order of all
+        owners.update(dict.fromkeys(domains, host))
+        updated[host] = _HostPart(
+            service, domains, _virtual_host_unit(service, port, list(domains), egress, inputs, epoch)
+        )
+    made = [unit for s in egress.services if (unit := updated[s.hostname].unit) is not None]
+    return _HeldHosts(
+        held.base, ctx.service_index.serial, rules, routing, held.wildcards, updated, owners,
+        tuple(unit.vhost for unit in made), tuple(unit.encoded for unit in made),
+    )
+
+
+def _domains_of(ctx: PushContext, service: MeshService, port: int, proxy_ns: str) -> tuple[str, ...]:
+    return ctx.units.get(
+        ("domains", Ident(service), port, service.namespace == proxy_ns),
+        partial(_domains, service, port, proxy_ns, ctx.mesh.domain_suffix),
+    )
 
 
 def _virtual_host_unit(
     service: MeshService, port: int, domains: list[str], egress: EgressScope, inputs: RouteInputs, epoch: Ident
-) -> rc.VirtualHost:
+) -> _VirtualHostUnit:
     entry = egress.virtual_service_for(service.hostname)
     if entry is None or not entry.vs.spec.http:
         entry = None
@@ -330,9 +461,10 @@ def _virtual_host_unit(
     # routes read the DestinationRules (by its view: one for most namespaces) and, where a
     # match tests them, its namespace and labels (as _routes_key).
     proxy, ctx = inputs.proxy, inputs.ctx
+    reads: tuple[str, ...] = ()
     by_labels = by_namespace = False
     if entry is not None:
-        _, by_labels, by_namespace = ctx.units.get(
+        reads, by_labels, by_namespace = ctx.units.get(
             ("routing_facts", Ident(entry.vs)), partial(_routing_facts, entry, ctx.mesh.domain_suffix)
         )
     quick = (
@@ -341,35 +473,46 @@ def _virtual_host_unit(
         ctx.destination_rule_view(proxy), proxy.namespace if by_namespace else None,
         proxy.labels if by_labels else None, inputs.gateway,
     )
-    return inputs.ctx.units.get(quick, partial(_keyed_virtual_host, service, port, domains, entry, inputs))
+    return inputs.ctx.units.get(quick, partial(_keyed_virtual_host, service, port, domains, entry, inputs, reads))
+
+
+def _rule_hosts(ctx: PushContext) -> dict[int, tuple[DestinationRule, str]]:
+    """id(rule) -> (the rule, held: its id stays its own; its host) of every DestinationRule."""
+    return {id(e.rule): (e.rule, e.host) for entries in ctx.routing.destination_rules.values() for e in entries}
 
 
 def _routing_epoch(ctx: PushContext) -> Ident:
     """A token that stays the same object while the services and DestinationRules do (the
     same objects: the store keeps unchanged ones): what ``_routes_key`` reads besides the
-    VirtualService and the proxy."""
+    VirtualService and the proxy. Looked up once per services and routing index (every
+    group's route configurations ask)."""
+    return ctx.units.get(("routing_epoch_of", Ident(ctx.services), Ident(ctx.routing)), partial(_new_epoch, ctx))
+
+
+def _new_epoch(ctx: PushContext) -> Ident:
     rules = tuple(Ident(e.rule) for entries in ctx.routing.destination_rules.values() for e in entries)
     return Ident(ctx.units.get(("routing_epoch", Ident(ctx.services), rules), object))
 
 
 def _keyed_virtual_host(
-    service: MeshService, port: int, domains: list[str], entry: VirtualServiceEntry | None, inputs: RouteInputs
-) -> rc.VirtualHost:
+    service: MeshService, port: int, domains: list[str], entry: VirtualServiceEntry | None, inputs: RouteInputs,
+    reads: tuple[str, ...],
+) -> _VirtualHostUnit:
     routes_key = _routes_key(service, port, entry, inputs)
-    key = ("virtual_host", tuple(domains), routes_key)
-    return inputs.ctx.units.get(key, partial(_virtual_host, service, port, domains, entry, inputs, routes_key))
+    key = ("virtual_host", tuple(domains), routes_key)  # (``reads`` come with the VirtualService in it)
+    return inputs.ctx.units.get(key, partial(_virtual_host, service, port, domains, entry, inputs, routes_key, reads))
 
 
 def _virtual_host(
     service: MeshService, port: int, domains: list[str], entry: VirtualServiceEntry | None, inputs: RouteInputs,
-    routes_key: tuple,
-) -> rc.VirtualHost:
+    routes_key: tuple, reads: tuple[str, ...],
+) -> _VirtualHostUnit:
     # The routes are a unit of their own: the virtual hosts of one service differ by domains
     # alone between proxy namespaces (the short name in its own), and share their routes.
     routes = inputs.ctx.units.get(("routes", routes_key), partial(_routes, service, port, entry, inputs))
     vhost = rc.VirtualHost(name=names.virtual_host_name(service.hostname, port), domains=domains, routes=routes)
     vhost.include_request_attempt_count = True
-    return vhost
+    return _VirtualHostUnit(vhost, field_entry(_VIRTUAL_HOSTS_FIELD, vhost), reads)
 
 
 def _routes(

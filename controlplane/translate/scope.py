@@ -67,6 +67,25 @@ class SidecarScope:
     outbound_policy: str
     # (namespace, Sidecar key): equal keys, equal scope
     key: tuple[str, ResourceKey | None] | None = None
+    # Every egress listener's services, one per hostname, sorted by it (made once: each
+    # builder reads them).
+    services: tuple[MeshService, ...] = field(init=False, compare=False, repr=False)
+    # The hostnames of ``services``. A push context has one service per hostname, so scopes
+    # with equal keys hold the very same services, whatever their namespaces: what is built
+    # from the services alone (outbound clusters, assignments) is shared by them.
+    services_key: tuple[str, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.egress) == 1:  # already one per hostname, sorted (_egress_scope)
+            services = self.egress[0].services
+        else:
+            seen: dict[str, MeshService] = {}
+            for e in self.egress:
+                for s in e.services:
+                    seen.setdefault(s.hostname, s)
+            services = tuple(sorted(seen.values(), key=lambda s: s.hostname))
+        object.__setattr__(self, "services", services)
+        object.__setattr__(self, "services_key", tuple(s.hostname for s in services))
 
     @property
     def routes_depend_on_labels(self) -> bool:
@@ -79,14 +98,6 @@ class SidecarScope:
                     if any(m.source_labels for m in route.match):
                         return True
         return False
-
-    @property
-    def services(self) -> list[MeshService]:
-        seen: dict[str, MeshService] = {}
-        for e in self.egress:
-            for s in e.services:
-                seen.setdefault(s.hostname, s)
-        return sorted(seen.values(), key=lambda s: s.hostname)
 
     def services_of(self, hosts: Iterable[str]) -> list[MeshService]:
         """``services`` of ``hosts`` alone, at the cost of ``hosts`` (not of the scope)."""
@@ -124,8 +135,11 @@ def _egress_scope(ctx: PushContext, proxy_ns: str, listener: IstioEgressListener
     )
     # Units (translate/units.py): the services part outlives a routing change, which leaves
     # the services (the very same tuple) as they were; a copy, as the routed-to join below.
+    # Where every service is exported to all, the namespace matters only through the egress
+    # hosts (``./``, already resolved): namespaces without a Sidecar share one lookup.
+    export_ns = None if _all_exported_to_all(ctx) else proxy_ns
     wanted = dict(ctx.units.get(
-        ("scope_services", Ident(ctx.services), proxy_ns, host_patterns),
+        ("scope_services", Ident(ctx.services), export_ns, host_patterns),
         partial(_visible_services, ctx.services, proxy_ns, host_patterns),
     ))
     # Services a visible VirtualService routes to come along, so no route lacks its cluster.
@@ -160,6 +174,14 @@ def _egress_scope(ctx: PushContext, proxy_ns: str, listener: IstioEgressListener
         vs_exact=exact,
         vs_wildcard=tuple(wildcard),
         by_host=wanted,
+    )
+
+
+def _all_exported_to_all(ctx: PushContext) -> bool:
+    """Is every service exported to every namespace (the default)?"""
+    return ctx.units.get(
+        ("services_exported_to_all", Ident(ctx.services)),
+        lambda: all("*" in s.export_to for s in ctx.services),
     )
 
 

@@ -73,9 +73,10 @@ class SnapshotCache:
             self._groups[group] = updated
         self._notify(self._by_group, group)
 
-    def update_resources(self, group: str, type_url: str, resources: Iterable[ResourceInput]) -> None:
+    def update_resources(self, group: str, type_url: str, resources: Iterable[ResourceInput]) -> bool:
         """Add or replace resources of one type of an existing group by name (e.g. the
-        endpoints of the services that changed); the others stay as they are."""
+        endpoints of the services that changed); the others stay as they are. Whether any
+        of them differed (False: the group's streams have nothing new)."""
         with self._lock:
             current = self._groups.get(group)
             if current is None:
@@ -83,9 +84,10 @@ class SnapshotCache:
             previous = current.get(type_url) or TypeResources(type_url)
             updated = previous.updated(resources)
             if updated is previous:
-                return
+                return False
             self._groups[group] = {**current, type_url: updated}
         self._notify(self._by_group, group)
+        return True
 
     def remove_group(self, group: str) -> None:
         """Forget a group. Streams still on it keep their config and wait for a new snapshot."""

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import TypeAlias, cast
+from typing import TypeAlias, TypeVar, cast
 
 import immutables
 from envoy.config.cluster.v3 import cluster_pb2
@@ -240,6 +241,8 @@ class NameOrderedMap(Mapping[str, PreparedResource]):
 
 _serials = itertools.count(1)
 STEPS_KEPT = 8  # steps of ``updated`` a set remembers: streams that lag behind follow them
+MEMO_KEPT = 4  # objects a set keeps what it worked out about, per kind (TypeResources._memo)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -316,22 +319,80 @@ class TypeResources:
 
     def changed_from(self, versions: Mapping[str, str]) -> list[PreparedResource]:
         """The resources whose version differs from ``versions`` (name -> version), in name
-        order. Memoized for the last few maps asked about: the streams of a group mostly
-        hold the same one (another set's ``versions``)."""
+        order. Memoized, as those below: the streams of a group mostly hold the same map
+        (another set's ``versions``)."""
         if not versions:
             return list(self.by_name.values())
-        memo = self._diffs
-        hit = memo.get(id(versions))
-        if hit is not None and hit[0] is versions:
-            return hit[1]
-        changed = [r for name, r in self.by_name.items() if versions.get(name) != r.version]
-        if len(memo) >= 4:
+        return self._memo("changed_from", versions, lambda: [
+            r for name, r in self.by_name.items() if versions.get(name) != r.version
+        ])
+
+    def differing(self, versions: Mapping[str, str]) -> frozenset[str]:
+        """The names whose version differs from ``versions`` (name -> version), the names
+        ``versions`` lacks included (set operations, in C)."""
+        return self._memo("differing", versions, lambda: frozenset(
+            name for name, _ in self.versions.items() - versions.items()
+        ))
+
+    def present(self, names: AbstractSet[str]) -> AbstractSet[str]:
+        """``names`` that the set holds: ``names`` itself when it holds them all. Streams
+        asking for the same names share one frozenset (xds/shared.py's SubscriptionPool)."""
+        if not isinstance(names, frozenset):
+            return names & self.by_name.keys()
+
+        def found() -> frozenset[str]:
+            held = names & self.by_name.keys()
+            return names if len(held) == len(names) else frozenset(held)
+
+        return self._memo("present", names, found)
+
+    def absent(self, held: Mapping[str, object]) -> list[str]:
+        """The names of ``held`` (e.g. the clusters a client was given) the set lacks, sorted."""
+        if not held:
+            return []  # (a difference from an empty map's keys still walks the other's)
+        return self._memo("absent", held, lambda: sorted(held.keys() - self.by_name.keys()))
+
+    def named_by(self, names: AbstractSet[str]) -> bool:
+        """Whether ``names`` are exactly the set's names."""
+        if len(names) != len(self.by_name):
+            return False
+        if isinstance(names, frozenset):  # (shared: worked out once per set)
+            return self.present(names) is names
+        return names == self.by_name.keys()
+
+    def completed_by(self, sent: Mapping[str, str], resources: list[PreparedResource]) -> bool:
+        """Whether ``sent`` (name -> version a client was sent) with ``resources`` (of this
+        set) added is exactly ``versions``: ``resources`` hold every name whose version
+        differs, and no name sent is gone from the set. Cheap when not: sizes first."""
+        by_name = self.by_name
+        if len(resources) > len(by_name) // 4:
+            return False  # a large response: the caller compares the maps instead
+        new = 0
+        for r in resources:
+            if by_name.get(r.name) is not r:
+                return False  # not this set's (an empty stand-in assignment)
+            new += r.name not in sent
+        if len(sent) + new != len(by_name):
+            return False  # (then some name sent is gone from the set)
+        return self.differing(sent) <= {r.name for r in resources}
+
+    def _memo(self, kind: str, of: object, compute: Callable[[], T]) -> T:
+        """``compute()`` about ``of``, kept for the last few objects asked about per kind
+        (``of`` is held: its id is not reused meanwhile). What a stream plans against a set
+        it shares with the group's other streams (their subscription's names, the versions
+        they were all sent) is then worked out once, not once per stream."""
+        memo = self._memos.setdefault(kind, {})
+        hit = memo.get(id(of))
+        if hit is not None and hit[0] is of:
+            return cast(T, hit[1])
+        value = compute()
+        if len(memo) >= MEMO_KEPT:
             memo.pop(next(iter(memo)))
-        memo[id(versions)] = (versions, changed)  # the map is kept: its id is not reused
-        return changed
+        memo[id(of)] = (of, value)
+        return value
 
     @cached_property
-    def _diffs(self) -> dict[int, tuple[Mapping[str, str], list[PreparedResource]]]:
+    def _memos(self) -> dict[str, dict[int, tuple[object, object]]]:
         return {}
 
     @cached_property

@@ -74,6 +74,20 @@ DEFAULT_OPTIONS: tuple[tuple[str, object], ...] = (
 )
 
 
+async def _requests(context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    """The stream's requests, read with ``context.read()``. gRPC's own request iterator is an
+    async generator over ``read()`` whose frame keeps the last message until the next one
+    arrives: an idle Envoy's last request (an EDS ACK naming every cluster, ~70 KB on a
+    1,000-service mesh) stayed in memory per stream (benchmarks/grpc_connection_memory.py:
+    111 KB per connection with gRPC's iterator, 42 KB with this)."""
+    while True:
+        request = await context.read()
+        if request is grpc.aio.EOF:
+            return
+        yield request
+        del request  # not held while waiting for the next one
+
+
 def call_info(context: grpc.aio.ServicerContext) -> CallInfo:
     metadata = tuple((m.key, m.value) for m in (context.invocation_metadata() or ()))
     auth = {k: list(v) for k, v in (context.auth_context() or {}).items()}
@@ -183,14 +197,16 @@ class XdsServer:
     # to its stream (its nonce), so each idle stream held its last response (a whole RDS or
     # CDS set: most of what a connected proxy cost).
     def _sotw_behaviour(self, type_url: str | None):
-        async def behaviour(requests: AsyncIterator, context: grpc.aio.ServicerContext) -> None:
-            await self._serve(self.core.sotw(requests, call_info(context), type_url), context)
+        async def behaviour(_: AsyncIterator, context: grpc.aio.ServicerContext) -> None:
+            await self._serve(self.core.sotw(_requests(context), call_info(context), type_url),
+                              context)
 
         return behaviour
 
     def _delta_behaviour(self, type_url: str | None):
-        async def behaviour(requests: AsyncIterator, context: grpc.aio.ServicerContext) -> None:
-            await self._serve(self.core.delta(requests, call_info(context), type_url), context)
+        async def behaviour(_: AsyncIterator, context: grpc.aio.ServicerContext) -> None:
+            await self._serve(self.core.delta(_requests(context), call_info(context), type_url),
+                              context)
 
         return behaviour
 

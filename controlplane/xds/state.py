@@ -44,17 +44,19 @@ class TypeState:
     version_acked: str | None = None
     acked_at: float | None = None
     last_nack: NackRecord | None = None
-    nacked_versions: set[str] = field(default_factory=set)  # logged once each
+    # Sets below are replaced, never changed in place, so that the empty one is shared: four
+    # empty sets of their own (216 bytes each) per type made ~3.4 KB of every stream.
+    nacked_versions: AbstractSet[str] = frozenset()  # logged once each
     # EDS: names to resend although unchanged because their cluster changed (Envoy re-warms it),
     # and names the listeners must wait for (owed since the last CDS response).
-    force: set[str] = field(default_factory=set)
-    owed: set[str] = field(default_factory=set)
+    force: AbstractSet[str] = frozenset()
+    owed: AbstractSet[str] = frozenset()
     # CDS: what the client was last given, so a removed cluster can be kept until the listeners
     # and routes that used it have been replaced ("remove only after the replacement").
     # SotW: the snapshot's own map when the client was given all of it (shared, never mutated).
     resources: Mapping[str, PreparedResource] = field(default_factory=dict)
     # Delta: names newly subscribed, to be answered with removed_resources if they do not exist.
-    check_missing: set[str] = field(default_factory=set)
+    check_missing: AbstractSet[str] = frozenset()
     # Delta: the first request said what the client already holds (a reconnect).
     resumed: bool = False
     # (the view, the CDS view for EDS, whether the client is to hold all of the view) against
@@ -229,5 +231,9 @@ class TypeState:
         }
 
 
-def _only(versions: Mapping[str, str], names: AbstractSet[str]) -> dict[str, str]:
+def _only(versions: Mapping[str, str], names: AbstractSet[str]) -> Mapping[str, str]:
+    """``versions`` of ``names`` alone: the very map (shared, never mutated) when it holds no
+    other, as after a subscription that only grew (a new cluster's EDS name)."""
+    if versions.keys() <= names:  # in C; the map stays shared by the streams holding it
+        return versions
     return {n: v for n, v in versions.items() if n in names}

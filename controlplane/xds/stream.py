@@ -323,7 +323,7 @@ class Stream:
             if self.kind == SOTW:
                 state.sotw_nacked()
             if state.type_url == types.CLUSTER:
-                self._state(types.ENDPOINT).owed.clear()  # those clusters were not taken
+                self._state(types.ENDPOINT).owed = frozenset()  # those clusters were not taken
         else:
             if self.kind == SOTW:
                 state.sotw_acked()
@@ -344,9 +344,9 @@ class Stream:
         )
         state.last_nack = record
         first_time = rejected not in state.nacked_versions
-        if len(state.nacked_versions) >= 64:
-            state.nacked_versions.clear()  # logged once each among the recent ones
-        state.nacked_versions.add(rejected)
+        # (logged once each among the recent ones)
+        recent = state.nacked_versions if len(state.nacked_versions) < 64 else frozenset()
+        state.nacked_versions = recent | {rejected}
         self.core.record_nack(record, log_it=first_time)
 
     # --- responses ----------------------------------------------------------------------------
@@ -422,7 +422,7 @@ class Stream:
         the number of names it holds."""
         if state.wildcard:
             return view.by_name.keys(), {}
-        found = state.names & view.by_name.keys()
+        found = view.present(state.names)  # (once per view for the names streams share)
         if state.type_url != types.ENDPOINT or len(found) == len(state.names):
             return found, {}
         kept = self._kept_endpoint_names()
@@ -440,11 +440,12 @@ class Stream:
         """Selected resources whose version differs from what the client was sent, and forced
         ones, sorted by name. SotW (``skip_rejected``): not a version the client rejected,
         unless forced (see TypeState.sotw_due)."""
+        if not state.sent and not stand_ins and not state.rejected and len(found) == len(view.by_name):
+            return list(view.by_name.values())  # a first response of all the view (in name order)
         if len(found) * 4 < len(view.by_name):  # a few names (RDS, or one step of the view)
             names = {name for name in found if state.sent.get(name) != view.by_name[name].version}
-        else:
-            differing = view.versions.items() - state.sent.items()
-            names = {name for name, _ in differing if name in found}
+        else:  # worked out once per view for the map the group's streams share (share_sent)
+            names = {name for name in view.differing(state.sent) if name in found}
         if state.force:
             names |= state.force & found
         for name, resource in stand_ins.items():
@@ -493,7 +494,7 @@ class Stream:
             response = self._build_sotw(state, view)
         else:
             response = self._build_delta(state, view)
-        state.synced = (view, clusters, state.wildcard or state.names == view.by_name.keys())
+        state.synced = (view, clusters, state.wildcard or view.named_by(state.names))
         return response
 
     def _build_step(
@@ -568,7 +569,9 @@ class Stream:
             forced = bool(state.force) and not state.force.isdisjoint(names)
             version = view.version if whole else version_of_set(selected)
             if state.type_url == types.CLUSTER:
-                kept = [state.resources[n] for n in sorted(state.resources.keys() - names)]
+                # (once per view for the set the group's streams were all given)
+                gone = view.absent(state.resources) if whole else sorted(state.resources.keys() - names)
+                kept = [state.resources[n] for n in gone]
                 if kept and self._keeps_removed_clusters(state):
                     selected = sorted(selected + kept, key=lambda r: r.name)
                     version = version_of_set(selected)
@@ -618,6 +621,8 @@ class Stream:
             changed = view.changed_from(state.sent)
         else:
             changed = [r for r in to_send if state.sent.get(r.name) != r.version]
+            # (the stream may then hold the view's own map, shared, instead of a copy)
+            exact = exact or view.completed_by(state.sent, to_send)
         # LDS/CDS given the whole view: its own maps, shared by the group's streams.
         state.record_sotw_sent(
             view.versions if whole else {r.name: r.version for r in to_send},
@@ -673,7 +678,7 @@ class Stream:
 
     def _build_delta(self, state: TypeState, view: TypeResources) -> bytes | None:
         selected_names, to_send, removed, whole = self._plan_delta(state, view)
-        state.check_missing.clear()
+        state.check_missing = frozenset()
         if state.type_url == types.CLUSTER:  # (other types: see _build)
             # Nothing is due again against this view once the client holds all of it; a
             # removal held back (or a named subset) is planned again at each wake-up.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import mesh
 from controlplane.sources.yaml_loader import load_file
 
@@ -47,3 +49,14 @@ def test_weights_and_new_service() -> None:
     added, index = mesh.add_service(state)
     assert index == 12 and len(added.services) == 13
     assert mesh.snapshot(added).get_typed("Service", "ns-0", "svc-12") is not None
+
+
+def test_a_destination_rule_toggled() -> None:
+    state = mesh.generate(SPEC)
+    index = SPEC.destination_rules  # the first service without one (nor a VirtualService)
+    kinds = {d["kind"] for d in mesh.service_documents(mesh.toggle_rule(state, index), index)}
+    assert "DestinationRule" in kinds
+    again = mesh.toggle_rule(mesh.toggle_rule(state, index), index)
+    assert "DestinationRule" not in {d["kind"] for d in mesh.service_documents(again, index)}
+    with pytest.raises(ValueError):
+        mesh.toggle_rule(state, 0)  # its VirtualService routes to the rule's subsets

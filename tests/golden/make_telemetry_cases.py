@@ -8,7 +8,7 @@ proxy.yaml carries ``meshConfig:``, Istio's MeshConfig document as ``--mesh-conf
 
 
 
-from builders import PP, bookinfo, kind, slice_, svc, write_cases
+from builders import PP, bookinfo, kind, pod, slice_, svc, write_cases
 
 
 def telemetry(name, spec, ns="default"):
@@ -16,12 +16,15 @@ def telemetry(name, spec, ns="default"):
 
 
 def zipkin_service():
+    # The Pod its slice names: an endpoint whose Pod is unknown is left out, as Istio does.
     return [svc("zipkin", "10.96.5.5", [{"name": "http-query", "port": 9411}], ns="istio-system"),
+            pod("zipkin-0", "istio-system", {"app": "zipkin"}, "10.1.5.5", "zipkin"),
             slice_("zipkin", "istio-system", "http-query", 9411, [("zipkin-0", "10.1.5.5", None)])]
 
 
 def mongo():
     return [svc("mongo", "10.96.6.6", [{"name": "tcp", "port": 27017}]),
+            pod("mongo-0", "default", {"app": "mongo"}, "10.1.6.6", "mongo"),
             slice_("mongo", "default", "tcp", 27017, [("mongo-0", "10.1.6.6", None)])]
 
 

@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from controlplane.auth import local_token_issuer
-from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 from controlplane.ca import load_ca_folder
+from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 from tests.harness.envoy import EnvoyProcess
 from tests.harness.ports import free_port
 

@@ -7,12 +7,12 @@ import textwrap
 import pytest
 
 from controlplane.translate import MeshConfig, push_context
+from controlplane.translate.index.registry import MeshEndpoint
 from controlplane.translate.peer_authentication import (
     InboundMtls,
     endpoint_accepts_mtls,
     inbound_mtls,
 )
-from controlplane.translate.index.registry import MeshEndpoint
 from tests.translate.support import load_documents, snapshot_of
 
 

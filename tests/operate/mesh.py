@@ -30,9 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controlplane._proto.istio.security.v1alpha1 import ca_pb2, ca_pb2_grpc
 from controlplane.auth import local_token_issuer
-from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 from controlplane.ca import SpiffeId, build_csr, generate_key, load_ca_folder
 from controlplane.translate import SECRET_TYPE
+from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 from tests.harness.control_plane import ServedControlPlane, served_control_plane
 from tests.harness.envoy import EnvoyProcess
 from tests.harness.ports import free_port

@@ -124,16 +124,23 @@ async def test_a_steady_stream_of_urgent_changes_waits_the_quiet_period_not_the_
     assert await _trickle(urgent=False) == []
 
 
-async def _isolated_change(
-    urgent: bool, after_flush: float, settle: object = 0.01, leading: bool | None = None
-) -> float:
-    """One change ``after_flush`` seconds after an earlier change was flushed (quiet 50 ms):
-    how long it waited."""
+async def _flush_times(
+    changes: list[float],
+    *,
+    urgent: bool = True,
+    settle: object = 0.01,
+    leading: bool | None = None,
+    changed: object = lambda items: True,
+) -> list[tuple[list[int], float]]:
+    """Submit change ``i`` at ``changes[i]`` seconds (quiet 50 ms, max 10 s) and run until
+    all are flushed: each flush's changes and when it happened. ``changed(items)`` is what
+    the flush returns (False: it changed nothing)."""
     time = _FakeTime()
-    flushed_at: list[float] = []
+    flushed: list[tuple[list[int], float]] = []
 
-    async def flush(items: list[int], _seconds: float) -> None:
-        flushed_at.append(time.now)
+    async def flush(items: list[int], _seconds: float) -> bool:
+        flushed.append((items, time.now))
+        return changed(items)  # type: ignore[operator,no-any-return]
 
     deb: Debouncer[list[int]] = Debouncer(
         flush, _merge, quiet=0.05, max_delay=10.0,  # type: ignore[arg-type]
@@ -142,43 +149,90 @@ async def _isolated_change(
     )
     deb.start()
     try:
-        for flushes, start in enumerate((1.0, 1.0 + after_flush), start=1):
-            time.now = start
-            deb.submit(0)
-            await asyncio.sleep(0)
-            while len(flushed_at) < flushes:  # the clock moves 1 ms per look
-                time.now = round(time.now + 0.001, 6)
+        time.now = 1.0
+        queue = list(enumerate(changes))
+        while queue or sum(len(items) for items, _ in flushed) < len(changes):
+            while queue and queue[0][1] <= time.now + 1e-9:
+                deb.submit(queue.pop(0)[0])
+            for _ in range(5):  # let the debouncer look at the clock (no real time passes)
                 await asyncio.sleep(0)
-        return flushed_at[-1] - (1.0 + after_flush)
+            time.now = round(time.now + 0.001, 6)  # the clock moves 1 ms per look
+            assert time.now < 30, "not flushed"
+        return flushed
     finally:
         await deb.stop()
 
 
-async def test_an_isolated_urgent_change_settles_briefly_and_one_close_behind_waits() -> None:
-    assert 0.009 <= await _isolated_change(urgent=True, after_flush=1.0) <= 0.011, "settles 10 ms"
-    # Within the quiet period of the last flush it is coalesced with what may follow.
-    assert 0.04 <= await _isolated_change(urgent=True, after_flush=0.01) <= 0.051
-    # Changes that are not urgent always wait for the quiet period.
-    assert 0.049 <= await _isolated_change(urgent=False, after_flush=1.0) <= 0.051
+def _waits(flushed: list[tuple[list[int], float]], changes: list[float]) -> list[float]:
+    """How long each flush waited after the last change it took."""
+    return [round(at - changes[items[-1]], 3) for items, at in flushed]
 
 
-async def test_a_burst_that_comes_whole_needs_no_settling() -> None:
-    """``settle`` by burst (a folder's change is read whole): none for it, the fixed one else,
-    and never more than the quiet period."""
-    assert await _isolated_change(urgent=True, after_flush=1.0, settle=lambda pending: 0.0) <= 0.001
-    assert 0.029 <= await _isolated_change(urgent=True, after_flush=1.0, settle=lambda pending: 0.03) <= 0.031
-    assert 0.049 <= await _isolated_change(urgent=True, after_flush=1.0, settle=lambda pending: 1.0) <= 0.051
-    # Close behind a flush, or not urgent: the quiet period, whatever the burst's settle.
-    assert 0.04 <= await _isolated_change(urgent=True, after_flush=0.01, settle=lambda pending: 0.0) <= 0.051
-    assert 0.049 <= await _isolated_change(urgent=False, after_flush=1.0, settle=lambda pending: 0.0) <= 0.051
+async def test_an_isolated_urgent_change_waits_only_its_settle() -> None:
+    """A complete burst (settle 0: a folder's change, an endpoint event leaving no endpoint
+    waiting for its Pod) is pushed at once; one whose rest is on its way waits its settle."""
+    assert _waits(await _flush_times([1.0], settle=0.0), [1.0]) == [0.0]
+    assert _waits(await _flush_times([1.0], settle=0.01), [1.0]) == [0.01]
+    # Changes that are not urgent (and not allowed the leading edge) wait the quiet period.
+    assert _waits(await _flush_times([1.0], urgent=False, settle=0.0), [1.0]) == [0.05]
 
 
-async def test_a_burst_allowed_the_leading_edge_settles_whatever_its_kind() -> None:
+async def test_an_incomplete_burst_waits_for_the_rest_of_its_change() -> None:
+    """A slice naming a Pod not here yet (change 0) waits; the Pod (change 1) completes the
+    burst, which then goes at once: one push for the change."""
+    flushed = await _flush_times([1.0, 1.003], settle=lambda pending: 0.01 if pending == [0] else 0.0)
+    assert flushed == [([0, 1], 1.003)]
+
+
+async def test_the_rest_of_a_change_follows_its_leading_edge_then_the_quiet_period() -> None:
+    """What comes close behind a leading-edge push makes one trailing push on the same terms;
+    after that, changes within the quiet period are coalesced as Istio's debounce does."""
+    changes = [1.0, 1.002, 1.02, 1.03, 1.035]
+    flushed = await _flush_times(changes, settle=0.0)
+    assert flushed == [([0], 1.0), ([1], 1.002), ([2, 3, 4], 1.07)]  # quiet period from the first
+    # With a settle, the trailing push gathers what comes within it.
+    flushed = await _flush_times([1.0, 1.02, 1.025, 1.028], settle=0.01)
+    assert flushed == [([0], 1.01), ([1, 2, 3], 1.038)]
+
+
+async def test_a_push_that_changed_nothing_does_not_hold_back_the_next_change() -> None:
+    """A Pod that no endpoint names yet changes nothing: the EndpointSlice that follows it
+    still takes the leading edge (and what follows that, the trailing push). A push that did
+    change something leaves one trailing push, then the quiet period."""
+    changes = [1.0, 1.003, 1.006]
+    nothing_first = await _flush_times(changes, settle=0.0, changed=lambda items: items != [0])
+    assert _waits(nothing_first, changes) == [0.0, 0.0, 0.0]
+    assert _waits(await _flush_times(changes, settle=0.0), changes) == [0.0, 0.0, 0.05]
+
+
+async def test_a_burst_of_events_ends_in_one_final_push_of_all_of_them() -> None:
+    """However a burst is cut, every change is flushed once, in order, and the last flush
+    comes after the last change (no change is left pending)."""
+    changes = [1.0 + 0.003 * i for i in range(40)]
+    for changed in (lambda items: True, lambda items: False, lambda items: len(items) > 1):
+        flushed = await _flush_times(changes, changed=changed)
+        assert [i for items, _ in flushed for i in items] == list(range(40))
+        assert flushed[-1][1] >= changes[-1]
+
+
+async def test_a_steady_stream_never_starves_with_the_leading_edge() -> None:
+    """A change every 5 ms for a second: none waits more than the quiet period (and one step
+    of the clock), whether the pushes change something or not."""
+    changes = [1.0 + 0.005 * i for i in range(200)]
+    for changed in (lambda items: True, lambda items: False):
+        flushed = await _flush_times(changes, changed=changed)
+        waited = [at - changes[i] for items, at in flushed for i in items]
+        assert max(waited) <= 0.05 + 0.001 + 1e-9
+    # Pushes that change something are coalesced: one per quiet period, not one per change.
+    assert len(await _flush_times(changes)) <= 1 + 1 + 1.0 / 0.05 + 1
+
+
+async def test_a_burst_allowed_the_leading_edge_is_pushed_at_once_whatever_its_kind() -> None:
     """``leading`` adds bursts (a folder's config change, handed over whole) to the urgent ones
-    that need only their settle after an idle period; close behind a flush they wait as before."""
-    assert await _isolated_change(urgent=False, after_flush=1.0, settle=lambda p: 0.0, leading=True) <= 0.001
-    assert 0.009 <= await _isolated_change(urgent=False, after_flush=1.0, leading=True) <= 0.011
-    assert 0.049 <= await _isolated_change(urgent=False, after_flush=0.01, settle=lambda p: 0.0, leading=True) <= 0.051
-    assert 0.049 <= await _isolated_change(urgent=False, after_flush=1.0, settle=lambda p: 0.0, leading=False) <= 0.051
-    # An urgent burst the caller does not allow it waits the quiet period.
-    assert 0.049 <= await _isolated_change(urgent=True, after_flush=1.0, settle=lambda p: 0.0, leading=False) <= 0.051
+    pushed after their settle when idle; bursts it does not allow wait the quiet period."""
+    assert _waits(await _flush_times([1.0], urgent=False, leading=True, settle=0.0), [1.0]) == [0.0]
+    assert _waits(await _flush_times([1.0], urgent=False, leading=False, settle=0.0), [1.0]) == [0.05]
+    assert _waits(await _flush_times([1.0], urgent=True, leading=False, settle=0.0), [1.0]) == [0.05]
+    # Close behind a push: the rest of the change on the same terms, as for urgent ones.
+    changes = [1.0, 1.002]
+    assert _waits(await _flush_times(changes, urgent=False, leading=True, settle=0.0), changes) == [0.0, 0.0]

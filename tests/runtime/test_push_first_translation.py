@@ -4,6 +4,8 @@ served by one job, which translates each group asked for once and no other group
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import time
 
 from controlplane.server.push import Pusher
 from controlplane.sources.memory import MemorySource
@@ -53,6 +55,42 @@ async def test_groups_that_join_at_once_are_translated_in_one_job(monkeypatch) -
 
     await pusher.translate_group(third)  # a late stream of a translated group: nothing to do
     assert len(jobs) == 2
+
+
+async def test_groups_asked_for_while_a_job_translates_are_taken_by_that_job(monkeypatch) -> None:
+    """A group whose stream joins while a first translation runs is translated by the same
+    job, right after, in its thread: not after the event loop (busy sending the first
+    group's config) gets round to starting another."""
+    store, cache = Store(), SnapshotCache()
+    MemorySource(store).apply(SERVICE)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    loop = asyncio.get_running_loop()
+    jobs: list[list[str]] = []
+    threads: list[object] = []  # the jobs handed to a worker thread
+    full, to_thread = pusher._full, asyncio.to_thread
+    joined: list[concurrent.futures.Future] = []
+
+    def recording(groups, ctx):
+        jobs.append([proxy.namespace for proxy in groups.values()])
+        if len(jobs) == 1:  # a stream of another group joins meanwhile
+            late = pusher.group_of(node(sidecar("late")), None)
+            joined.append(asyncio.run_coroutine_threadsafe(pusher.translate_group(late), loop))
+            deadline = time.monotonic() + 5
+            while late not in pusher._first_needed and time.monotonic() < deadline:
+                time.sleep(0.001)
+        return full(groups, ctx)
+
+    def counting(work, *args):
+        threads.append(work)
+        return to_thread(work, *args)
+
+    monkeypatch.setattr(pusher, "_full", recording)
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    await pusher.translate_group(pusher.group_of(node(sidecar("one")), None))
+    await asyncio.gather(*map(asyncio.wrap_future, joined))
+    assert jobs == [["one"], ["late"]]
+    assert len(threads) == 1, "one job"
+    assert all(cache.has_group(g) for g in pusher.groups())
 
 
 async def test_a_group_left_before_its_job_is_not_translated() -> None:

@@ -3,7 +3,7 @@ leave every group with exactly what a full translation of the same snapshot give
 
 from __future__ import annotations
 
-from controlplane.server.push import Pusher, PushReport
+from controlplane.server.push import Pusher, PushReport, awaits_pods, merge_changes
 from controlplane.sources.memory import MemorySource
 from controlplane.store import Store
 from controlplane.translate import ENDPOINT_TYPE, MeshConfig
@@ -123,3 +123,61 @@ async def test_an_address_gone_disappears_and_the_version_moves_while_views_held
     assert fresh.group_of(node(PROXIES[0]), None) == group
     await fresh.push(None)
     assert now.version == fresh_cache.resources(group, ENDPOINT_TYPE).version
+
+
+async def test_an_endpoint_push_says_whether_it_changed_any_groups_config() -> None:
+    """``PushReport.changed`` is False exactly when no group's assignments changed: a Pod no
+    slice names, a slice whose new address waits for its Pod (the debouncer then does not
+    count the push, and the next event still takes the leading edge)."""
+    store, cache = Store(), SnapshotCache()
+    source = MemorySource(store)
+    pusher = Pusher(cache, lambda: store.snapshot, MeshConfig())
+    source.apply(service("reviews"), pod("reviews-1", "reviews", "10.0.0.1"),
+                 reviews_slice(("reviews-1", "10.0.0.1")))
+    group = pusher.group_of(node(PROXIES[0]), None)
+    await pusher.push(None)
+    steps = [
+        ("a Pod no slice names", lambda: source.apply(pod("reviews-2", "reviews", "10.0.0.2")), False),
+        ("the slice naming it",
+         lambda: source.apply(reviews_slice(("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2"))), True),
+        ("a slice naming a Pod not yet known",
+         lambda: source.apply(reviews_slice(("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2"),
+                                            ("reviews-3", "10.0.0.3"))), False),
+        ("that Pod", lambda: source.apply(pod("reviews-3", "reviews", "10.0.0.3")), True),
+        ("the slice no longer naming the old Pod",
+         lambda: source.apply(reviews_slice(("reviews-2", "10.0.0.2"), ("reviews-3", "10.0.0.3"))), True),
+        ("then the old Pod deleted", lambda: source.delete(pod("reviews-1", "reviews", "10.0.0.1")), False),
+    ]
+    for what, change, changed in steps:
+        version = cache.resources(group, ENDPOINT_TYPE).version
+        report = await pusher.push(change())
+        assert report is not None and report.endpoints_only, what
+        assert report.changed is changed, what
+        assert (cache.resources(group, ENDPOINT_TYPE).version != version) is changed, what
+
+
+def test_a_change_awaits_pods_while_an_endpoint_waits_for_its_pod() -> None:
+    """``awaits_pods`` (the Kubernetes settle: more of the change is on its way) holds for a
+    slice naming a Pod not here yet and for a Pod deleted while a slice may still name it."""
+    store = Store()
+    source = MemorySource(store)
+    source.apply(service("reviews"), pod("reviews-1", "reviews", "10.0.0.1"))
+    steps = [
+        ("a slice naming a Pod that is here",
+         lambda: source.apply(reviews_slice(("reviews-1", "10.0.0.1"))), False),
+        ("a slice naming one that is not",
+         lambda: source.apply(reviews_slice(("reviews-1", "10.0.0.1"), ("reviews-2", "10.0.0.2"))), True),
+        ("that Pod", lambda: source.apply(pod("reviews-2", "reviews", "10.0.0.2")), False),
+        ("a Pod deleted", lambda: source.delete(pod("reviews-1", "reviews", "10.0.0.1")), True),
+        ("a Pod deleted that the slice, changed with it, still names",
+         lambda: merge_changes(source.apply(reviews_slice(("reviews-2", "10.0.0.2"))),
+                               source.delete(pod("reviews-2", "reviews", "10.0.0.2"))), True),
+        ("an address with no targetRef", lambda: source.apply(reviews_slice((None, "10.0.0.3"))), False),
+    ]
+    for what, change, awaits in steps:
+        assert awaits_pods(change()) is awaits, what
+    # The rest of a change arriving completes it: the slice dropping the deleted Pod.
+    source.apply(pod("reviews-4", "reviews", "10.0.0.4"), reviews_slice(("reviews-4", "10.0.0.4")))
+    deleted = source.delete(pod("reviews-4", "reviews", "10.0.0.4"))
+    assert awaits_pods(deleted)
+    assert not awaits_pods(merge_changes(deleted, source.apply(reviews_slice((None, "10.0.0.5")))))

@@ -16,8 +16,8 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import struct_pb2
 
 from controlplane.auth import local_token_issuer
-from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 from controlplane.ca import load_ca_folder
+from controlplane.translate.bootstrap import BootstrapParams, render_bootstrap
 from tests.harness.control_plane import served_control_plane
 from tests.harness.envoy import EnvoyProcess, http_get
 from tests.harness.ports import free_port

@@ -9,9 +9,9 @@ import yaml
 
 from controlplane.cli import build_parser
 from controlplane.cli.serve import settings_from
+from controlplane.model.base import ValidationError
 from controlplane.model.mesh import apply_mesh_config, mesh_config_from_yaml
 from controlplane.sources.mesh_config import load_mesh_config
-from controlplane.model.base import ValidationError
 from controlplane.translate import MeshConfig
 
 ISTIO_CONFIGMAP_MESH = """\

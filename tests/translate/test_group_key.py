@@ -9,7 +9,14 @@ from google.protobuf import struct_pb2
 from controlplane.server.push import Pusher
 from controlplane.sources.memory import MemorySource
 from controlplane.store import Store
-from controlplane.translate import LISTENER_TYPE, MeshConfig, Proxy, group_key, push_context, translate
+from controlplane.translate import (
+    LISTENER_TYPE,
+    MeshConfig,
+    Proxy,
+    group_key,
+    push_context,
+    translate,
+)
 from controlplane.xds import SnapshotCache
 from tests.translate.support import load_documents, snapshot_of
 

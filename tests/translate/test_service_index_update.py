@@ -112,6 +112,42 @@ def test_each_endpoint_change_updates_only_the_services_it_feeds() -> None:
         index = update.index
 
 
+def test_an_endpoint_whose_pod_has_not_arrived_is_left_out_until_it_does() -> None:
+    """Each kind has its own watch, so a slice may name a Pod the store does not hold yet.
+    Istio leaves such an endpoint out (getPod / registerEndpointResync): without its Pod it
+    would go out with no labels (no subset), no service account and no tlsMode (plaintext to
+    a sidecar). It comes once the Pod does, through an update as through a rebuild."""
+    store = Store()
+    source = MemorySource(store)
+    source.apply(service("reviews"), pod("reviews-1", "reviews", "10.0.0.1"),
+                 endpoint_slice("reviews", ("reviews-1", "10.0.0.1")))
+    index = build_service_index(store.snapshot, MESH)
+    reviews = ("reviews.default.svc.cluster.local", 9080)
+    steps = [
+        ("the slice names a Pod not yet known",
+         lambda: source.apply(endpoint_slice("reviews", ("reviews-1", "10.0.0.1"), ("reviews-3", "10.0.0.3"),
+                                             (None, "10.0.0.4"))),
+         ["10.0.0.1", "10.0.0.4"]),  # an address with no targetRef needs no Pod
+        ("its Pod arrives",
+         lambda: source.apply(pod("reviews-3", "reviews", "10.0.0.3", "v2", sa="reviewer")),
+         ["10.0.0.1", "10.0.0.3", "10.0.0.4"]),
+        ("a Pod deleted before the slice stops naming it",
+         lambda: source.delete(pod("reviews-1", "reviews", "10.0.0.1")), ["10.0.0.3", "10.0.0.4"]),
+    ]
+    for what, change, addresses in steps:
+        before = store.snapshot
+        change()
+        after = store.snapshot
+        changes = after.changed_since(before, after.kinds_changed_since(before))
+        update = update_service_index(index, after, MESH, changes)
+        assert dict(update.index.endpoints) == dict(build_service_index(after, MESH).endpoints), what
+        assert [e.address for e in update.index.endpoints[reviews]] == addresses, what
+        assert update.hosts == {"reviews.default.svc.cluster.local"}, what
+        index = update.index
+    arrived = next(e for e in index.endpoints[reviews] if e.address == "10.0.0.3")
+    assert (arrived.service_account, dict(arrived.labels)["version"]) == ("reviewer", "v2")
+
+
 def test_a_snapshot_tells_what_changed_since_a_recent_ancestor_as_a_full_comparison_does() -> None:
     store = Store()
     source = MemorySource(store)

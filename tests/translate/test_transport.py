@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
+
 from controlplane.model.destination_rule import ClientTLSSettings
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate.transport import apply_upstream_tls, upstream_transport_socket
-from envoy.config.cluster.v3 import cluster_pb2
-from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 HOST = "reviews.default.svc.cluster.local"
 

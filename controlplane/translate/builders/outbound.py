@@ -10,7 +10,7 @@ changed, found from the service index's lineage, not by looking every unit up ag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -20,13 +20,14 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 
 from controlplane.model.destination_rule import DestinationRuleSpec, Subset
 from controlplane.model.labels import selector_matches
+from controlplane.model.locality import Locality
 from controlplane.model.mesh import MeshConfig
 from controlplane.translate import clusters as cb
 from controlplane.translate import destination_policy as dp
 from controlplane.translate import names
 from controlplane.translate.credentials import credential_resource_names
 from controlplane.translate.endpoints import load_assignment
-from controlplane.translate.index.context import PushContext
+from controlplane.translate.index.context import LabelsKey, PushContext
 from controlplane.translate.index.registry import EDS, MeshEndpoint, MeshService, ServicePort
 from controlplane.translate.peer_authentication import endpoint_accepts_mtls, inbound_mtls
 from controlplane.translate.protocol import is_http
@@ -47,7 +48,7 @@ def subset_endpoints(eps: tuple[MeshEndpoint, ...], subset: Subset | None) -> tu
     return tuple(e for e in eps if selector_matches(subset.labels, e.label_map))
 
 
-def cluster_specs(ctx: PushContext, proxy: Proxy, services: list[MeshService]) -> Iterator[ClusterSpec]:
+def cluster_specs(ctx: PushContext, proxy: Proxy, services: Iterable[MeshService]) -> Iterator[ClusterSpec]:
     """(service, port, subset, rule spec) for every outbound cluster of ``services``, in name order."""
     for service in services:
         rule = _rule(ctx, proxy, service)
@@ -58,13 +59,16 @@ def cluster_specs(ctx: PushContext, proxy: Proxy, services: list[MeshService]) -
 
 
 def _shared_key(ctx: PushContext, proxy: Proxy, scope: SidecarScope) -> Hashable:
-    """What outbound clusters and endpoints depend on besides the snapshot: the scope, and
-    the proxy's labels only where a DestinationRule in its namespace selects workloads."""
-    selective = ctx.has_selective_rule(proxy.namespace)
-    return (scope.key, proxy.labels if selective else None, proxy.has_certificate)
+    """What outbound clusters and endpoints depend on besides the snapshot: the services the
+    scope sees (by hostname: one service each in a context), the DestinationRules the proxy
+    gets for them (its rule view: the same for every namespace that changes no rule's choice,
+    else its namespace and labels) and whether it holds a certificate (auto mTLS). Not the
+    proxy's namespace as such: proxies of namespaces that see the same services and rules
+    share one build, the warm-up's (Pusher.warm) included."""
+    return (scope.services_key, ctx.destination_rule_view(proxy), proxy.has_certificate)
 
 
-def _scope_inputs(ctx: PushContext, services: list[MeshService]) -> tuple[object, ...]:
+def _scope_inputs(ctx: PushContext, services: Sequence[MeshService]) -> tuple[object, ...]:
     """What a scope's outbound clusters, assignments and credential names read besides the
     slot they are kept in (``_shared_key`` and the proxy's fields there) and the endpoints:
     its services, the DestinationRules (the store keeps an unchanged one as the same object)
@@ -88,7 +92,7 @@ def _per_service(
     ctx: PushContext,
     proxy: Proxy,
     slot: Hashable,
-    services: list[MeshService],
+    services: Sequence[MeshService],
     build: Callable[[MeshService, Rule], T],
     assemble: Callable[[Iterable[tuple[MeshService, Rule, T]]], R],
 ) -> R:
@@ -236,9 +240,7 @@ def outbound_assignments(
 ) -> tuple[endpoint_pb2.ClusterLoadAssignment, ...]:
     """ClusterLoadAssignments of every EDS cluster of the scope (of ``hosts`` alone when
     given: after their endpoints changed), sorted by cluster name."""
-    # failoverPriority may compare endpoint labels with the proxy's own.
-    labels = proxy.labels if ctx.uses_failover_priority else None
-    key = (_shared_key(ctx, proxy, scope), proxy.locality, labels, hosts)
+    key = (_shared_key(ctx, proxy, scope), *_assignment_inputs(ctx, proxy), hosts)
     cached = ctx.memo.assignments.get(key)
     if cached is None:
         build = partial(_service_assignments, ctx, proxy)
@@ -252,19 +254,28 @@ def outbound_assignments(
     return cached
 
 
+def _assignment_inputs(ctx: PushContext, proxy: Proxy) -> tuple[Locality | None, LabelsKey]:
+    """What of the proxy its assignments may read: its locality where a DestinationRule can
+    switch locality load balancing on, its labels where one has failoverPriority (which
+    compares endpoint labels with them). Else none: proxies of every locality share them."""
+    return (
+        proxy.locality if ctx.routing.uses_locality_lb else None,
+        proxy.labels if ctx.uses_failover_priority else None,
+    )
+
+
 def _service_assignments(
     ctx: PushContext, proxy: Proxy, service: MeshService, rule: Rule
 ) -> tuple[tuple[str, endpoint_pb2.ClusterLoadAssignment], ...]:
     if service.resolution != EDS:
         return ()
-    # failoverPriority may compare endpoint labels with the proxy's own
-    labels = proxy.labels if ctx.uses_failover_priority else None
+    locality, labels = _assignment_inputs(ctx, proxy)
     out: list[tuple[str, endpoint_pb2.ClusterLoadAssignment]] = []
     for port in service.ports:
         eps = ctx.service_endpoints(service.hostname, port.number)
         # every input _port_assignments reads (PeerAuthentications: the policy index)
-        key = ("assignments", service, port, ident(rule), eps, proxy.locality, labels, Ident(ctx.policies))
-        out.extend(ctx.units.get(key, partial(_port_assignments, ctx, proxy, service, port, rule, eps)))
+        key = ("assignments", service, port, ident(rule), eps, locality, labels, Ident(ctx.policies))
+        out.extend(ctx.units.get(key, partial(_port_assignments, ctx, locality, labels, service, port, rule, eps)))
     return tuple(out)
 
 
@@ -281,7 +292,8 @@ def _assignments_by_name(
 
 def _port_assignments(
     ctx: PushContext,
-    proxy: Proxy,
+    proxy_locality: Locality | None,
+    proxy_labels: LabelsKey,
     service: MeshService,
     port: ServicePort,
     rule: DestinationRuleSpec | None,
@@ -299,11 +311,11 @@ def _port_assignments(
         # Failover priorities need outlier detection (Envoy never leaves a priority without
         # it); distribute weights do not (Istio's ApplyLocalityLoadBalancer).
         distributes = setting is not None and bool(setting.distribute) and setting.enabled is not False
-        locality = proxy.locality if policy.locality_lb_enabled or distributes else None
+        locality = proxy_locality if policy.locality_lb_enabled or distributes else None
         out.append((name, load_assignment(
             name, list(subset_endpoints(eps, subset)), proxy_locality=locality,
             locality_setting=setting,
-            proxy_labels=proxy.label_map,
+            proxy_labels=dict(proxy_labels) if proxy_labels is not None else None,
             accepts_mtls=lambda ep: endpoint_accepts_mtls(ctx, ep),
             workload_facts=not is_http(port.protocol),  # no headers tell a TCP client who answered
         )))

@@ -9,13 +9,14 @@ kinds alone (the conversion also reads Services, ServiceEntries, Namespaces and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from controlplane.model.destination_rule import (
     DestinationRule,
     DestinationRuleSpec,
-    LoadBalancerSettings,
+    PortTrafficPolicy,
+    TrafficPolicy,
 )
 from controlplane.model.gateway_api import GATEWAY_API_KINDS
 from controlplane.model.hosts import resolve_short_name, specificity
@@ -75,6 +76,10 @@ class RoutingIndex:
     sidecars: Mapping[str, tuple[Sidecar, ...]] = field(default_factory=dict)
     # Does any DestinationRule compare endpoint labels with the proxy's (failoverPriority)?
     uses_failover_priority: bool = False
+    # Could any DestinationRule make an assignment read the proxy's locality (outlier
+    # detection, Istio's locality failover, or a locality setting)? If not, proxies of every
+    # locality share their assignments.
+    uses_locality_lb: bool = False
     # Istio Gateways, VirtualServices and status derived from the Gateway API
     gateway_api: ConvertedConfig = NO_GATEWAY_API
 
@@ -87,16 +92,27 @@ def exported_to(export: frozenset[str], owner_ns: str, proxy_ns: str) -> bool:
     return proxy_ns in export or ("." in export and owner_ns == proxy_ns)
 
 
+def _policy_levels(spec: DestinationRuleSpec) -> Iterator[TrafficPolicy | PortTrafficPolicy]:
+    """Every level of a rule's traffic policy: its own, its subsets', and their port levels."""
+    for policy in (spec.traffic_policy, *(s.traffic_policy for s in spec.subsets)):
+        if policy is not None:
+            yield policy
+            yield from policy.port_level_settings
+
+
 def _has_failover_priority(spec: DestinationRuleSpec) -> bool:
-    policies = [spec.traffic_policy] + [s.traffic_policy for s in spec.subsets]
-    lbs: list[LoadBalancerSettings | None] = []
-    for p in policies:
-        if p is not None:
-            lbs.append(p.load_balancer)
-            lbs += [pls.load_balancer for pls in p.port_level_settings]
     return any(
         lb is not None and lb.locality_lb_setting is not None and bool(lb.locality_lb_setting.failover_priority)
-        for lb in lbs
+        for lb in (p.load_balancer for p in _policy_levels(spec))
+    )
+
+
+def _reads_locality(spec: DestinationRuleSpec) -> bool:
+    """Can this rule make an assignment depend on the proxy's locality (any level with
+    outlier detection, or with a locality setting)? Levels merge, so any one counts."""
+    return any(
+        p.outlier_detection is not None or (p.load_balancer is not None and p.load_balancer.locality_lb_setting is not None)
+        for p in _policy_levels(spec)
     )
 
 
@@ -135,7 +151,7 @@ def build_routing_index(snapshot: Snapshot, mesh: MeshConfig) -> RoutingIndex:
     merged = merge_delegates(snapshot.of_kind(VirtualService.KIND), mesh.domain_suffix)
     virtual_services = virtual_service_entries([*merged, *converted.virtual_services], mesh)
     rules: dict[str, list[DestinationRuleEntry]] = {}
-    failover_priority = False
+    failover_priority = locality_lb = False
     dr: DestinationRule
     for dr in _destination_rules(snapshot, converted, mesh):
         ns = dr.meta.namespace
@@ -144,6 +160,7 @@ def build_routing_index(snapshot: Snapshot, mesh: MeshConfig) -> RoutingIndex:
         )
         rules.setdefault(ns, []).append(entry)
         failover_priority |= _has_failover_priority(dr.spec)
+        locality_lb |= _reads_locality(dr.spec)
     dr_index: dict[str, DestinationRuleIndex] = {}
     for ns, entries in rules.items():
         exact: dict[str, list[DestinationRuleEntry]] = {}
@@ -164,5 +181,6 @@ def build_routing_index(snapshot: Snapshot, mesh: MeshConfig) -> RoutingIndex:
         dr_index=dr_index,
         sidecars={ns: tuple(v) for ns, v in sidecars.items()},
         uses_failover_priority=failover_priority,
+        uses_locality_lb=locality_lb,
         gateway_api=converted,
     )

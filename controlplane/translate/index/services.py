@@ -222,9 +222,16 @@ def _endpoint_from_address(
     pods: PodIndex,
     target_ref: ObjectReference | None,
     ready: bool,
-) -> MeshEndpoint:
+) -> MeshEndpoint | None:
+    """None for an address whose targetRef names a Pod not (yet) known: its labels, service
+    account and tlsMode would be wrong (no subset, no identity, plaintext), so it is left out
+    until the Pod arrives, as Istio's getPod/registerEndpointResync do (the Pod's arrival
+    rebuilds the endpoints of the services whose slices name it, EndpointSources.services_using).
+    Watches of different kinds are not ordered: the slice may come first."""
     # Locality as Istio's: from the Pod only (not the slice's zone, which Istio never reads).
     pod = pods.find(namespace, target_ref, ip)
+    if pod is None and target_ref is not None and target_ref.kind == "Pod":
+        return None
     labels: Mapping[str, str] = pod.meta.labels if pod is not None else {}
     return MeshEndpoint(
         address=ip,
@@ -266,9 +273,11 @@ def kubernetes_endpoints(
                     if not ep.is_ready:
                         continue
                     for ip in ep.addresses[:1]:
-                        out[sp.number].append(
-                            _endpoint_from_address(ip, number, service.namespace, pods, ep.target_ref, True)
+                        endpoint = _endpoint_from_address(
+                            ip, number, service.namespace, pods, ep.target_ref, True
                         )
+                        if endpoint is not None:
+                            out[sp.number].append(endpoint)
     elif legacy is not None:
         for subset in legacy.subsets:
             for sp in service.ports:
@@ -276,9 +285,11 @@ def kubernetes_endpoints(
                 if number is None:
                     continue
                 for addr in subset.addresses:
-                    out[sp.number].append(
-                        _endpoint_from_address(addr.ip, number, service.namespace, pods, addr.target_ref, True)
+                    endpoint = _endpoint_from_address(
+                        addr.ip, number, service.namespace, pods, addr.target_ref, True
                     )
+                    if endpoint is not None:
+                        out[sp.number].append(endpoint)
     return out
 
 
