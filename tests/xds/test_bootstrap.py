@@ -15,7 +15,7 @@ from tests.harness.envoy import EnvoyProcess, envoy_binary, http_get
 from tests.harness.ports import free_port
 from tests.harness.wait import eventually
 from tests.harness.xds_server import running_xds_server
-from tests.xds.test_server_grpc import self_signed
+from tests.xds.support import self_signed
 
 
 def test_node_follows_istio_conventions():

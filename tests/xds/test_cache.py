@@ -10,7 +10,7 @@ import pytest
 from controlplane.xds import SnapshotCache, XdsCore, types
 from tests.harness import xds_resources as r
 from tests.harness.xds_double import StreamDouble, ack, sotw_request
-from tests.xds.test_sotw_protocol import base_snapshot
+from tests.xds.support import base_snapshot
 
 
 def test_a_resource_under_the_wrong_type_is_refused(cache: SnapshotCache):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from controlplane.xds import types
 from tests.harness import xds_resources as r
 from tests.harness.xds_double import StreamDouble, delta_ack, delta_request
-from tests.xds.test_sotw_protocol import NODE, base_snapshot
+from tests.xds.support import NODE, base_snapshot
 
 
 def names(response) -> list[str]:

@@ -9,7 +9,7 @@ import logging
 from controlplane.xds import types
 from tests.harness import xds_resources as r
 from tests.harness.xds_double import StreamDouble, delta_ack, delta_request
-from tests.xds.test_sotw_incremental import CLUSTERS, NODE, port_of, snapshot
+from tests.xds.support import CLUSTERS, NODE, count_plans, port_of, snapshot
 
 
 def names(response) -> list[str]:
@@ -28,19 +28,6 @@ async def connect(ads: StreamDouble) -> None:
             assert names(response) == list(CLUSTERS)
         ads.send(delta_ack(response))
     await ads.settle()
-
-
-def count_plans(stream, method: str = "_plan_delta") -> list[str]:
-    """Record each full plan the stream makes (by type): delta's, or SotW's (``_plan_sotw``)."""
-    planned: list[str] = []
-    plan = getattr(stream, method)
-
-    def counting(state, view):
-        planned.append(types.short_name(state.type_url))
-        return plan(state, view)
-
-    setattr(stream, method, counting)
-    return planned
 
 
 async def test_endpoint_changes_and_their_acks_cost_no_full_plan(cache, core):

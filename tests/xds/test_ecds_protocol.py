@@ -23,7 +23,7 @@ from tests.harness.xds_double import (
     nack,
     sotw_request,
 )
-from tests.xds.test_sotw_protocol import NODE, base_snapshot, connect_cds
+from tests.xds.support import NODE, base_snapshot, connect_cds
 
 ECDS = types.EXTENSION_CONFIG
 ALLOW, DENY, UNUSED = "ns.rbac-allow", "ns.rbac-deny", "ns.unused"

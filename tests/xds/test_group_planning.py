@@ -20,7 +20,7 @@ from controlplane.xds.resources import TypeResources, prepare
 from controlplane.xds.state import TypeState
 from tests.harness import xds_resources as r
 from tests.harness.xds_double import StreamDouble, ack, sotw_request
-from tests.xds.test_sotw_incremental import CLUSTERS, names, snapshot, subscribe_all
+from tests.xds.support import CLUSTERS, names, snapshot, subscribe_all
 
 GROWN = (*CLUSTERS, "d")
 

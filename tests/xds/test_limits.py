@@ -10,12 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from controlplane.xds import CallInfo, SnapshotCache, XdsCore, types
+from controlplane.xds import CallInfo, types
 from controlplane.xds.limits import (
-    UNLIMITED,
     InvalidArgument,
     NewStreamRate,
-    Refused,
     ResourceExhausted,
     XdsLimits,
     peer_address,
@@ -27,34 +25,7 @@ from tests.harness.xds_double import (
     nack,
     sotw_request,
 )
-from tests.xds.test_sotw_protocol import NODE, base_snapshot, connect_cds
-
-SMALL = replace(
-    UNLIMITED,
-    max_request_bytes=4000,
-    max_names_per_subscription=10,
-    max_names_per_stream=15,
-    max_name_bytes=100,
-    max_types_per_stream=4,
-    max_streams_per_identity=2,
-    max_streams_per_peer=2,
-    max_kept_text=200,
-)
-
-
-def limited(cache: SnapshotCache, limits: XdsLimits = SMALL, **kwargs) -> XdsCore:
-    cache.set_snapshot("g", base_snapshot())
-    return XdsCore(cache, group_of=lambda node, identity: "g", limits=limits, **kwargs)
-
-
-def eds_names(count: int, start: int = 0) -> list[str]:
-    return [f"outbound|80||s{i}.default.svc.cluster.local" for i in range(start, start + count)]
-
-
-async def refusal(ads: StreamDouble) -> Refused:
-    error = await ads.ended()
-    assert isinstance(error, Refused), error
-    return error
+from tests.xds.support import NODE, SMALL, base_snapshot, connect_cds, eds_names, limited, refusal
 
 
 async def test_a_request_over_the_byte_limit_is_refused(cache):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from controlplane.xds import types
 from tests.harness.xds_double import StreamDouble, delta_request, sotw_request
-from tests.xds.test_sotw_protocol import NODE, base_snapshot
+from tests.xds.support import NODE, base_snapshot
 
 
 async def test_delta_reconnect_with_everything_held_is_synced_without_a_response(cache, core):

@@ -16,8 +16,7 @@ from controlplane.xds.requests import parse_request
 from controlplane.xds.shared import subscription_key
 from tests.harness import xds_resources as r
 from tests.harness.xds_double import StreamDouble, ack, delta_request, nack, sotw_request
-from tests.xds.test_limits import SMALL, eds_names, limited, refusal
-from tests.xds.test_sotw_incremental import NODE, names, snapshot
+from tests.xds.support import NODE, SMALL, eds_names, limited, names, refusal, snapshot
 
 
 def wire(request) -> bytes:

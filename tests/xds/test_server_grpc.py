@@ -4,21 +4,16 @@ stuck client over real HTTP/2 flow control."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from controlplane.xds import PermissionDenied, Unauthenticated, types
 from tests.harness import xds_resources as r
 from tests.harness.xds_client import XdsClientStream
 from tests.harness.xds_double import ack, sotw_request
 from tests.harness.xds_server import running_xds_server
-from tests.xds.test_sotw_protocol import base_snapshot
+from tests.xds.support import base_snapshot, self_signed
 
 
 def channel(port: int) -> grpc.aio.Channel:
@@ -59,30 +54,6 @@ async def test_single_type_cluster_service():
         assert sorted(r.decode_resources(response)) == ["a", "b"]
         assert xds.streams_status()[0]["service"] == "CDS"
         await stream.close()
-
-
-def self_signed(host: str) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 async def test_tls_listener():

@@ -19,7 +19,7 @@ from tests.harness.xds_double import (
     nack,
     sotw_request,
 )
-from tests.xds.test_sotw_incremental import CLUSTERS, NODE, names, port_of, snapshot, subscribe_all
+from tests.xds.support import CLUSTERS, NODE, names, port_of, snapshot, subscribe_all
 
 
 def eds_state(ads: StreamDouble):

@@ -10,42 +10,7 @@ from __future__ import annotations
 from controlplane.xds import types
 from tests.harness import xds_resources as r
 from tests.harness.xds_double import StreamDouble, ack, nack, sotw_request
-
-NODE = "sidecar~127.0.0.1~a.default~default.svc.cluster.local"
-CLUSTERS = ("a", "b", "c")
-
-
-def snapshot(ports: dict[str, int] | None = None, *, timeouts: dict[str, int] | None = None):
-    ports = {name: 8080 for name in CLUSTERS} | (ports or {})
-    timeouts = timeouts or {}
-    return r.snapshot(
-        clusters=[r.cluster(n, timeout_ms=timeouts.get(n, 1000)) for n in CLUSTERS],
-        endpoints=[r.assignment(n, [("127.0.0.1", ports[n])]) for n in CLUSTERS],
-        listeners=[r.http_listener("l1", "127.0.0.1", 10000, "routes")],
-        routes=[r.route_config("routes", [("/", "a")]), r.route_config("other", [("/", "b")])],
-    )
-
-
-def names(response) -> list[str]:
-    return sorted(r.decode_resources(response))
-
-
-def port_of(response, name: str) -> int:
-    assignment = r.decode_resources(response)[name]
-    return assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value
-
-
-async def subscribe_all(ads: StreamDouble, eds_names=CLUSTERS):
-    """CDS then EDS, both ACKed; returns the EDS response."""
-    ads.send(sotw_request(types.CLUSTER, node_id=NODE))
-    cds = await ads.recv()
-    ads.send(ack(cds))
-    ads.send(sotw_request(types.ENDPOINT, eds_names))
-    eds = await ads.recv()
-    assert names(eds) == sorted(eds_names)
-    ads.send(ack(eds, eds_names))
-    await ads.settle()
-    return eds
+from tests.xds.support import CLUSTERS, NODE, names, port_of, snapshot, subscribe_all
 
 
 async def test_an_endpoint_change_sends_only_that_assignment(cache, core):

@@ -8,33 +8,7 @@ import logging
 from controlplane.xds import SnapshotCache, XdsCore, types
 from tests.harness import xds_resources as r
 from tests.harness.xds_double import StreamDouble, ack, nack, sotw_request
-
-NODE = "sidecar~127.0.0.1~a.default~default.svc.cluster.local"
-
-
-def base_snapshot(*, timeout_ms: int = 1000, port: int = 8080, extra_cluster: bool = True):
-    clusters = [r.cluster("a", timeout_ms=timeout_ms)]
-    endpoints = [r.assignment("a", [("127.0.0.1", port)])]
-    if extra_cluster:
-        clusters.append(r.cluster("b"))
-        endpoints.append(r.assignment("b", [("127.0.0.2", 8080)]))
-    return r.snapshot(
-        clusters=clusters,
-        endpoints=endpoints,
-        listeners=[r.http_listener("l1", "127.0.0.1", 10000, "routes")],
-        routes=[r.route_config("routes", [("/", "a")]), r.route_config("other", [("/", "b")])],
-    )
-
-
-def names(response) -> list[str]:
-    return sorted(r.decode_resources(response))
-
-
-async def connect_cds(ads: StreamDouble):
-    ads.send(sotw_request(types.CLUSTER, node_id=NODE))
-    response = await ads.recv()
-    ads.send(ack(response))
-    return response
+from tests.xds.support import NODE, base_snapshot, connect_cds, names
 
 
 async def test_node_is_remembered_from_the_first_request(cache: SnapshotCache):

@@ -16,7 +16,7 @@ from controlplane.xds import SnapshotCache, XdsCore, types
 from controlplane.xds.limits import UNLIMITED, Refused
 from controlplane.xds.stream import Stream
 from tests.harness.xds_double import StreamDouble, delta_request, sotw_request
-from tests.xds.test_sotw_protocol import NODE, base_snapshot
+from tests.xds.support import NODE, base_snapshot
 
 LIMITS = replace(
     UNLIMITED,

@@ -6,8 +6,7 @@ from __future__ import annotations
 from controlplane.xds import types
 from tests.harness import xds_resources as r
 from tests.harness.xds_double import StreamDouble, ack, delta_ack, delta_request, nack, sotw_request
-from tests.xds.test_delta_steps import count_plans
-from tests.xds.test_sotw_incremental import CLUSTERS, NODE, names, port_of, snapshot, subscribe_all
+from tests.xds.support import CLUSTERS, NODE, count_plans, names, port_of, snapshot, subscribe_all
 
 
 async def test_sotw_an_updated_assignment_goes_alone_with_the_version_of_the_whole_set(cache, core):
