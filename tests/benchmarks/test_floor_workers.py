@@ -22,7 +22,7 @@ from benchmarks import report, wire
 from benchmarks.__main__ import PRESETS
 from benchmarks.floor_server import encode_batch
 from benchmarks.runner import DEFAULT_TARGETS, run
-from tests.benchmarks.test_small_runs import MAIN, assert_converged
+from tests.benchmarks.support import MAIN, assert_converged
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = PRESETS["small"]

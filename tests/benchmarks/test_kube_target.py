@@ -15,7 +15,7 @@ from benchmarks.kube_api import served_collections
 from benchmarks.kube_target import writes
 from benchmarks.runner import run
 from controlplane.sources.kubernetes import DEFAULT_KINDS
-from tests.benchmarks.test_small_runs import MAIN, assert_converged
+from tests.benchmarks.support import MAIN, assert_converged
 from tests.harness.kube import PODS, api_client_for
 from tests.kube_double.server import KubeApiDouble
 

@@ -15,20 +15,11 @@ import pytest
 from benchmarks import report
 from benchmarks.__main__ import PRESETS
 from benchmarks.runner import run
+from tests.benchmarks.support import MAIN, assert_converged
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = PRESETS["small"]
-MAIN = ("cold_start", "endpoint_churn", "routing_change", "new_service")
 TARGETS = ["floor", "controlplane"]
-
-
-def assert_converged(result: dict) -> None:
-    assert result["complete"], result
-    assert result["converged"] == result["expected"] > 0
-    assert result.get("lost_updates", 0) == 0 and result.get("mismatched", 0) == 0
-    assert result["reconnects"] == 0
-    assert result["bytes_sent"] > 0
-    assert all(result["convergence_ms"][k] is not None for k in ("p50", "p95", "p99", "max"))
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -9,7 +9,7 @@ from controlplane.store import Store
 from controlplane.translate import ENDPOINT_TYPE, MeshConfig
 from controlplane.xds import SnapshotCache
 from tests.harness.xds_double import node
-from tests.translate.test_service_index_update import endpoint_slice, pod, service
+from tests.translate.support import endpoint_slice, pod, service
 
 RULE = {
     "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",

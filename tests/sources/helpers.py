@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from controlplane.store import Store
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
@@ -33,3 +37,15 @@ spec:
   - name: http
     port: {port}
 """
+
+
+def names(store: Store) -> list[str]:
+    return sorted(k.name for k in store.snapshot)
+
+
+def write(path: Path, text: str) -> None:
+    """Write the way editors do: a temporary file renamed over the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

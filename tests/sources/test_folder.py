@@ -1,23 +1,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from controlplane.model.base import ResourceKey
 from controlplane.sources.folder import FolderSource
 from controlplane.store import ChangeSet, Store
-from tests.sources.helpers import service_yaml, wait_for
+from tests.sources.helpers import names, service_yaml, wait_for, write
 
 
 def svc(name: str, ns: str = "default") -> ResourceKey:
     return ResourceKey("Service", ns, name)
-
-
-def names(store: Store) -> list[str]:
-    return sorted(k.name for k in store.snapshot)
 
 
 def port_of(store: Store, name: str) -> int | None:
@@ -25,35 +18,6 @@ def port_of(store: Store, name: str) -> int | None:
     if resource is None:
         return None
     return resource.spec.ports[0].port  # type: ignore[attr-defined]
-
-
-def write(path: Path, text: str) -> None:
-    """Write the way editors do: a temporary file renamed over the old one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-@pytest.fixture(params=["inotify", "watchfiles", "polling"])
-def watched(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[Store, FolderSource, Path]]:
-    folder = tmp_path / "config"
-    folder.mkdir()
-    write(folder / "a.yaml", service_yaml("alpha") + "---\n" + service_yaml("beta"))
-    store = Store()
-    source = FolderSource(
-        store, folder, watcher=request.param, poll_interval=0.1,
-        full_scan_interval=3600,  # changes are seen by the watcher, not by the safety-net scan
-    )
-    source.load()
-    source.start()
-    try:
-        assert source.mode == request.param  # no silent fallback to polling
-        yield store, source, folder
-    finally:
-        source.stop()
 
 
 def test_initial_load_reads_all_documents_recursively(tmp_path: Path) -> None:

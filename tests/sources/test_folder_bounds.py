@@ -16,10 +16,7 @@ from controlplane.model.base import ResourceKey
 from controlplane.sources import parsing
 from controlplane.sources.folder import FolderSource, find_yaml_files
 from controlplane.store import Store
-from tests.sources.helpers import service_yaml, wait_for
-from tests.sources.test_folder import names, watched, write
-
-__all__ = ["watched"]  # the fixture, shared with test_folder
+from tests.sources.helpers import names, service_yaml, wait_for, write
 
 DEEP_VS = (
     "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"

@@ -8,8 +8,7 @@ from pathlib import Path
 from controlplane.model.base import ResourceKey
 from controlplane.sources.folder import FolderSource
 from controlplane.store import Store
-from tests.sources.helpers import service_yaml
-from tests.sources.test_folder import write
+from tests.sources.helpers import service_yaml, write
 
 
 def port(store: Store, name: str) -> int | None:

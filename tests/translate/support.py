@@ -335,3 +335,39 @@ def run_case(name: str) -> dict:
     mesh = mesh_from(spec)
     ctx = push_context(snapshot_of(load_documents((case / "input.yaml").read_text())), mesh)
     return translate(ctx, proxy_from(spec))
+
+
+# --- documents of a small Kubernetes mesh (one namespace, port 9080) ---------------------------
+
+
+def service(name: str, **spec) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
+        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 9080}], **spec},
+    }
+
+
+def pod(name: str, app: str, ip: str, version: str = "v1", sa: str = "default") -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default",
+                     "labels": {"app": app, "version": version,
+                                "topology.kubernetes.io/zone": f"zone-{version}"}},
+        "spec": {"serviceAccountName": sa},
+        "status": {"podIP": ip, "phase": "Running"},
+    }
+
+
+def endpoint_slice(svc: str, *members: tuple[str | None, str]) -> dict:
+    """Members are (pod name or None for no targetRef, address)."""
+    return {
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": f"{svc}-1", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": svc}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 9080}],
+        "endpoints": [
+            {"addresses": [ip], **({"targetRef": {"kind": "Pod", "name": name, "namespace": "default"}}
+                                   if name else {})}
+            for name, ip in members
+        ],
+    }

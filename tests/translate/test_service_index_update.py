@@ -11,41 +11,9 @@ from controlplane.translate.index.service_index import (
     build_service_index,
     update_service_index,
 )
+from tests.translate.support import endpoint_slice, pod, service
 
 MESH = MeshConfig()
-
-
-def service(name: str, **spec) -> dict:
-    return {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
-        "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 9080}], **spec},
-    }
-
-
-def pod(name: str, app: str, ip: str, version: str = "v1", sa: str = "default") -> dict:
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default",
-                     "labels": {"app": app, "version": version,
-                                "topology.kubernetes.io/zone": f"zone-{version}"}},
-        "spec": {"serviceAccountName": sa},
-        "status": {"podIP": ip, "phase": "Running"},
-    }
-
-
-def endpoint_slice(svc: str, *members: tuple[str | None, str]) -> dict:
-    """Members are (pod name or None for no targetRef, address)."""
-    return {
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": f"{svc}-1", "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": svc}},
-        "addressType": "IPv4", "ports": [{"name": "http", "port": 9080}],
-        "endpoints": [
-            {"addresses": [ip], **({"targetRef": {"kind": "Pod", "name": name, "namespace": "default"}}
-                                   if name else {})}
-            for name, ip in members
-        ],
-    }
 
 
 def legacy_endpoints(svc: str, *ips: str) -> dict:
