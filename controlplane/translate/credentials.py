@@ -71,7 +71,8 @@ class CredentialProblem:
 
 def credential_resource_names(tls: ClientTLSSettings | None) -> tuple[str, ...]:
     """The SDS names a DestinationRule's ClientTLSSettings may make a cluster ask for (see
-    transport.upstream_transport_socket; the system CA only where the mesh has a bundle)."""
+    transport.upstream_transport_socket; the system CA's is served only where the server
+    found a bundle, builders/credentials.py)."""
     if tls is None or tls.mode not in ("SIMPLE", "MUTUAL"):
         return ()
     name = tls.credential_name
