@@ -276,7 +276,8 @@ class CaseResult:
     vs_total: int
     vs_matching: int
     config_diffs: list[str]
-    golden_rules: int
+    rule_total: int  # DestinationRules of backend policies in Istio's output
+    rule_matching: int
 
     @property
     def status_ok(self) -> bool:
@@ -311,9 +312,9 @@ def run_case(name: str) -> CaseResult:
     o_gw, o_vs, o_dr = our_config(converted, unsupported_rules)
     gw_matching, gw_diffs = _diff(g_gw, o_gw, "Gateway")
     vs_matching, vs_diffs = _diff(g_vs, o_vs, "VirtualService")
-    _, dr_diffs = _diff(g_dr, o_dr, "DestinationRule")
+    dr_matching, dr_diffs = _diff(g_dr, o_dr, "DestinationRule")
     return CaseResult(
         name, len(case.resources), case.rejected, case.skipped, len(golden), matching, status_diffs,
         sum(g_gw.values()), gw_matching, sum(g_vs.values()), vs_matching, gw_diffs + vs_diffs + dr_diffs,
-        len(unsupported_rules),
+        sum(g_dr.values()), dr_matching,
     )

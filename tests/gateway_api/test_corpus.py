@@ -71,6 +71,7 @@ def test_counts() -> None:
     status = (sum(r.status_matching for r in results), sum(r.status_total for r in results))
     gateways = (sum(r.gateway_matching for r in results), sum(r.gateway_total for r in results))
     services = (sum(r.vs_matching for r in results), sum(r.vs_total for r in results))
+    rules = (sum(r.rule_matching for r in results), sum(r.rule_total for r in results))
     cases = sum(1 for r in results if not r.status_diffs and not r.config_diffs and not r.rejected)
     accepted = sum(r.accepted for r in results)
     rejected = sum(len(r.rejected) for r in results)
@@ -79,6 +80,7 @@ def test_counts() -> None:
     print(f"objects with Istio's status: {status[0]}/{status[1]}")
     print(f"Istio Gateways equal to Istio's: {gateways[0]}/{gateways[1]}")
     print(f"VirtualServices equal to Istio's: {services[0]}/{services[1]}")
+    print(f"DestinationRules of backend policies equal to Istio's: {rules[0]}/{rules[1]}")
     print(f"documents rejected: {rejected}; skipped as unsupported kinds: {dict(skipped)}")
     print(f"resources loaded (with the test registry's services and secrets): {accepted}")
     for name in CASES:
